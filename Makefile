@@ -1,0 +1,48 @@
+# Each target sets itself up: a .venv with the project installed (dev extras for tests).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
+PORT   ?= 5006
+
+.PHONY: demo test serve lab bench lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@ $(STAMP)
+
+## demo: run the whole pipeline of data_catalog.yaml on a local Dask cluster
+demo: $(STAMP)
+	$(BIN)/workbench run
+
+## test: run the test suite (lint included)
+test: $(DEV_STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## serve: the Panel dashboards on http://127.0.0.1:$(PORT) (run `make demo` first)
+serve: $(STAMP)
+	$(BIN)/panel serve apps/cubes.py --address 127.0.0.1 --port $(PORT) \
+		--allow-websocket-origin 127.0.0.1:$(PORT) --allow-websocket-origin localhost:$(PORT)
+
+## lab: JupyterLab on 127.0.0.1 with the notebooks
+lab: $(DEV_STAMP)
+	$(BIN)/jupyter lab --ip 127.0.0.1 --notebook-dir notebooks
+
+## bench: time the workbench against peers (DuckDB, pandas) on the demo data
+bench: $(DEV_STAMP)
+	$(BIN)/python benchmarks/pipeline.py
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check workbench apps tests benchmarks
+
+clean:
+	rm -rf $(VENV) workspace .pytest_cache

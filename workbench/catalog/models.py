@@ -1,0 +1,288 @@
+"""Pydantic models of ``data_catalog.yaml``: what the pipeline is, never how it runs.
+
+Rules, joins, derivations, cubes and models are declared here; ``workbench.validation``,
+``workbench.zones``, ``workbench.cubes`` and ``workbench.ml`` execute them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+ColumnType = Literal["int", "float", "string", "bool", "datetime", "date"]
+Severity = Literal["error", "warn"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+# --- rules -------------------------------------------------------------------------------------
+
+
+class _Rule(_Strict):
+    severity: Severity = "error"
+    name: str | None = Field(None, description="reason code; defaults to '<rule>:<column>'")
+
+
+class NotNull(_Rule):
+    rule: Literal["not_null"]
+    columns: list[str]
+
+    _list = field_validator("columns", mode="before")(_as_list)
+
+
+class Between(_Rule):
+    rule: Literal["between"]
+    column: str
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Between:
+        if self.min is None and self.max is None:
+            raise ValueError("give at least one of `min` and `max`")
+        return self
+
+
+class InSet(_Rule):
+    rule: Literal["in_set"]
+    column: str
+    values: list[Any]
+
+
+class References(_Rule):
+    rule: Literal["references"]
+    column: str
+    dataset: str
+    key: str
+
+
+class Unique(_Rule):
+    rule: Literal["unique"]
+    columns: list[str]
+
+    _list = field_validator("columns", mode="before")(_as_list)
+
+
+class Regex(_Rule):
+    rule: Literal["regex"]
+    column: str
+    pattern: str
+
+
+class Expression(_Rule):
+    rule: Literal["expression"]
+    expr: str = Field(description="a vectorised boolean expression (pandas.eval) true for good rows")
+
+
+Rule = Annotated[
+    NotNull | Between | InSet | References | Unique | Regex | Expression,
+    Field(discriminator="rule"),
+]
+
+
+# --- datasets ----------------------------------------------------------------------------------
+
+
+class Source(_Strict):
+    path: str = Field(description="file path, glob, fsspec URL, or pkg://PACKAGE/PATH")
+    format: Literal["csv", "parquet", "json"] = "csv"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class Join(_Strict):
+    dataset: str
+    keys: list[str] | None = Field(None, description="columns with the same name on both sides")
+    left_on: list[str] | None = None
+    right_on: list[str] | None = None
+    how: Literal["left", "inner"] = "left"
+    columns: dict[str, str] | list[str] | None = Field(
+        None, description="columns to bring (a list, or a mapping source -> new name)"
+    )
+
+    _lists = field_validator("keys", "left_on", "right_on", mode="before")(_as_list)
+
+    @model_validator(mode="after")
+    def _keys(self) -> Join:
+        if self.keys is None and (self.left_on is None or self.right_on is None):
+            raise ValueError("give `keys`, or both `left_on` and `right_on`")
+        if self.keys is not None and (self.left_on or self.right_on):
+            raise ValueError("give either `keys` or `left_on`/`right_on`, not both")
+        if self.left_on and len(self.left_on) != len(self.right_on or []):
+            raise ValueError("`left_on` and `right_on` need the same number of columns")
+        return self
+
+    @property
+    def left_keys(self) -> list[str]:
+        return list(self.keys or self.left_on or [])
+
+    @property
+    def right_keys(self) -> list[str]:
+        return list(self.keys or self.right_on or [])
+
+    def renames(self) -> dict[str, str] | None:
+        if self.columns is None:
+            return None
+        if isinstance(self.columns, list):
+            return {c: c for c in self.columns}
+        return dict(self.columns)
+
+
+class Derivation(_Strict):
+    """One derived column: exactly one of the fields is set."""
+
+    expr: str | None = Field(None, description="pandas.eval expression over columns")
+    is_null: str | None = Field(None, description="true where the column is missing")
+    make_date: list[str] | None = Field(None, description="[year, month, day] columns -> date")
+
+    @model_validator(mode="after")
+    def _one(self) -> Derivation:
+        given = [k for k in ("expr", "is_null", "make_date") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of expr, is_null, make_date (got {given or 'none'})")
+        return self
+
+    @property
+    def inputs(self) -> list[str]:
+        if self.is_null is not None:
+            return [self.is_null]
+        return list(self.make_date or [])
+
+
+class Thresholds(_Strict):
+    max_quarantined_fraction: float = Field(1.0, ge=0, le=1)
+
+
+class Dataset(_Strict):
+    """A table of the lake (``zone: lake``, from a landed source) or a curated table."""
+
+    zone: Literal["lake", "curated"]
+    description: str = ""
+    source: Source | None = None
+    schema_: dict[str, ColumnType] = Field(default_factory=dict, alias="schema")
+    keys: list[str] = Field(default_factory=list)
+    rules: list[Rule] = Field(default_factory=list)
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    from_: str | None = Field(None, alias="from")
+    joins: list[Join] = Field(default_factory=list)
+    derived: dict[str, Derivation] = Field(default_factory=dict)
+
+    @field_validator("derived", mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: {"expr": v} if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _zone_fields(self) -> Dataset:
+        if self.zone == "lake":
+            if self.source is None or not self.schema_:
+                raise ValueError("a lake dataset needs `source` and `schema`")
+            if self.from_ or self.joins or self.derived:
+                raise ValueError("`from`, `joins` and `derived` belong to curated datasets")
+        if self.zone == "curated" and self.from_ is None:
+            raise ValueError("a curated dataset needs `from: <dataset>`")
+        return self
+
+    def upstream(self) -> list[str]:
+        names = [self.from_] if self.from_ else []
+        names += [j.dataset for j in self.joins]
+        names += [r.dataset for r in self.rules if isinstance(r, References)]
+        return list(dict.fromkeys(names))
+
+
+# --- cubes -------------------------------------------------------------------------------------
+
+
+class Labels(_Strict):
+    dataset: str
+    key: str
+    label: str
+
+
+class Dimension(_Strict):
+    column: str
+    level: Literal["year", "quarter", "month", "day", "hour"] | None = Field(
+        None, description="for a datetime column: the time level the cube keeps"
+    )
+    labels: Labels | None = None
+
+
+class Measure(_Strict):
+    agg: Literal["sum", "count", "min", "max"]
+    column: str | None = Field(None, description="omit with agg: count to count rows")
+    where: str | None = Field(None, description="count or sum only rows where this is true")
+
+    @model_validator(mode="after")
+    def _column(self) -> Measure:
+        if self.column is None and self.agg != "count":
+            raise ValueError(f"agg `{self.agg}` needs a `column`")
+        return self
+
+
+class Cube(_Strict):
+    source: str
+    dimensions: dict[str, Dimension]
+    measures: dict[str, Measure]
+    derived_measures: dict[str, str] = Field(
+        default_factory=dict, description="name -> expression over stored measures, e.g. a / b"
+    )
+    keep_versions: int = Field(3, ge=1)
+
+
+# --- models ------------------------------------------------------------------------------------
+
+
+class Split(_Strict):
+    column: str
+    test_from: dt.date = Field(description="rows on or after this date form the test set")
+
+
+class Model(_Strict):
+    source: str
+    label: str
+    features: list[str]
+    categorical: list[str] = Field(default_factory=list)
+    where: str | None = Field(None, description="row filter (pandas.eval) before training")
+    estimator: Literal["lightgbm_classifier"] = "lightgbm_classifier"
+    params: dict[str, Any] = Field(default_factory=dict)
+    split: Split
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _categorical_in_features(self) -> Model:
+        missing = sorted(set(self.categorical) - set(self.features))
+        if missing:
+            raise ValueError(f"categorical columns {missing} are not listed in `features`")
+        return self
+
+
+# --- the catalog -------------------------------------------------------------------------------
+
+
+class Catalog(_Strict):
+    version: Literal[1] = 1
+    workspace: str = "./workspace"
+    vars: dict[str, str] = Field(default_factory=dict)
+    datasets: dict[str, Dataset]
+    cubes: dict[str, Cube] = Field(default_factory=dict)
+    models: dict[str, Model] = Field(default_factory=dict)
+    _path: Path | None = PrivateAttr(None)
+
+    @property
+    def path(self) -> Path | None:
+        """The file the catalog was read from (None when built in memory)."""
+        return self._path
+
+    def names(self) -> list[str]:
+        return [*self.datasets, *self.cubes, *self.models]

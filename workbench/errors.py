@@ -1,0 +1,49 @@
+"""One exception hierarchy for the workbench.
+
+Every message names the thing at fault (dataset, file, key path, step) and says what to do.
+The CLI maps the classes to exit codes: data failures 1, usage and catalog errors 2, runtime 3.
+"""
+
+from __future__ import annotations
+
+
+class WorkbenchError(Exception):
+    """Base class of every error the workbench raises on purpose."""
+
+    exit_code = 3
+
+
+class CatalogError(WorkbenchError):
+    """The catalog file cannot be read or does not describe a valid pipeline."""
+
+    exit_code = 2
+
+
+class DatasetNotFound(CatalogError):
+    """A name does not match any dataset, cube or model in the catalog."""
+
+
+class WorkspaceError(WorkbenchError):
+    """A path leaves the workspace, or a stored output is missing or unreadable."""
+
+    exit_code = 2
+
+
+class ValidationFailed(WorkbenchError):
+    """A batch failed its rules past the threshold the catalog allows."""
+
+    exit_code = 1
+
+
+class ClusterError(WorkbenchError):
+    """A Dask cluster could not be started or reached."""
+
+
+class StepFailed(WorkbenchError):
+    """A pipeline step raised; the run store holds the record."""
+
+
+class ModelNotFound(WorkbenchError):
+    """No registered model (or model version) under that name."""
+
+    exit_code = 2

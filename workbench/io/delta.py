@@ -1,0 +1,124 @@
+"""Versioned tables in Delta Lake: Dask workers write Parquet files, the client commits them.
+
+dask-deltatable 0.4 cannot overwrite a table, so the two halves are written here: each
+partition becomes one Parquet file with a unique name inside the table folder (invisible to
+readers until committed), then one Delta transaction adds them all (and, on overwrite, removes the
+previous files from the new version). A crash before the commit leaves only unreferenced files:
+every reader still sees the last committed version. Any Delta reader (DuckDB, Polars, Spark,
+``deltalake``) can open the tables.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import dask.dataframe as dd
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from deltalake import DeltaTable
+from deltalake import Schema as DeltaSchema
+from deltalake.transaction import AddAction, CommitProperties, create_table_with_add_actions
+
+from workbench.errors import WorkspaceError
+
+_ACTION_META = pd.DataFrame({
+    "path": pd.Series([], dtype="str"), "size": pd.Series([], dtype="int64"),
+    "rows": pd.Series([], dtype="int64"), "stats": pd.Series([], dtype="str"),
+})
+
+
+@dataclass(frozen=True)
+class StagedTable:
+    """Parquet files being written for ``path``; ``actions`` is lazy until computed."""
+
+    path: Path
+    actions: dd.DataFrame
+    schema: pa.Schema
+
+
+def arrow_schema(meta: pd.DataFrame) -> pa.Schema:
+    """The Arrow schema for a frame, with timestamps in microseconds as Delta stores them."""
+    fields = []
+    for field in pa.Schema.from_pandas(meta, preserve_index=False):
+        typ = field.type
+        if pa.types.is_timestamp(typ):
+            typ = pa.timestamp("us", tz=typ.tz)
+        elif pa.types.is_large_string(typ) or pa.types.is_string_view(typ):
+            typ = pa.string()
+        elif pa.types.is_null(typ):
+            typ = pa.string()
+        fields.append(pa.field(field.name, typ))
+    return pa.schema(fields)
+
+
+def stage_table(ddf: dd.DataFrame, path: Path) -> StagedTable:
+    """Plan the Parquet files of a new version; nothing runs until ``actions`` is computed."""
+    path.mkdir(parents=True, exist_ok=True)
+    schema = arrow_schema(ddf._meta)
+    actions = ddf.map_partitions(_write_part, str(path), schema, meta=_ACTION_META,
+                                 enforce_metadata=False)
+    return StagedTable(path, actions, schema)
+
+
+def _write_part(df: pd.DataFrame, root: str, schema: pa.Schema) -> pd.DataFrame:
+    table = pa.Table.from_pandas(df, schema=schema, preserve_index=False, safe=False)
+    name = f"part-{uuid.uuid4().hex}.parquet"
+    pq.write_table(table, f"{root}/{name}", compression="zstd")
+    stats = json.dumps({"numRecords": table.num_rows})
+    size = Path(root, name).stat().st_size
+    return pd.DataFrame({"path": [name], "size": [size], "rows": [table.num_rows],
+                         "stats": [stats]})
+
+
+def commit_table(staged: StagedTable, actions: pd.DataFrame, *, mode: str = "overwrite",
+                 operation: str = "workbench write", info: dict | None = None) -> int:
+    """Commit computed write ``actions`` as one new version; returns the version number."""
+    now = int(time.time() * 1000)
+    adds = [AddAction(r.path, int(r.size), {}, now, True, r.stats)
+            for r in actions.itertuples(index=False)]
+    props = CommitProperties(custom_metadata={"workbench.operation": operation,
+                                              **{k: str(v) for k, v in (info or {}).items()}})
+    uri = str(staged.path)
+    if DeltaTable.is_deltatable(uri):
+        table = DeltaTable(uri)
+        table.create_write_transaction(adds, mode=mode, schema=staged.schema,
+                                       commit_properties=props)
+        return DeltaTable(uri).version()
+    create_table_with_add_actions(uri, DeltaSchema.from_arrow(staged.schema), adds, mode="error", commit_properties=props)
+    return 0
+
+
+def write_table(ddf: dd.DataFrame, path: Path, *, mode: str = "overwrite",
+                operation: str = "workbench write") -> int:
+    """Compute ``ddf`` into a new version of the Delta table at ``path``."""
+    staged = stage_table(ddf, path)
+    return commit_table(staged, staged.actions.compute(), mode=mode, operation=operation)
+
+
+def open_table(path: Path, version: int | None = None) -> DeltaTable:
+    if not DeltaTable.is_deltatable(str(path)):
+        raise WorkspaceError(f"no table at {path}; run the pipeline step that builds it "
+                             "(`workbench run <dataset>`).")
+    return DeltaTable(str(path), version=version)
+
+
+def read_table(path: Path, *, columns: list[str] | None = None,
+               version: int | None = None) -> dd.DataFrame:
+    """A lazy Dask frame over one version of a table, reading only ``columns``."""
+    files = open_table(path, version).file_uris()
+    if not files:
+        schema = open_table(path, version).schema().to_arrow()
+        empty = pa.schema(schema).empty_table().to_pandas()
+        return dd.from_pandas(empty[columns] if columns else empty, npartitions=1)
+    return dd.read_parquet(files, columns=columns)
+
+
+def table_rows(path: Path, version: int | None = None) -> int:
+    """Row count of a version from the Delta log's file statistics, without reading data."""
+    adds = open_table(path, version).get_add_actions(flatten=True)
+    return int(pa.table(adds).column("num_records").to_pandas().sum()) if adds.num_rows else 0

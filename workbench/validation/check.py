@@ -1,0 +1,88 @@
+"""Check one batch of a dataset: every rule, every partition, one vectorised pass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dask
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+
+from workbench.catalog.models import Dataset, References, Unique
+from workbench.io.sources import LINE_COLUMN
+from workbench.validation.rules import RuleContext, cast_columns, evaluate
+
+ERRORS, WARNINGS = "_errors", "_warnings"
+FAIL_PREFIX = "_fail:"
+
+
+@dataclass(frozen=True)
+class CheckPlan:
+    """The rules of one dataset with their severities, and the context they need."""
+
+    dataset: Dataset
+    context: RuleContext
+
+    def codes(self) -> dict[str, str]:
+        """reason code -> severity, in catalog order (cast failures first, always errors)."""
+        out = {f"dtype:{c}": "error" for c in self.dataset.schema_}
+        empty = _empty_typed(self.dataset)
+        for rule in self.dataset.rules:
+            for code in evaluate(rule, empty, self.context):
+                out[code] = rule.severity
+        return out
+
+
+def _empty_typed(dataset: Dataset) -> pd.DataFrame:
+    raw = pd.DataFrame({c: pd.Series([], dtype="str") for c in dataset.schema_})
+    return cast_columns(raw, dataset.schema_)[0]
+
+
+def prepare_context(dataset: Dataset, raw: dd.DataFrame,
+                    reference_keys: dict[tuple[str, str], dd.Series]) -> RuleContext:
+    """Compute, in one Dask call, the key sets whole-dataset rules compare against."""
+    uniques = [r for r in dataset.rules if isinstance(r, Unique)]
+    dup_graphs = []
+    for rule in uniques:
+        typed = raw[rule.columns].map_partitions(
+            lambda df, schema: cast_columns(df, schema)[0],
+            {c: dataset.schema_[c] for c in rule.columns},
+        )
+        counts = typed.groupby(rule.columns).size()
+        dup_graphs.append(counts[counts > 1])
+    # Key sets of referenced tables are small: one partition, no shuffle.
+    ref_graphs = [s.dropna().unique(split_out=1) for s in reference_keys.values()]
+    dups, refs = dask.compute(dup_graphs, ref_graphs)
+    return RuleContext(
+        reference_keys={k: np.asarray(v) for k, v in zip(reference_keys, refs, strict=True)},
+        duplicate_keys={tuple(r.columns): d.index for r, d in zip(uniques, dups, strict=True)},
+    )
+
+
+def references_needed(dataset: Dataset) -> list[tuple[str, str]]:
+    return list(dict.fromkeys((r.dataset, r.key) for r in dataset.rules
+                              if isinstance(r, References)))
+
+
+def check_partition(raw: pd.DataFrame, plan: CheckPlan) -> pd.DataFrame:
+    """Typed columns, the source line, the failed reasons joined per row, one flag per reason."""
+    typed, masks = cast_columns(raw, plan.dataset.schema_)
+    for rule in plan.dataset.rules:
+        masks.update(evaluate(rule, typed, plan.context))
+    codes = plan.codes()
+    typed[LINE_COLUMN] = raw[LINE_COLUMN]
+    typed[ERRORS] = _join_reasons(masks, [c for c, s in codes.items() if s == "error"], raw.index)
+    typed[WARNINGS] = _join_reasons(masks, [c for c, s in codes.items() if s == "warn"], raw.index)
+    for code in codes:
+        typed[FAIL_PREFIX + code] = np.asarray(masks[code], dtype=bool)
+    return typed
+
+
+def _join_reasons(masks: dict[str, pd.Series], codes: list[str], index: pd.Index) -> pd.Series:
+    reasons = pd.Series("", index=index, dtype="str")
+    for code in codes:
+        mask = np.asarray(masks[code], dtype=bool)
+        if mask.any():
+            reasons = reasons.where(~mask, reasons + code + ";")
+    return reasons.str.rstrip(";")

@@ -1,0 +1,163 @@
+"""The rule registry: one vectorised evaluator per rule type of the catalog.
+
+An evaluator takes a typed pandas partition and returns ``{reason_code: failed_mask}``; it never
+loops over rows. Rules that need to see the whole dataset (unique keys, foreign keys) read what
+they need from a :class:`RuleContext` prepared once per batch and broadcast to every partition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from workbench.catalog.models import (
+    Between,
+    ColumnType,
+    Expression,
+    InSet,
+    NotNull,
+    References,
+    Regex,
+    Unique,
+)
+from workbench.errors import CatalogError
+
+Masks = dict[str, pd.Series]
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    """What whole-dataset rules need, computed once per batch: valid keys and duplicate keys."""
+
+    reference_keys: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    duplicate_keys: dict[tuple[str, ...], pd.Index] = field(default_factory=dict)
+
+
+Evaluator = Callable[[pd.DataFrame, object, RuleContext], Masks]
+_EVALUATORS: dict[type, Evaluator] = {}
+
+
+def register(rule_type: type) -> Callable[[Evaluator], Evaluator]:
+    """Class decorator-style registration of the evaluator for one catalog rule type."""
+
+    def wrap(func: Evaluator) -> Evaluator:
+        _EVALUATORS[rule_type] = func
+        return func
+
+    return wrap
+
+
+def evaluate(rule: object, df: pd.DataFrame, ctx: RuleContext) -> Masks:
+    try:
+        evaluator = _EVALUATORS[type(rule)]
+    except KeyError:
+        known = ", ".join(sorted(t.__name__ for t in _EVALUATORS))
+        raise CatalogError(f"no evaluator for rule {type(rule).__name__}; known: {known}") from None
+    return evaluator(df, rule, ctx)
+
+
+def reason_code(rule: object, column: str | None) -> str:
+    if rule.name:
+        return rule.name
+    return f"{rule.rule}:{column}" if column else rule.rule
+
+
+@register(NotNull)
+def _not_null(df: pd.DataFrame, rule: NotNull, ctx: RuleContext) -> Masks:
+    return {reason_code(rule, c): df[c].isna() for c in rule.columns}
+
+
+@register(Between)
+def _between(df: pd.DataFrame, rule: Between, ctx: RuleContext) -> Masks:
+    values = df[rule.column]
+    bad = pd.Series(False, index=df.index)
+    if rule.min is not None:
+        bad |= (values < rule.min).fillna(False)
+    if rule.max is not None:
+        bad |= (values > rule.max).fillna(False)
+    return {reason_code(rule, rule.column): bad.astype(bool)}
+
+
+@register(InSet)
+def _in_set(df: pd.DataFrame, rule: InSet, ctx: RuleContext) -> Masks:
+    values = df[rule.column]
+    return {reason_code(rule, rule.column): values.notna() & ~values.isin(rule.values)}
+
+
+@register(References)
+def _references(df: pd.DataFrame, rule: References, ctx: RuleContext) -> Masks:
+    keys = ctx.reference_keys[(rule.dataset, rule.key)]
+    values = df[rule.column]
+    return {reason_code(rule, rule.column): values.notna() & ~values.isin(keys)}
+
+
+@register(Unique)
+def _unique(df: pd.DataFrame, rule: Unique, ctx: RuleContext) -> Masks:
+    dups = ctx.duplicate_keys[tuple(rule.columns)]
+    key = df[rule.columns[0]] if len(rule.columns) == 1 else pd.MultiIndex.from_frame(
+        df[rule.columns])
+    bad = np.asarray(pd.Index(key).isin(dups)) if len(dups) else np.zeros(len(df), bool)
+    return {reason_code(rule, ",".join(rule.columns)): pd.Series(bad, index=df.index)}
+
+
+@register(Regex)
+def _regex(df: pd.DataFrame, rule: Regex, ctx: RuleContext) -> Masks:
+    values = df[rule.column].astype("str")
+    ok = values.str.fullmatch(rule.pattern).fillna(True).astype(bool)
+    return {reason_code(rule, rule.column): df[rule.column].notna() & ~ok}
+
+
+@register(Expression)
+def _expression(df: pd.DataFrame, rule: Expression, ctx: RuleContext) -> Masks:
+    try:
+        ok = df.eval(rule.expr)
+    except Exception as exc:  # pandas raises many types for a bad expression
+        raise CatalogError(f"rule expression {rule.expr!r} cannot be evaluated: {exc}. "
+                           "Use column names and pandas.eval syntax.") from exc
+    # A row where the expression cannot be decided (missing values) has not been shown good.
+    return {reason_code(rule, None): ~pd.Series(ok, index=df.index).fillna(False).astype(bool)}
+
+
+# --- casting text to the declared types ---------------------------------------------------------
+
+
+def _to_int(text: pd.Series) -> pd.Series:
+    num = pd.to_numeric(text, errors="coerce")
+    integral = num.notna() & (num % 1 == 0)
+    return num.where(integral).astype("Int64")
+
+
+def _to_bool(text: pd.Series) -> pd.Series:
+    mapping = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
+    return text.str.lower().map(mapping).astype("boolean")
+
+
+def _to_datetime(text: pd.Series) -> pd.Series:
+    return pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601").dt.as_unit("us")
+
+
+def _to_date(text: pd.Series) -> pd.Series:
+    return pd.to_datetime(text, errors="coerce", format="ISO8601").dt.normalize().dt.as_unit("us")
+
+
+CASTS: dict[ColumnType, Callable[[pd.Series], pd.Series]] = {
+    "int": _to_int,
+    "float": lambda text: pd.to_numeric(text, errors="coerce").astype("float64"),
+    "string": lambda text: text.astype("str"),
+    "bool": _to_bool,
+    "datetime": _to_datetime,
+    "date": _to_date,
+}
+
+
+def cast_columns(raw: pd.DataFrame, schema: dict[str, ColumnType]) -> tuple[pd.DataFrame, Masks]:
+    """Typed columns and, per column, the rows whose text did not parse as the declared type."""
+    typed, failed = {}, {}
+    for column, kind in schema.items():
+        values = CASTS[kind](raw[column])
+        typed[column] = values
+        failed[f"dtype:{column}"] = raw[column].notna() & values.isna()
+    return pd.DataFrame(typed, index=raw.index), failed

@@ -1,0 +1,99 @@
+"""Curated tables: a lake table joined with others as declared, plus derived columns.
+
+Right-hand tables small enough (``workbench.broadcast-max-rows``) are read once, checked for
+unique keys and broadcast to every partition as one pandas frame, so the big table is never
+shuffled. Larger ones fall back to Dask's hash join.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dask
+import dask.dataframe as dd
+import pandas as pd
+
+from workbench import config
+from workbench.catalog.load import columns_of
+from workbench.catalog.models import Catalog, Derivation, Join
+from workbench.errors import WorkbenchError
+from workbench.io.delta import table_rows, write_table
+from workbench.io.workspace import Workspace
+from workbench.zones.tables import read_dataset, table_path
+
+
+@dataclass(frozen=True)
+class CuratedBuild:
+    dataset: str
+    rows: int
+    version: int
+    broadcast: tuple[str, ...]
+
+
+def build_curated(catalog: Catalog, ws: Workspace, name: str) -> CuratedBuild:
+    ds = catalog.datasets[name]
+    frame = read_dataset(catalog, ws, ds.from_)
+    limit = config.get("broadcast-max-rows")
+    broadcast = []
+    for join in ds.joins:
+        if table_rows(table_path(catalog, ws, join.dataset)) <= limit:
+            frame = _broadcast_join(frame, _right_side(catalog, ws, join).compute(), join)
+            broadcast.append(join.dataset)
+        else:
+            right = _right_side(catalog, ws, join)
+            frame = frame.merge(right, how=join.how, left_on=join.left_keys,
+                                right_on=_renamed_keys(join))
+    frame = frame.map_partitions(derive_columns, ds.derived,
+                                 meta=derive_columns(frame._meta, ds.derived))
+    path = ws.path("curated", name)
+    version = write_table(frame, path, operation="curate")
+    return CuratedBuild(name, table_rows(path, version), version, tuple(broadcast))
+
+
+def _renamed_keys(join: Join) -> list[str]:
+    return [f"__key{i}" for i in range(len(join.right_keys))]
+
+
+def _right_side(catalog: Catalog, ws: Workspace, join: Join) -> dd.DataFrame:
+    """The right table with only the join keys (renamed apart) and the requested columns."""
+    renames = join.renames()
+    if renames is None:
+        renames = {c: c for c in columns_of(catalog, join.dataset) if c not in join.right_keys}
+    keys = dict(zip(join.right_keys, _renamed_keys(join), strict=True))
+    right = read_dataset(catalog, ws, join.dataset, columns=list(dict.fromkeys([*keys, *renames])))
+    right = right.assign(**{new: right[old] for old, new in keys.items()})
+    return right[[*keys.values(), *renames]].rename(columns=renames)
+
+
+def _broadcast_join(frame: dd.DataFrame, right: pd.DataFrame, join: Join) -> dd.DataFrame:
+    keys = _renamed_keys(join)
+    dup = right[right.duplicated(keys, keep=False)]
+    if len(dup):
+        raise WorkbenchError(
+            f"join with {join.dataset} on {join.right_keys}: keys are not unique (e.g. "
+            f"{dup[keys].head(3).to_dict('records')}), so the join would duplicate rows. Add a "
+            f"`unique` rule on {join.right_keys} to datasets.{join.dataset}.")
+    small = dask.delayed(right, pure=True)
+    meta = _merge(frame._meta, right.iloc[:0], join)
+    return frame.map_partitions(_merge, small, join, meta=meta)
+
+
+def _merge(left: pd.DataFrame, right: pd.DataFrame, join: Join) -> pd.DataFrame:
+    keys = _renamed_keys(join)
+    out = left.merge(right, how=join.how, left_on=join.left_keys, right_on=keys, sort=False)
+    return out.drop(columns=keys)
+
+
+def derive_columns(df: pd.DataFrame, derived: dict[str, Derivation]) -> pd.DataFrame:
+    """Add the catalog's derived columns to one partition, vectorised."""
+    df = df.copy()
+    for name, spec in derived.items():
+        if spec.expr is not None:
+            df[name] = df.eval(spec.expr)
+        elif spec.is_null is not None:
+            df[name] = df[spec.is_null].isna()
+        else:
+            year, month, day = (df[c].astype("float64") for c in spec.make_date)
+            parts = pd.DataFrame({"year": year, "month": month, "day": day})
+            df[name] = pd.to_datetime(parts, errors="coerce").dt.as_unit("us")
+    return df

@@ -1,0 +1,33 @@
+"""Where each catalog dataset lives in the workspace, and reading it back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dask.dataframe as dd
+
+from workbench.catalog.models import Catalog
+from workbench.errors import DatasetNotFound
+from workbench.io.delta import read_table
+from workbench.io.workspace import Workspace
+
+
+def table_path(catalog: Catalog, ws: Workspace, name: str) -> Path:
+    """``lake/<name>`` or ``curated/<name>`` depending on the dataset's zone."""
+    try:
+        zone = catalog.datasets[name].zone
+    except KeyError:
+        known = ", ".join(catalog.datasets)
+        raise DatasetNotFound(f"no dataset named {name!r} in the catalog (known: {known})") from None
+    return ws.path(zone, name)
+
+
+def read_dataset(catalog: Catalog, ws: Workspace, name: str, *, columns: list[str] | None = None,
+                 version: int | None = None) -> dd.DataFrame:
+    """A lazy Dask frame over a lake or curated table (latest version unless ``version``).
+
+    Examples
+    --------
+    >>> flights = read_dataset(catalog, ws, "flights", columns=["carrier", "dep_delay"])  # doctest: +SKIP
+    """
+    return read_table(table_path(catalog, ws, name), columns=columns, version=version)
