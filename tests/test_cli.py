@@ -37,11 +37,22 @@ def test_catalog_show_unknown_name():
 
 
 def test_run_json_on_a_scheduler_address(client, tmp_path):
-    result = runner.invoke(app, ["run", "airlines", "--json", "--catalog", str(DEMO_CATALOG),
-                                 "--workspace", str(tmp_path), "--cluster",
-                                 client.scheduler.address])
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            "airlines",
+            "--json",
+            "--catalog",
+            str(DEMO_CATALOG),
+            "--workspace",
+            str(tmp_path),
+            "--cluster",
+            client.scheduler.address,
+        ],
+    )
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.stdout[result.stdout.index("{"):])
+    summary = json.loads(result.stdout[result.stdout.index("{") :])
     assert summary["status"] == "succeeded"
     promote = next(s for s in summary["steps"] if s["step"] == "promote:airlines")
     assert promote["rows_out"] == 16

@@ -29,7 +29,9 @@ def test_versions_time_travel_and_failed_write_leaves_last_version(client, tmp_p
     assert write_table(frame[frame.a < 10], path) == 1
     assert table_rows(path) == 10 and table_rows(path, 0) == 100
     assert len(read_table(path, version=0)) == 100
-    broken = frame.map_partitions(lambda df: _boom(df) if df.a.min() >= 50 else df, meta=frame._meta)
+    broken = frame.map_partitions(
+        lambda df: _boom(df) if df.a.min() >= 50 else df, meta=frame._meta
+    )
     with pytest.raises(RuntimeError, match="mid-write"):
         write_table(broken, path)
     assert open_table(path).version() == 1

@@ -15,11 +15,26 @@ def _expected_flights(raw: dict[str, pd.DataFrame]) -> dict[str, pd.Series]:
     """The catalog's flight rules, evaluated independently with plain pandas."""
     f = raw["flights"]
     errors = (
-        f[["year", "month", "day", "sched_dep_time", "carrier", "flight", "origin", "dest",
-           "time_hour"]].isna().any(axis=1)
-        | ~f.month.between(1, 12) | ~f.hour.between(0, 23)
+        f[
+            [
+                "year",
+                "month",
+                "day",
+                "sched_dep_time",
+                "carrier",
+                "flight",
+                "origin",
+                "dest",
+                "time_hour",
+            ]
+        ]
+        .isna()
+        .any(axis=1)
+        | ~f.month.between(1, 12)
+        | ~f.hour.between(0, 23)
         | ~f.origin.isin(["EWR", "JFK", "LGA"])
-        | ~f.carrier.isin(raw["airlines"].carrier) | ~f.dest.isin(raw["airports"].faa)
+        | ~f.carrier.isin(raw["airlines"].carrier)
+        | ~f.dest.isin(raw["airports"].faa)
     )
     return {
         "error": errors,
@@ -83,7 +98,8 @@ def test_lake_table_read_by_duckdb_matches_pandas(demo, raw_tables):
     _, ws, _ = demo
     files = open_table(ws.path("lake", "flights")).file_uris()
     count, delay = duckdb.sql(
-        f"SELECT count(*), sum(dep_delay) FROM read_parquet({files})").fetchall()[0]
+        f"SELECT count(*), sum(dep_delay) FROM read_parquet({files})"
+    ).fetchall()[0]
     f = raw_tables["flights"]
     kept = f[~_expected_flights(raw_tables)["error"]]
     assert count == len(kept) == table_rows(ws.path("lake", "flights"))
@@ -92,13 +108,20 @@ def test_lake_table_read_by_duckdb_matches_pandas(demo, raw_tables):
 
 def test_curated_join_matches_pandas_merge(demo, raw_tables):
     catalog, ws, _ = demo
-    cur = wb.read_dataset(catalog, ws, "flights_enriched",
-                          columns=["temp", "plane_year", "airline_name", "dep_delayed"]).compute()
+    cur = wb.read_dataset(
+        catalog,
+        ws,
+        "flights_enriched",
+        columns=["temp", "plane_year", "airline_name", "dep_delayed"],
+    ).compute()
     f = raw_tables["flights"][~_expected_flights(raw_tables)["error"]]
     w = raw_tables["weather"][raw_tables["weather"].wind_speed.fillna(0) <= 200]
     merged = f.merge(w[["origin", "time_hour", "temp"]], on=["origin", "time_hour"], how="left")
-    merged = merged.merge(raw_tables["planes"][["tailnum", "year"]].rename(
-        columns={"year": "plane_year"}), on="tailnum", how="left")
+    merged = merged.merge(
+        raw_tables["planes"][["tailnum", "year"]].rename(columns={"year": "plane_year"}),
+        on="tailnum",
+        how="left",
+    )
     assert len(cur) == len(merged)
     assert cur.temp.notna().sum() == merged.temp.notna().sum()
     assert cur.temp.sum() == pytest.approx(merged.temp.sum(), rel=1e-12)
@@ -113,10 +136,15 @@ def test_cube_cells_equal_pandas_groupby(demo, raw_tables):
     f = raw_tables["flights"][~_expected_flights(raw_tables)["error"]].copy()
     f["month"] = pd.to_datetime(dict(year=f.year, month=f.month, day=1))
     expected = f.groupby(["month", "carrier", "origin"]).agg(
-        flights=("flight", "size"), dep_delay_sum=("dep_delay", "sum"),
-        mean_dep_delay=("dep_delay", "mean"), dep_delay_max=("dep_delay", "max"))
-    got = cube.query(["month", "carrier", "origin"],
-                     measures=["flights", "dep_delay_sum", "mean_dep_delay", "dep_delay_max"])
+        flights=("flight", "size"),
+        dep_delay_sum=("dep_delay", "sum"),
+        mean_dep_delay=("dep_delay", "mean"),
+        dep_delay_max=("dep_delay", "max"),
+    )
+    got = cube.query(
+        ["month", "carrier", "origin"],
+        measures=["flights", "dep_delay_sum", "mean_dep_delay", "dep_delay_max"],
+    )
     got = got[got.flights > 0]
     assert len(got) == len(expected)
     joined = expected.merge(got, left_index=True, right_index=True, suffixes=("", "_cube"))

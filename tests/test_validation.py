@@ -12,8 +12,9 @@ SCHEMA = {"k": "string", "n": "int", "x": "float", "t": "datetime"}
 
 
 def _dataset(rules: list[dict]) -> Dataset:
-    return Dataset.model_validate({"zone": "lake", "source": {"path": "x.csv"},
-                                   "schema": SCHEMA, "rules": rules})
+    return Dataset.model_validate(
+        {"zone": "lake", "source": {"path": "x.csv"}, "schema": SCHEMA, "rules": rules}
+    )
 
 
 def _raw(rows: list[tuple]) -> pd.DataFrame:
@@ -22,12 +23,14 @@ def _raw(rows: list[tuple]) -> pd.DataFrame:
     return df
 
 
-RAW = _raw([
-    ("a", "1", "0.5", "2013-01-01T10:00:00Z"),
-    ("b", "x", "1e3", "2013-01-01T11:00:00Z"),    # n does not parse
-    (None, "3", "-2", "not a time"),               # k null, t does not parse
-    ("a", "2.5", None, "2013-01-02T00:00:00Z"),    # n not integral
-])
+RAW = _raw(
+    [
+        ("a", "1", "0.5", "2013-01-01T10:00:00Z"),
+        ("b", "x", "1e3", "2013-01-01T11:00:00Z"),  # n does not parse
+        (None, "3", "-2", "not a time"),  # k null, t does not parse
+        ("a", "2.5", None, "2013-01-02T00:00:00Z"),  # n not integral
+    ]
+)
 
 
 def test_cast_flags_values_that_do_not_parse():
@@ -40,26 +43,34 @@ def test_cast_flags_values_that_do_not_parse():
 
 
 def test_every_failing_reason_is_kept_per_row():
-    ds = _dataset([
-        {"rule": "not_null", "columns": ["k"]},
-        {"rule": "between", "column": "x", "min": 0},
-        {"rule": "in_set", "column": "k", "values": ["a"], "severity": "warn"},
-        {"rule": "unique", "columns": ["k"]},
-    ])
+    ds = _dataset(
+        [
+            {"rule": "not_null", "columns": ["k"]},
+            {"rule": "between", "column": "x", "min": 0},
+            {"rule": "in_set", "column": "k", "values": ["a"], "severity": "warn"},
+            {"rule": "unique", "columns": ["k"]},
+        ]
+    )
     ctx = RuleContext(duplicate_keys={("k",): pd.Index(["a"])})
     out = check_partition(RAW, CheckPlan(ds, ctx))
     assert out["_errors"].tolist() == [
-        "unique:k", "dtype:n", "dtype:t;not_null:k;between:x", "dtype:n;unique:k"]
+        "unique:k",
+        "dtype:n",
+        "dtype:t;not_null:k;between:x",
+        "dtype:n;unique:k",
+    ]
     assert out["_warnings"].tolist() == ["", "in_set:k", "", ""]
     assert out["_line"].tolist() == [2, 3, 4, 5]
 
 
 def test_references_and_expression_rules():
-    ds = _dataset([
-        {"rule": "references", "column": "k", "dataset": "other", "key": "id"},
-        {"rule": "expression", "expr": "x.isna() | (x < 100)", "name": "x_small"},
-        {"rule": "regex", "column": "k", "pattern": "[a-z]"},
-    ])
+    ds = _dataset(
+        [
+            {"rule": "references", "column": "k", "dataset": "other", "key": "id"},
+            {"rule": "expression", "expr": "x.isna() | (x < 100)", "name": "x_small"},
+            {"rule": "regex", "column": "k", "pattern": "[a-z]"},
+        ]
+    )
     ctx = RuleContext(reference_keys={("other", "id"): pd.Index(["b"]).to_numpy()})
     out = check_partition(RAW, CheckPlan(ds, ctx))
     assert out["_fail:references:k"].tolist() == [True, False, False, True]

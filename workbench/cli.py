@@ -20,8 +20,11 @@ from workbench.catalog import columns_of, load_catalog
 from workbench.errors import DatasetNotFound, WorkbenchError
 from workbench.io.workspace import Workspace
 
-app = typer.Typer(help="Dask analytics workbench: data lake, cubes and ML from one catalog.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Dask analytics workbench: data lake, cubes and ML from one catalog.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 catalog_app = typer.Typer(help="Read and check the data catalog.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 console = Console()
@@ -44,12 +47,18 @@ def catalog_list(catalog: CatalogOpt = DEFAULT_CATALOG, as_json: JsonOpt = False
         cat = load_catalog(catalog)
     except WorkbenchError as exc:
         raise _fail(exc) from exc
-    rows = [{"name": n, "kind": "dataset", "zone": d.zone, "description": d.description}
-            for n, d in cat.datasets.items()]
-    rows += [{"name": n, "kind": "cube", "zone": "cubes", "description": f"from {c.source}"}
-             for n, c in cat.cubes.items()]
-    rows += [{"name": n, "kind": "model", "zone": "models", "description": f"from {m.source}"}
-             for n, m in cat.models.items()]
+    rows = [
+        {"name": n, "kind": "dataset", "zone": d.zone, "description": d.description}
+        for n, d in cat.datasets.items()
+    ]
+    rows += [
+        {"name": n, "kind": "cube", "zone": "cubes", "description": f"from {c.source}"}
+        for n, c in cat.cubes.items()
+    ]
+    rows += [
+        {"name": n, "kind": "model", "zone": "models", "description": f"from {m.source}"}
+        for n, m in cat.models.items()
+    ]
     if as_json:
         print(json.dumps(rows, indent=2))
         return
@@ -60,7 +69,9 @@ def catalog_list(catalog: CatalogOpt = DEFAULT_CATALOG, as_json: JsonOpt = False
 
 
 @catalog_app.command("show")
-def catalog_show(name: str, catalog: CatalogOpt = DEFAULT_CATALOG, as_json: JsonOpt = False) -> None:
+def catalog_show(
+    name: str, catalog: CatalogOpt = DEFAULT_CATALOG, as_json: JsonOpt = False
+) -> None:
     """Show one dataset, cube or model as the catalog declares it."""
     try:
         cat = load_catalog(catalog)
@@ -72,8 +83,9 @@ def catalog_show(name: str, catalog: CatalogOpt = DEFAULT_CATALOG, as_json: Json
                     data["columns"] = columns_of(cat, name)
                 break
         else:
-            raise DatasetNotFound(f"no dataset, cube or model named {name!r}; "
-                                  f"known: {', '.join(cat.names())}")
+            raise DatasetNotFound(
+                f"no dataset, cube or model named {name!r}; known: {', '.join(cat.names())}"
+            )
     except WorkbenchError as exc:
         raise _fail(exc) from exc
     if as_json:
@@ -89,13 +101,17 @@ def catalog_check(catalog: CatalogOpt = DEFAULT_CATALOG) -> None:
         cat = load_catalog(catalog)
     except WorkbenchError as exc:
         raise _fail(exc) from exc
-    console.print(f"[green]ok[/] {catalog}: {len(cat.datasets)} datasets, {len(cat.cubes)} cubes, "
-                  f"{len(cat.models)} models")
+    console.print(
+        f"[green]ok[/] {catalog}: {len(cat.datasets)} datasets, {len(cat.cubes)} cubes, "
+        f"{len(cat.models)} models"
+    )
 
 
 @app.command()
 def run(
-    targets: Annotated[list[str] | None, typer.Argument(help="datasets, cubes, models or steps")] = None,
+    targets: Annotated[
+        list[str] | None, typer.Argument(help="datasets, cubes, models or steps")
+    ] = None,
     catalog: CatalogOpt = DEFAULT_CATALOG,
     cluster: Annotated[str | None, typer.Option(help="profile name or scheduler address")] = None,
     workspace: Annotated[Path | None, typer.Option(help="workspace folder")] = None,
@@ -141,16 +157,34 @@ def run(
 def print_run_summary(result) -> None:
     """The demo's closing summary: rows per zone, quarantine reasons, cube, model, paths."""
     steps = {s.step: s for s in result.steps}
-    zones = Table("dataset", "landed", "promoted to lake", "quarantined", "warned", "curated",
-                  title="Rows per dataset and zone")
-    reasons = Table("dataset", "reason", "action", "rows",
-                    title="Why rows were quarantined (error) or flagged (warn)")
+    zones = Table(
+        "dataset",
+        "landed",
+        "promoted to lake",
+        "quarantined",
+        "warned",
+        "curated",
+        title="Rows per dataset and zone",
+    )
+    reasons = Table(
+        "dataset",
+        "reason",
+        "action",
+        "rows",
+        title="Why rows were quarantined (error) or flagged (warn)",
+    )
     for name, s in steps.items():
         kind, target = name.split(":", 1)
         if kind == "promote":
             d = s.details
-            zones.add_row(target, f"{s.rows_in:,}", f"{s.rows_out:,}", f"{d['quarantined']:,}",
-                          f"{d['warned']:,}", "")
+            zones.add_row(
+                target,
+                f"{s.rows_in:,}",
+                f"{s.rows_out:,}",
+                f"{d['quarantined']:,}",
+                f"{d['warned']:,}",
+                "",
+            )
             for code, r in d["reasons"].items():
                 action = "quarantined" if r["severity"] == "error" else "flagged, kept"
                 reasons.add_row(target, code, action, f"{r['rows']:,}")
@@ -163,20 +197,27 @@ def print_run_summary(result) -> None:
         kind, target = name.split(":", 1)
         if kind == "cube":
             shape = " x ".join(f"{k} {v}" for k, v in s.details["shape"].items())
-            console.print(f"[bold]Cube[/] {target}: {shape} = {s.rows_out:,} cells from "
-                          f"{s.rows_in:,} rows -> {s.outputs['cube']}")
+            console.print(
+                f"[bold]Cube[/] {target}: {shape} = {s.rows_out:,} cells from "
+                f"{s.rows_in:,} rows -> {s.outputs['cube']}"
+            )
         if kind == "train":
             m = s.details["metrics"]
             console.print(
                 f"[bold]Model[/] {target} v{s.outputs['version']}: ROC AUC {m['roc_auc']:.3f} on "
                 f"{m['test_rows']:,} test rows (a constant predictor scores 0.500); accuracy "
                 f"{m['accuracy']:.3f} vs {m['baseline_accuracy']:.3f} for the majority class "
-                f"-> {s.outputs['model']}")
-    console.print(f"\nRun {result.run_id} {result.status}; everything is under "
-                  f"{result.workspace} (run record in runs.sqlite).")
-    console.print("Next: [cyan]make serve[/] (dashboard), [cyan]make lab[/] (notebooks), "
-                  "[cyan].venv/bin/workbench catalog list[/], "
-                  "[cyan].venv/bin/workbench run flight_delays --json[/]")
+                f"-> {s.outputs['model']}"
+            )
+    console.print(
+        f"\nRun {result.run_id} {result.status}; everything is under "
+        f"{result.workspace} (run record in runs.sqlite)."
+    )
+    console.print(
+        "Next: [cyan]make serve[/] (dashboard), [cyan]make lab[/] (notebooks), "
+        "[cyan].venv/bin/workbench catalog list[/], "
+        "[cyan].venv/bin/workbench run flight_delays --json[/]"
+    )
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -33,8 +33,9 @@ def _local(**overrides: object) -> Client:
     n_workers = overrides.get("n_workers") or settings["n-workers"] or os.cpu_count() or 1
     cluster = LocalCluster(
         n_workers=int(n_workers),
-        threads_per_worker=int(overrides.get("threads_per_worker")
-                               or settings["threads-per-worker"]),
+        threads_per_worker=int(
+            overrides.get("threads_per_worker") or settings["threads-per-worker"]
+        ),
         processes=True,
         host=settings["host"],
         dashboard_address=settings["dashboard-address"],
@@ -60,11 +61,15 @@ def get_client(profile: str | None = None, **overrides: object) -> Client:
         if profile.endswith(".json") and Path(profile).exists():
             return Client(scheduler_file=profile, timeout="10s")
     except (OSError, TimeoutError) as exc:
-        raise ClusterError(f"cannot reach the Dask scheduler for profile {profile!r}: {exc}. "
-                           "Check that the scheduler is running and the address is right.") from exc
+        raise ClusterError(
+            f"cannot reach the Dask scheduler for profile {profile!r}: {exc}. "
+            "Check that the scheduler is running and the address is right."
+        ) from exc
     known = ", ".join(sorted(_PROFILES))
-    raise ClusterError(f"unknown cluster profile {profile!r}: use one of {known}, a scheduler "
-                       "address such as tcp://127.0.0.1:8786, or a scheduler file (*.json).")
+    raise ClusterError(
+        f"unknown cluster profile {profile!r}: use one of {known}, a scheduler "
+        "address such as tcp://127.0.0.1:8786, or a scheduler file (*.json)."
+    )
 
 
 def close_client(client: Client) -> None:

@@ -73,11 +73,14 @@ def plan_steps(catalog: Catalog) -> dict[str, Step]:
             refs = tuple(producer(d) for d in ds.upstream())
             steps[f"promote:{name}"] = Step("promote", name, (f"land:{name}", *refs))
         else:
-            steps[f"curate:{name}"] = Step("curate", name, tuple(producer(d) for d in ds.upstream()))
+            steps[f"curate:{name}"] = Step(
+                "curate", name, tuple(producer(d) for d in ds.upstream())
+            )
     for name, cube in catalog.cubes.items():
         labels = [d.labels.dataset for d in cube.dimensions.values() if d.labels]
-        steps[f"cube:{name}"] = Step("cube", name,
-                                     tuple(dict.fromkeys(producer(d) for d in [cube.source, *labels])))
+        steps[f"cube:{name}"] = Step(
+            "cube", name, tuple(dict.fromkeys(producer(d) for d in [cube.source, *labels]))
+        )
     for name, model in catalog.models.items():
         steps[f"train:{name}"] = Step("train", name, (producer(model.source),))
     return steps
@@ -94,8 +97,10 @@ def select_steps(catalog: Catalog, targets: Iterable[str] = ()) -> list[Step]:
         elif target in final:
             wanted.append(final[target])
         else:
-            raise DatasetNotFound(f"nothing named {target!r} to run; choose from "
-                                  f"{', '.join(catalog.names())} or a step like promote:flights.")
+            raise DatasetNotFound(
+                f"nothing named {target!r} to run; choose from "
+                f"{', '.join(catalog.names())} or a step like promote:flights."
+            )
     wanted = wanted or list(steps)
     needed: set[str] = set()
     stack = list(wanted)
@@ -111,8 +116,14 @@ def select_steps(catalog: Catalog, targets: Iterable[str] = ()) -> list[Step]:
 Listener = Callable[[str, Step, StepResult | None], None]
 
 
-def run_pipeline(catalog: Catalog, ws: Workspace, targets: Iterable[str] = (), *,
-                 cluster: str = "local", on_step: Listener | None = None) -> RunResult:
+def run_pipeline(
+    catalog: Catalog,
+    ws: Workspace,
+    targets: Iterable[str] = (),
+    *,
+    cluster: str = "local",
+    on_step: Listener | None = None,
+) -> RunResult:
     """Run the selected steps on the current Dask client; stop at the first failure.
 
     Outputs of steps that finished stay committed; a failing step commits nothing, so the
@@ -131,8 +142,9 @@ def run_pipeline(catalog: Catalog, ws: Workspace, targets: Iterable[str] = (), *
         try:
             result = _execute(catalog, ws, step, batches)
         except Exception as exc:
-            result = StepResult(step.name, "failed", time.perf_counter() - t0,
-                                error=f"{type(exc).__name__}: {exc}")
+            result = StepResult(
+                step.name, "failed", time.perf_counter() - t0, error=f"{type(exc).__name__}: {exc}"
+            )
             _record(store, run_id, step, result, started_at)
             results.append(result)
             store.finish_run(run_id, "failed", result.error)
@@ -152,10 +164,21 @@ def run_pipeline(catalog: Catalog, ws: Workspace, targets: Iterable[str] = (), *
 
 
 def _record(store: RunStore, run_id: str, step: Step, r: StepResult, started_at: str) -> None:
-    store.record_step(run_id, step=step.name, kind=step.kind, target=step.target,
-                      status=r.status, started_at=started_at, seconds=r.seconds,
-                      rows_in=r.rows_in, rows_out=r.rows_out, inputs=list(step.needs),
-                      outputs=r.outputs, details=r.details, error=r.error)
+    store.record_step(
+        run_id,
+        step=step.name,
+        kind=step.kind,
+        target=step.target,
+        status=r.status,
+        started_at=started_at,
+        seconds=r.seconds,
+        rows_in=r.rows_in,
+        rows_out=r.rows_out,
+        inputs=list(step.needs),
+        outputs=r.outputs,
+        details=r.details,
+        error=r.error,
+    )
 
 
 def _execute(catalog: Catalog, ws: Workspace, step: Step, batches: dict[str, Batch]) -> StepResult:
@@ -164,36 +187,71 @@ def _execute(catalog: Catalog, ws: Workspace, step: Step, batches: dict[str, Bat
         base = catalog.path.parent if catalog.path else None
         batch = land(ws, name, resolve_source(catalog.datasets[name].source.path, base))
         batches[name] = batch
-        return StepResult(step.name, "reused" if batch.reused else "succeeded", 0.0,
-                          rows_out=batch.rows,
-                          outputs={"batch": batch.batch_id,
-                                   "path": str(ws.path("landing", name, batch.batch_id))},
-                          details={"files": [f.name for f in batch.files],
-                                   "sha256": [f.sha256 for f in batch.files]})
+        return StepResult(
+            step.name,
+            "reused" if batch.reused else "succeeded",
+            0.0,
+            rows_out=batch.rows,
+            outputs={
+                "batch": batch.batch_id,
+                "path": str(ws.path("landing", name, batch.batch_id)),
+            },
+            details={
+                "files": [f.name for f in batch.files],
+                "sha256": [f.sha256 for f in batch.files],
+            },
+        )
     if step.kind == "promote":
         p = promote_batch(catalog, ws, name, batches[name])
         failed = {code: asdict(r) for code, r in p.reasons.items() if r.rows}
-        return StepResult(step.name, "succeeded", 0.0, rows_in=p.rows_read, rows_out=p.promoted,
-                          outputs={"lake": str(ws.path("lake", name)), "lake_version": p.lake_version,
-                                   "quarantine_version": p.quarantine_version},
-                          details={"quarantined": p.quarantined, "warned": p.warned,
-                                   "reasons": failed, "reconciled": p.reconciled,
-                                   "batch": p.batch_id})
+        return StepResult(
+            step.name,
+            "succeeded",
+            0.0,
+            rows_in=p.rows_read,
+            rows_out=p.promoted,
+            outputs={
+                "lake": str(ws.path("lake", name)),
+                "lake_version": p.lake_version,
+                "quarantine_version": p.quarantine_version,
+            },
+            details={
+                "quarantined": p.quarantined,
+                "warned": p.warned,
+                "reasons": failed,
+                "reconciled": p.reconciled,
+                "batch": p.batch_id,
+            },
+        )
     if step.kind == "curate":
         c = build_curated(catalog, ws, name)
-        return StepResult(step.name, "succeeded", 0.0, rows_out=c.rows,
-                          outputs={"curated": str(ws.path("curated", name)), "version": c.version},
-                          details={"broadcast": list(c.broadcast)})
+        return StepResult(
+            step.name,
+            "succeeded",
+            0.0,
+            rows_out=c.rows,
+            outputs={"curated": str(ws.path("curated", name)), "version": c.version},
+            details={"broadcast": list(c.broadcast)},
+        )
     if step.kind == "cube":
         b = build_cube(catalog, ws, name)
-        return StepResult(step.name, "succeeded", 0.0, rows_in=b.rows_in,
-                          rows_out=math.prod(b.shape.values()),
-                          outputs={"cube": str(b.path), "version": b.version},
-                          details={"shape": b.shape})
+        return StepResult(
+            step.name,
+            "succeeded",
+            0.0,
+            rows_in=b.rows_in,
+            rows_out=math.prod(b.shape.values()),
+            outputs={"cube": str(b.path), "version": b.version},
+            details={"shape": b.shape},
+        )
     if step.kind == "train":
         t = train_model(catalog, ws, name)
-        return StepResult(step.name, "succeeded", 0.0, rows_in=t.metrics["train_rows"],
-                          outputs={"model": str(t.registered.path),
-                                   "version": t.registered.version},
-                          details={"metrics": t.metrics})
+        return StepResult(
+            step.name,
+            "succeeded",
+            0.0,
+            rows_in=t.metrics["train_rows"],
+            outputs={"model": str(t.registered.path), "version": t.registered.version},
+            details={"metrics": t.metrics},
+        )
     raise WorkbenchError(f"unknown step kind {step.kind!r}")

@@ -43,25 +43,55 @@ class RunStore:
     def start_run(self, *, catalog: str, targets: list[str], cluster: str) -> str:
         run_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
         with closing(self._connect()) as con, con:
-            con.execute("INSERT INTO runs VALUES (?, ?, NULL, 'running', ?, ?, ?, NULL)",
-                        (run_id, _now(), catalog, json.dumps(targets), cluster))
+            con.execute(
+                "INSERT INTO runs VALUES (?, ?, NULL, 'running', ?, ?, ?, NULL)",
+                (run_id, _now(), catalog, json.dumps(targets), cluster),
+            )
         return run_id
 
     def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
         with closing(self._connect()) as con, con:
-            con.execute("UPDATE runs SET finished_at = ?, status = ?, error = ? WHERE run_id = ?",
-                        (_now(), status, error, run_id))
+            con.execute(
+                "UPDATE runs SET finished_at = ?, status = ?, error = ? WHERE run_id = ?",
+                (_now(), status, error, run_id),
+            )
 
-    def record_step(self, run_id: str, *, step: str, kind: str, target: str, status: str,
-                    started_at: str, seconds: float, rows_in: int | None = None,
-                    rows_out: int | None = None, inputs: Any = None, outputs: Any = None,
-                    details: Any = None, error: str | None = None) -> None:
+    def record_step(
+        self,
+        run_id: str,
+        *,
+        step: str,
+        kind: str,
+        target: str,
+        status: str,
+        started_at: str,
+        seconds: float,
+        rows_in: int | None = None,
+        rows_out: int | None = None,
+        inputs: Any = None,
+        outputs: Any = None,
+        details: Any = None,
+        error: str | None = None,
+    ) -> None:
         with closing(self._connect()) as con, con:
             con.execute(
                 "INSERT OR REPLACE INTO steps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (run_id, step, kind, target, status, started_at, seconds, rows_in, rows_out,
-                 json.dumps(inputs, default=str), json.dumps(outputs, default=str),
-                 json.dumps(details, default=str), error))
+                (
+                    run_id,
+                    step,
+                    kind,
+                    target,
+                    status,
+                    started_at,
+                    seconds,
+                    rows_in,
+                    rows_out,
+                    json.dumps(inputs, default=str),
+                    json.dumps(outputs, default=str),
+                    json.dumps(details, default=str),
+                    error,
+                ),
+            )
 
     def runs(self, limit: int = 20) -> list[dict]:
         return self._query("SELECT * FROM runs ORDER BY started_at DESC LIMIT ?", (limit,))

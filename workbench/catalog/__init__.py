@@ -3,5 +3,15 @@
 from workbench.catalog.load import columns_of, load_catalog, parse_catalog
 from workbench.catalog.models import Catalog, Cube, Dataset, Join, Measure, Model, Rule
 
-__all__ = ["Catalog", "Cube", "Dataset", "Join", "Measure", "Model", "Rule", "columns_of",
-           "load_catalog", "parse_catalog"]
+__all__ = [
+    "Catalog",
+    "Cube",
+    "Dataset",
+    "Join",
+    "Measure",
+    "Model",
+    "Rule",
+    "columns_of",
+    "load_catalog",
+    "parse_catalog",
+]

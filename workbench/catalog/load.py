@@ -1,4 +1,4 @@
-"""Load ``data_catalog.yaml``: safe YAML, ``${var}`` interpolation, errors with key path and line."""
+"""Load ``data_catalog.yaml``: safe YAML, ``${var}`` interpolation, errors naming key and line."""
 
 from __future__ import annotations
 
@@ -31,13 +31,15 @@ def load_catalog(path: str | os.PathLike[str] = "data_catalog.yaml") -> Catalog:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise CatalogError(f"{path}: cannot read the catalog ({exc.strerror}). "
-                           "Pass --catalog PATH or run from the repository root.") from exc
+        raise CatalogError(
+            f"{path}: cannot read the catalog ({exc.strerror}). "
+            "Pass --catalog PATH or run from the repository root."
+        ) from exc
     return parse_catalog(text, path)
 
 
 def parse_catalog(text: str, path: str | os.PathLike[str] = "<catalog>") -> Catalog:
-    """Build a :class:`Catalog` from YAML text; ``path`` is used in messages and for the workspace."""
+    """Build a :class:`Catalog` from YAML text; ``path`` is used in messages and for paths."""
     path = Path(path)
     try:
         lines = _key_lines(yaml.compose(text, Loader=yaml.SafeLoader))
@@ -46,7 +48,9 @@ def parse_catalog(text: str, path: str | os.PathLike[str] = "<catalog>") -> Cata
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         problem = getattr(exc, "problem", None) or str(exc)
-        raise CatalogError(f"{where}: YAML syntax error: {problem}. Fix the YAML at that line.") from exc
+        raise CatalogError(
+            f"{where}: YAML syntax error: {problem}. Fix the YAML at that line."
+        ) from exc
     if not isinstance(raw, dict):
         raise CatalogError(f"{path}: the catalog must be a mapping with a `datasets:` key.")
     raw = _interpolate(raw, {**raw.get("vars", {}), **os.environ}, path)
@@ -88,8 +92,10 @@ def _interpolate(value: Any, variables: dict[str, str], path: Path) -> Any:
             return str(variables[name])
         if default is not None:
             return default
-        raise CatalogError(f"{path}: `${{{name}}}` is not defined. Set the environment variable "
-                           f"{name}, add it under `vars:`, or write `${{{name}:-default}}`.")
+        raise CatalogError(
+            f"{path}: `${{{name}}}` is not defined. Set the environment variable "
+            f"{name}, add it under `vars:`, or write `${{{name}:-default}}`."
+        )
 
     return _VAR.sub(repl, value)
 
@@ -128,8 +134,11 @@ def _describe(exc: ValidationError, path: Path, lines: dict[tuple, int]) -> str:
 
 def _without_tags(loc: tuple) -> tuple:
     """Drop the rule-type segment pydantic adds inside ``rules[i]`` so paths match the YAML."""
-    return tuple(p for i, p in enumerate(loc)
-                 if not (i >= 2 and isinstance(loc[i - 1], int) and loc[i - 2] == "rules"))
+    return tuple(
+        p
+        for i, p in enumerate(loc)
+        if not (i >= 2 and isinstance(loc[i - 1], int) and loc[i - 2] == "rules")
+    )
 
 
 def _refs(catalog: Catalog) -> Iterator[tuple[tuple, str]]:
@@ -146,7 +155,10 @@ def _refs(catalog: Catalog) -> Iterator[tuple[tuple, str]]:
         yield ("cubes", name, "source"), cube.source
         for dim_name, dim in cube.dimensions.items():
             if dim.labels:
-                yield ("cubes", name, "dimensions", dim_name, "labels", "dataset"), dim.labels.dataset
+                yield (
+                    ("cubes", name, "dimensions", dim_name, "labels", "dataset"),
+                    dim.labels.dataset,
+                )
     for name, model in catalog.models.items():
         yield ("models", name, "source"), model.source
 
@@ -156,8 +168,10 @@ def _check_references(catalog: Catalog, path: Path, lines: dict[tuple, int]) -> 
     known = ", ".join(sorted(catalog.datasets))
     for loc, target in _refs(catalog):
         if target not in catalog.datasets:
-            problems.append(f"{path}:{_line(lines, loc)}: {_dotted(loc)}: no dataset named "
-                            f"'{target}' (known: {known}). Declare it under `datasets:` or fix the name.")
+            problems.append(
+                f"{path}:{_line(lines, loc)}: {_dotted(loc)}: no dataset named "
+                f"'{target}' (known: {known}). Declare it under `datasets:` or fix the name."
+            )
     if problems:
         raise CatalogError("invalid catalog:\n  " + "\n  ".join(problems))
     graph = {name: ds.upstream() for name, ds in catalog.datasets.items()}
@@ -166,9 +180,10 @@ def _check_references(catalog: Catalog, path: Path, lines: dict[tuple, int]) -> 
     except graphlib.CycleError as exc:
         cycle = exc.args[1]
         loc = ("datasets", cycle[0])
-        raise CatalogError(f"{path}:{_line(lines, loc)}: datasets form a dependency cycle: "
-                           f"{' -> '.join(cycle)}. Break it by removing one of these references."
-                           ) from exc
+        raise CatalogError(
+            f"{path}:{_line(lines, loc)}: datasets form a dependency cycle: "
+            f"{' -> '.join(cycle)}. Break it by removing one of these references."
+        ) from exc
     _check_columns(catalog, path, lines)
 
 
@@ -190,8 +205,10 @@ def _check_columns(catalog: Catalog, path: Path, lines: dict[tuple, int]) -> Non
 
     def need(loc: tuple, column: str, dataset: str, have: list[str]) -> None:
         if column not in have:
-            problems.append(f"{path}:{_line(lines, loc)}: {_dotted(loc)}: '{column}' is not a "
-                            f"column of {dataset} (columns: {', '.join(have)}).")
+            problems.append(
+                f"{path}:{_line(lines, loc)}: {_dotted(loc)}: '{column}' is not a "
+                f"column of {dataset} (columns: {', '.join(have)})."
+            )
 
     for name, ds in catalog.datasets.items():
         if ds.zone == "curated":
@@ -213,8 +230,12 @@ def _check_columns(catalog: Catalog, path: Path, lines: dict[tuple, int]) -> Non
                 if c is not None:
                     need(("datasets", name, "rules", i), c, name, list(ds.schema_))
             if isinstance(rule, References):
-                need(("datasets", name, "rules", i, "key"), rule.key, rule.dataset,
-                     columns_of(catalog, rule.dataset))
+                need(
+                    ("datasets", name, "rules", i, "key"),
+                    rule.key,
+                    rule.dataset,
+                    columns_of(catalog, rule.dataset),
+                )
     for name, cube in catalog.cubes.items():
         have = columns_of(catalog, cube.source)
         for dim_name, dim in cube.dimensions.items():

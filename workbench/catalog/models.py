@@ -7,9 +7,8 @@ Rules, joins, derivations, cubes and models are declared here; ``workbench.valid
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
-
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
@@ -81,7 +80,9 @@ class Regex(_Rule):
 
 class Expression(_Rule):
     rule: Literal["expression"]
-    expr: str = Field(description="a vectorised boolean expression (pandas.eval) true for good rows")
+    expr: str = Field(
+        description="a vectorised boolean expression (pandas.eval) true for good rows"
+    )
 
 
 Rule = Annotated[
@@ -148,7 +149,9 @@ class Derivation(_Strict):
     def _one(self) -> Derivation:
         given = [k for k in ("expr", "is_null", "make_date") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError(f"give exactly one of expr, is_null, make_date (got {given or 'none'})")
+            raise ValueError(
+                f"give exactly one of expr, is_null, make_date (got {given or 'none'})"
+            )
         return self
 
     @property

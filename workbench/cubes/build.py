@@ -51,18 +51,33 @@ def build_cube(catalog: Catalog, ws: Workspace, name: str) -> CubeBuild:
     dataset = cells_to_dataset(cells, spec)
     for dim_name, dim in spec.dimensions.items():
         if dim.labels:
-            labels = read_dataset(catalog, ws, dim.labels.dataset,
-                                  columns=[dim.labels.key, dim.labels.label]).compute()
+            labels = read_dataset(
+                catalog, ws, dim.labels.dataset, columns=[dim.labels.key, dim.labels.label]
+            ).compute()
             mapping = labels.set_index(dim.labels.key)[dim.labels.label]
             members = pd.Index(dataset[dim_name].values)
             dataset.coords[f"{dim_name}_label"] = (
-                dim_name, np.asarray(mapping.reindex(members).fillna(pd.Series(members, index=members)),
-                                     dtype=np.dtypes.StringDType()))
-    dataset.attrs.update(cube=name, source=spec.source, built_at=dt.datetime.now(dt.UTC).isoformat(),
-                         rows=int(dataset["__rows"].sum()))
+                dim_name,
+                np.asarray(
+                    mapping.reindex(members).fillna(pd.Series(members, index=members)),
+                    dtype=np.dtypes.StringDType(),
+                ),
+            )
+    dataset.attrs.update(
+        cube=name,
+        source=spec.source,
+        built_at=dt.datetime.now(dt.UTC).isoformat(),
+        rows=int(dataset["__rows"].sum()),
+    )
     version, path = _write_version(ws, name, dataset, spec.keep_versions)
-    return CubeBuild(name, version, path, dict(dataset.sizes), dataset.attrs["rows"],
-                     time.perf_counter() - started)
+    return CubeBuild(
+        name,
+        version,
+        path,
+        dict(dataset.sizes),
+        dataset.attrs["rows"],
+        time.perf_counter() - started,
+    )
 
 
 def _needed_columns(spec: Cube) -> list[str]:
@@ -81,7 +96,7 @@ def prepare_cells(df: pd.DataFrame, spec: Cube) -> pd.DataFrame:
     for name, m in spec.measures.items():
         keep = df.eval(m.where).fillna(False).astype(bool) if m.where else None
         if m.agg == "count":
-            values = (df[m.column].notna() if m.column else pd.Series(True, index=df.index))
+            values = df[m.column].notna() if m.column else pd.Series(True, index=df.index)
             values = values.astype("int64")
         else:
             values = df[m.column].astype("float64")
@@ -128,15 +143,18 @@ def _write_version(ws: Workspace, name: str, dataset: xr.Dataset, keep: int) -> 
     version = (versions[-1] + 1) if versions else 1
     path = root / f"v{version:06d}.zarr"
     time_dims = [d for d in dataset.dims if np.issubdtype(dataset[d].dtype, np.datetime64)]
-    chunks = {d: (min(dataset.sizes[d], 64) if d in time_dims else dataset.sizes[d])
-              for d in dataset.dims}
+    chunks = {
+        d: (min(dataset.sizes[d], 64) if d in time_dims else dataset.sizes[d]) for d in dataset.dims
+    }
     with warnings.catch_warnings():
         # Consolidated metadata is not yet in the Zarr v3 spec; zarr-python supports it and
         # opening a cube reads one document instead of one per array.
         warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
         dataset.chunk(chunks).to_zarr(path, mode="w-", consolidated=True, zarr_format=3)
-    write_json_atomic(root / CURRENT, {"version": version, "path": path.name,
-                                       "written_at": dt.datetime.now(dt.UTC).isoformat()})
+    write_json_atomic(
+        root / CURRENT,
+        {"version": version, "path": path.name, "written_at": dt.datetime.now(dt.UTC).isoformat()},
+    )
     for old in versions[: max(0, len(versions) + 1 - keep)]:
         shutil.rmtree(root / f"v{old:06d}.zarr", ignore_errors=True)
     return version, path

@@ -48,30 +48,42 @@ class CubeReader:
         self._check_dims([dimension])
         return self.dataset[dimension].values.tolist()
 
-    def query(self, by: Iterable[str] = (), *, where: Mapping[str, object] | None = None,
-              measures: Iterable[str] | None = None) -> pd.DataFrame:
+    def query(
+        self,
+        by: Iterable[str] = (),
+        *,
+        where: Mapping[str, object] | None = None,
+        measures: Iterable[str] | None = None,
+    ) -> pd.DataFrame:
         """Measures grouped by ``by`` over the cells matching ``where``.
 
         Examples
         --------
-        >>> cube.query(["carrier"], where={"origin": "JFK"}, measures=["mean_dep_delay"])  # doctest: +SKIP
+        >>> cube.query(["carrier"], where={"origin": "JFK"})  # doctest: +SKIP
         """
         by = list(by)
         wanted = list(measures or self.measures)
         self._check_dims([*by, *(where or {})])
         unknown = sorted(set(wanted) - set(self.measures))
         if unknown:
-            raise WorkbenchError(f"cube {self.name!r} has no measure {unknown}; "
-                                 f"choose from {', '.join(self.measures)}.")
+            raise WorkbenchError(
+                f"cube {self.name!r} has no measure {unknown}; "
+                f"choose from {', '.join(self.measures)}."
+            )
         cells = self.dataset
         for dim, members in (where or {}).items():
             keep = members if isinstance(members, list | tuple) else [members]
             cells = cells.sel({dim: keep})
         drop = [d for d in cells.dims if d not in by]
-        stored = {n: getattr(cells[n], _REDUCERS[cells[n].attrs["agg"]])(dim=drop)
-                  for n in self.stored_measures}
-        table = xr.Dataset(stored).to_dataframe() if by else pd.DataFrame(
-            {n: [v.item()] for n, v in stored.items()})
+        stored = {
+            n: getattr(cells[n], _REDUCERS[cells[n].attrs["agg"]])(dim=drop)
+            for n in self.stored_measures
+        }
+        table = (
+            xr.Dataset(stored).to_dataframe()
+            if by
+            else pd.DataFrame({n: [v.item()] for n, v in stored.items()})
+        )
         for name, expr in self.derived_measures.items():
             table[name] = table.eval(expr)
         return table[wanted]
@@ -79,14 +91,17 @@ class CubeReader:
     def _check_dims(self, dims: Iterable[str]) -> None:
         unknown = [d for d in dims if d not in self.dataset.dims]
         if unknown:
-            raise WorkbenchError(f"cube {self.name!r} has no dimension {unknown}; "
-                                 f"choose from {', '.join(self.dimensions)}.")
+            raise WorkbenchError(
+                f"cube {self.name!r} has no dimension {unknown}; "
+                f"choose from {', '.join(self.dimensions)}."
+            )
 
 
 def open_cube(catalog: Catalog, ws: Workspace, name: str) -> CubeReader:
     """Load the current version of cube ``name`` into memory."""
     if name not in catalog.cubes:
-        raise WorkbenchError(f"no cube named {name!r}; the catalog has "
-                             f"{', '.join(catalog.cubes) or 'none'}.")
+        raise WorkbenchError(
+            f"no cube named {name!r}; the catalog has {', '.join(catalog.cubes) or 'none'}."
+        )
     path = current_cube_path(ws, name)
     return CubeReader(name, xr.open_zarr(path, consolidated=True).load())

@@ -4,5 +4,14 @@ from workbench.io.delta import open_table, read_table, table_rows, write_table
 from workbench.io.sources import read_csv_as_text, resolve_source
 from workbench.io.workspace import Workspace, read_json, write_json_atomic
 
-__all__ = ["Workspace", "open_table", "read_csv_as_text", "read_json", "read_table",
-           "resolve_source", "table_rows", "write_json_atomic", "write_table"]
+__all__ = [
+    "Workspace",
+    "open_table",
+    "read_csv_as_text",
+    "read_json",
+    "read_table",
+    "resolve_source",
+    "table_rows",
+    "write_json_atomic",
+    "write_table",
+]

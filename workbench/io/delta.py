@@ -26,10 +26,14 @@ from deltalake.transaction import AddAction, CommitProperties, create_table_with
 
 from workbench.errors import WorkspaceError
 
-_ACTION_META = pd.DataFrame({
-    "path": pd.Series([], dtype="str"), "size": pd.Series([], dtype="int64"),
-    "rows": pd.Series([], dtype="int64"), "stats": pd.Series([], dtype="str"),
-})
+_ACTION_META = pd.DataFrame(
+    {
+        "path": pd.Series([], dtype="str"),
+        "size": pd.Series([], dtype="int64"),
+        "rows": pd.Series([], dtype="int64"),
+        "stats": pd.Series([], dtype="str"),
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -48,9 +52,7 @@ def arrow_schema(meta: pd.DataFrame) -> pa.Schema:
         typ = field.type
         if pa.types.is_timestamp(typ):
             typ = pa.timestamp("us", tz=typ.tz)
-        elif pa.types.is_large_string(typ) or pa.types.is_string_view(typ):
-            typ = pa.string()
-        elif pa.types.is_null(typ):
+        elif pa.types.is_large_string(typ) or pa.types.is_string_view(typ) or pa.types.is_null(typ):
             typ = pa.string()
         fields.append(pa.field(field.name, typ))
     return pa.schema(fields)
@@ -60,8 +62,9 @@ def stage_table(ddf: dd.DataFrame, path: Path) -> StagedTable:
     """Plan the Parquet files of a new version; nothing runs until ``actions`` is computed."""
     path.mkdir(parents=True, exist_ok=True)
     schema = arrow_schema(ddf._meta)
-    actions = ddf.map_partitions(_write_part, str(path), schema, meta=_ACTION_META,
-                                 enforce_metadata=False)
+    actions = ddf.map_partitions(
+        _write_part, str(path), schema, meta=_ACTION_META, enforce_metadata=False
+    )
     return StagedTable(path, actions, schema)
 
 
@@ -71,30 +74,47 @@ def _write_part(df: pd.DataFrame, root: str, schema: pa.Schema) -> pd.DataFrame:
     pq.write_table(table, f"{root}/{name}", compression="zstd")
     stats = json.dumps({"numRecords": table.num_rows})
     size = Path(root, name).stat().st_size
-    return pd.DataFrame({"path": [name], "size": [size], "rows": [table.num_rows],
-                         "stats": [stats]})
+    return pd.DataFrame(
+        {"path": [name], "size": [size], "rows": [table.num_rows], "stats": [stats]}
+    )
 
 
-def commit_table(staged: StagedTable, actions: pd.DataFrame, *, mode: str = "overwrite",
-                 operation: str = "workbench write", info: dict | None = None) -> int:
+def commit_table(
+    staged: StagedTable,
+    actions: pd.DataFrame,
+    *,
+    mode: str = "overwrite",
+    operation: str = "workbench write",
+    info: dict | None = None,
+) -> int:
     """Commit computed write ``actions`` as one new version; returns the version number."""
     now = int(time.time() * 1000)
-    adds = [AddAction(r.path, int(r.size), {}, now, True, r.stats)
-            for r in actions.itertuples(index=False)]
-    props = CommitProperties(custom_metadata={"workbench.operation": operation,
-                                              **{k: str(v) for k, v in (info or {}).items()}})
+    adds = [
+        AddAction(r.path, int(r.size), {}, now, True, r.stats)
+        for r in actions.itertuples(index=False)
+    ]
+    props = CommitProperties(
+        custom_metadata={
+            "workbench.operation": operation,
+            **{k: str(v) for k, v in (info or {}).items()},
+        }
+    )
     uri = str(staged.path)
     if DeltaTable.is_deltatable(uri):
         table = DeltaTable(uri)
-        table.create_write_transaction(adds, mode=mode, schema=staged.schema,
-                                       commit_properties=props)
+        table.create_write_transaction(
+            adds, mode=mode, schema=staged.schema, commit_properties=props
+        )
         return DeltaTable(uri).version()
-    create_table_with_add_actions(uri, DeltaSchema.from_arrow(staged.schema), adds, mode="error", commit_properties=props)
+    create_table_with_add_actions(
+        uri, DeltaSchema.from_arrow(staged.schema), adds, mode="error", commit_properties=props
+    )
     return 0
 
 
-def write_table(ddf: dd.DataFrame, path: Path, *, mode: str = "overwrite",
-                operation: str = "workbench write") -> int:
+def write_table(
+    ddf: dd.DataFrame, path: Path, *, mode: str = "overwrite", operation: str = "workbench write"
+) -> int:
     """Compute ``ddf`` into a new version of the Delta table at ``path``."""
     staged = stage_table(ddf, path)
     return commit_table(staged, staged.actions.compute(), mode=mode, operation=operation)
@@ -102,13 +122,15 @@ def write_table(ddf: dd.DataFrame, path: Path, *, mode: str = "overwrite",
 
 def open_table(path: Path, version: int | None = None) -> DeltaTable:
     if not DeltaTable.is_deltatable(str(path)):
-        raise WorkspaceError(f"no table at {path}; run the pipeline step that builds it "
-                             "(`workbench run <dataset>`).")
+        raise WorkspaceError(
+            f"no table at {path}; run the pipeline step that builds it (`workbench run <dataset>`)."
+        )
     return DeltaTable(str(path), version=version)
 
 
-def read_table(path: Path, *, columns: list[str] | None = None,
-               version: int | None = None) -> dd.DataFrame:
+def read_table(
+    path: Path, *, columns: list[str] | None = None, version: int | None = None
+) -> dd.DataFrame:
     """A lazy Dask frame over one version of a table, reading only ``columns``."""
     files = open_table(path, version).file_uris()
     if not files:

@@ -26,24 +26,29 @@ def resolve_source(path: str, base: Path | None = None) -> list[Path]:
     'airlines.csv'
     """
     if path.startswith(PKG_SCHEME):
-        package, _, inner = path[len(PKG_SCHEME):].partition("/")
+        package, _, inner = path[len(PKG_SCHEME) :].partition("/")
         try:
             files = [Path(str(importlib.resources.files(package).joinpath(inner)))]
         except ModuleNotFoundError as exc:
-            raise CatalogError(f"source {path!r}: Python package {package!r} is not installed; "
-                               f"`pip install {package}`.") from exc
+            raise CatalogError(
+                f"source {path!r}: Python package {package!r} is not installed; "
+                f"`pip install {package}`."
+            ) from exc
     else:
         pattern = Path(path) if Path(path).is_absolute() or base is None else base / path
         files = [Path(p) for p in sorted(glob.glob(str(pattern)))]
     missing = [f for f in files if not f.is_file()]
     if not files or missing:
-        raise CatalogError(f"source {path!r}: no file found at {missing[0] if missing else path}. "
-                           "Fix `source.path` in the catalog.")
+        raise CatalogError(
+            f"source {path!r}: no file found at {missing[0] if missing else path}. "
+            "Fix `source.path` in the catalog."
+        )
     return files
 
 
-def read_csv_as_text(files: list[Path], columns: list[str],
-                     na_values: tuple[str, ...] = DEFAULT_NA) -> dd.DataFrame:
+def read_csv_as_text(
+    files: list[Path], columns: list[str], na_values: tuple[str, ...] = DEFAULT_NA
+) -> dd.DataFrame:
     """One partition per file, every value as text, with each row's file name and 1-based line.
 
     Keeping text means a value that does not parse is still there to quarantine verbatim; the

@@ -37,8 +37,10 @@ class Workspace:
         """Join ``parts`` under the root; refuse anything that escapes it (``..``, absolute)."""
         target = self.root.joinpath(*parts).resolve()
         if target != self.root and self.root not in target.parents:
-            raise WorkspaceError(f"path {'/'.join(parts)!r} leaves the workspace {self.root}; "
-                                 "dataset and file names must not contain '..' or start with '/'.")
+            raise WorkspaceError(
+                f"path {'/'.join(parts)!r} leaves the workspace {self.root}; "
+                "dataset and file names must not contain '..' or start with '/'."
+            )
         return target
 
     @property
@@ -65,5 +67,6 @@ def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise WorkspaceError(f"{path} does not exist; run the step that writes it first "
-                             "(`workbench run`).") from exc
+        raise WorkspaceError(
+            f"{path} does not exist; run the step that writes it first (`workbench run`)."
+        ) from exc

@@ -24,7 +24,9 @@ class TrainingData:
     source_version: int
 
 
-def encode_features(df: pd.DataFrame, spec: Model, categories: dict[str, list[str]]) -> pd.DataFrame:
+def encode_features(
+    df: pd.DataFrame, spec: Model, categories: dict[str, list[str]]
+) -> pd.DataFrame:
     """Numeric features as float64, categorical ones as pandas categories with fixed levels."""
     out = {}
     for col in spec.features:
@@ -47,14 +49,19 @@ def _split_frame(df: pd.DataFrame, spec: Model, categories: dict[str, list[str]]
 def training_data(catalog: Catalog, ws: Workspace, name: str) -> TrainingData:
     spec = catalog.models[name]
     version = open_table(table_path(catalog, ws, spec.source)).version()
-    columns = list(dict.fromkeys([*spec.features, spec.label, spec.split.column,
-                                  *_where_columns(catalog, spec)]))
+    columns = list(
+        dict.fromkeys(
+            [*spec.features, spec.label, spec.split.column, *_where_columns(catalog, spec)]
+        )
+    )
     frame = read_dataset(catalog, ws, spec.source, columns=columns, version=version)
-    levels = dd.compute(*[frame[c].dropna().astype("str").unique(split_out=1)
-                          for c in spec.categorical])
+    levels = dd.compute(
+        *[frame[c].dropna().astype("str").unique(split_out=1) for c in spec.categorical]
+    )
     categories = {c: sorted(v.tolist()) for c, v in zip(spec.categorical, levels, strict=True)}
-    prepared = frame.map_partitions(_split_frame, spec, categories,
-                                    meta=_split_frame(frame._meta, spec, categories))
+    prepared = frame.map_partitions(
+        _split_frame, spec, categories, meta=_split_frame(frame._meta, spec, categories)
+    )
     train = prepared[~prepared["__test"]].drop(columns="__test")
     test = prepared[prepared["__test"]].drop(columns="__test")
     return TrainingData(train, test, categories, version)

@@ -42,28 +42,40 @@ def register_model(ws: Workspace, name: str, model_text: str, metadata: dict) ->
     staging.mkdir()
     (staging / MODEL_FILE).write_text(model_text, encoding="utf-8")
     digest = hashlib.sha256(model_text.encode()).hexdigest()
-    full = metadata | {"name": name, "version": version, "sha256": digest, "file": MODEL_FILE,
-                       "registered_at": dt.datetime.now(dt.UTC).isoformat(),
-                       "packages": _package_versions(), "git_commit": _git_commit()}
+    full = metadata | {
+        "name": name,
+        "version": version,
+        "sha256": digest,
+        "file": MODEL_FILE,
+        "registered_at": dt.datetime.now(dt.UTC).isoformat(),
+        "packages": _package_versions(),
+        "git_commit": _git_commit(),
+    }
     write_json_atomic(staging / METADATA, full)
     os.rename(staging, root / str(version))
     return RegisteredModel(name, version, root / str(version), full)
 
 
-def load_model(ws: Workspace, name: str, version: int | None = None) -> tuple[lightgbm.Booster, dict]:
+def load_model(
+    ws: Workspace, name: str, version: int | None = None
+) -> tuple[lightgbm.Booster, dict]:
     """The booster and its metadata; refuses a model file whose sha256 changed."""
     root = ws.path("models", name)
     versions = _versions(root) if root.exists() else []
     if not versions or (version is not None and version not in versions):
-        raise ModelNotFound(f"no model {name!r} version {version or 'any'} in {root}; "
-                            f"registered versions: {versions or 'none'}. Train it with "
-                            f"`workbench run {name}`.")
+        raise ModelNotFound(
+            f"no model {name!r} version {version or 'any'} in {root}; "
+            f"registered versions: {versions or 'none'}. Train it with "
+            f"`workbench run {name}`."
+        )
     folder = root / str(version or versions[-1])
     meta = read_json(folder / METADATA)
     text = (folder / MODEL_FILE).read_text(encoding="utf-8")
     if hashlib.sha256(text.encode()).hexdigest() != meta["sha256"]:
-        raise WorkbenchError(f"{folder / MODEL_FILE} does not match the sha256 in its metadata: "
-                             "the file was changed after registration. Retrain instead of editing.")
+        raise WorkbenchError(
+            f"{folder / MODEL_FILE} does not match the sha256 in its metadata: "
+            "the file was changed after registration. Retrain instead of editing."
+        )
     return lightgbm.Booster(model_str=text), meta
 
 
@@ -83,8 +95,14 @@ def _package_versions() -> dict[str, str]:
 
 def _git_commit() -> str | None:
     try:
-        done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=5, check=False, cwd=Path(__file__).parent)
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+            cwd=Path(__file__).parent,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() or None

@@ -38,30 +38,50 @@ def train_model(catalog: Catalog, ws: Workspace, name: str) -> TrainedModel:
     booster = model.to_local().booster_
     # Score with the trained booster per partition: a DataFrame-only graph. (dask 2026.8 returns
     # the results of one dask.compute over mixed DataFrame and Array collections out of order.)
-    scored = data.test.map_partitions(predict_partition, booster, features,
-                                      meta={"__label": "int64", "score": "float64"})
+    scored = data.test.map_partitions(
+        predict_partition, booster, features, meta={"__label": "int64", "score": "float64"}
+    )
     test, n_train = dask.compute(scored, train.shape[0])
     del train
     metrics = classification_metrics(test["__label"].to_numpy(), test["score"].to_numpy())
     metrics |= {"train_rows": int(n_train), "test_rows": len(test)}
-    importance = dict(zip(booster.feature_name(),
-                          booster.feature_importance("gain").round(2).tolist(), strict=True))
+    importance = dict(
+        zip(
+            booster.feature_name(),
+            booster.feature_importance("gain").round(2).tolist(),
+            strict=True,
+        )
+    )
     registered = register_model(
-        ws, name, booster.model_to_string(),
-        metadata={"estimator": spec.estimator, "params": params, "features": features,
-                  "categories": data.categories, "label": spec.label, "metrics": metrics,
-                  "feature_importance": importance,
-                  "data": {"source": spec.source, "source_version": data.source_version,
-                           "split": spec.split.model_dump(mode="json")}},
+        ws,
+        name,
+        booster.model_to_string(),
+        metadata={
+            "estimator": spec.estimator,
+            "params": params,
+            "features": features,
+            "categories": data.categories,
+            "label": spec.label,
+            "metrics": metrics,
+            "feature_importance": importance,
+            "data": {
+                "source": spec.source,
+                "source_version": data.source_version,
+                "split": spec.split.model_dump(mode="json"),
+            },
+        },
     )
     return TrainedModel(registered, metrics, time.perf_counter() - started)
 
 
-def predict_partition(df: pd.DataFrame, booster: lightgbm.Booster,
-                      features: list[str]) -> pd.DataFrame:
+def predict_partition(
+    df: pd.DataFrame, booster: lightgbm.Booster, features: list[str]
+) -> pd.DataFrame:
     """Probabilities of the positive class for one partition of encoded features."""
-    return pd.DataFrame({"__label": df["__label"].to_numpy(),
-                         "score": booster.predict(df[features])}, index=df.index)
+    return pd.DataFrame(
+        {"__label": df["__label"].to_numpy(), "score": booster.predict(df[features])},
+        index=df.index,
+    )
 
 
 def classification_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:

@@ -3,5 +3,12 @@
 from workbench.validation.check import CheckPlan, check_partition, prepare_context
 from workbench.validation.rules import RuleContext, cast_columns, evaluate, register
 
-__all__ = ["CheckPlan", "RuleContext", "cast_columns", "check_partition", "evaluate",
-           "prepare_context", "register"]
+__all__ = [
+    "CheckPlan",
+    "RuleContext",
+    "cast_columns",
+    "check_partition",
+    "evaluate",
+    "prepare_context",
+    "register",
+]

@@ -39,8 +39,9 @@ def _empty_typed(dataset: Dataset) -> pd.DataFrame:
     return cast_columns(raw, dataset.schema_)[0]
 
 
-def prepare_context(dataset: Dataset, raw: dd.DataFrame,
-                    reference_keys: dict[tuple[str, str], dd.Series]) -> RuleContext:
+def prepare_context(
+    dataset: Dataset, raw: dd.DataFrame, reference_keys: dict[tuple[str, str], dd.Series]
+) -> RuleContext:
     """Compute, in one Dask call, the key sets whole-dataset rules compare against."""
     uniques = [r for r in dataset.rules if isinstance(r, Unique)]
     dup_graphs = []
@@ -61,8 +62,9 @@ def prepare_context(dataset: Dataset, raw: dd.DataFrame,
 
 
 def references_needed(dataset: Dataset) -> list[tuple[str, str]]:
-    return list(dict.fromkeys((r.dataset, r.key) for r in dataset.rules
-                              if isinstance(r, References)))
+    return list(
+        dict.fromkeys((r.dataset, r.key) for r in dataset.rules if isinstance(r, References))
+    )
 
 
 def check_partition(raw: pd.DataFrame, plan: CheckPlan) -> pd.DataFrame:

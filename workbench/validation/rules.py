@@ -97,8 +97,11 @@ def _references(df: pd.DataFrame, rule: References, ctx: RuleContext) -> Masks:
 @register(Unique)
 def _unique(df: pd.DataFrame, rule: Unique, ctx: RuleContext) -> Masks:
     dups = ctx.duplicate_keys[tuple(rule.columns)]
-    key = df[rule.columns[0]] if len(rule.columns) == 1 else pd.MultiIndex.from_frame(
-        df[rule.columns])
+    key = (
+        df[rule.columns[0]]
+        if len(rule.columns) == 1
+        else pd.MultiIndex.from_frame(df[rule.columns])
+    )
     bad = np.asarray(pd.Index(key).isin(dups)) if len(dups) else np.zeros(len(df), bool)
     return {reason_code(rule, ",".join(rule.columns)): pd.Series(bad, index=df.index)}
 
@@ -115,8 +118,10 @@ def _expression(df: pd.DataFrame, rule: Expression, ctx: RuleContext) -> Masks:
     try:
         ok = df.eval(rule.expr)
     except Exception as exc:  # pandas raises many types for a bad expression
-        raise CatalogError(f"rule expression {rule.expr!r} cannot be evaluated: {exc}. "
-                           "Use column names and pandas.eval syntax.") from exc
+        raise CatalogError(
+            f"rule expression {rule.expr!r} cannot be evaluated: {exc}. "
+            "Use column names and pandas.eval syntax."
+        ) from exc
     # A row where the expression cannot be decided (missing values) has not been shown good.
     return {reason_code(rule, None): ~pd.Series(ok, index=df.index).fillna(False).astype(bool)}
 

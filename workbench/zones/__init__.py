@@ -5,5 +5,14 @@ from workbench.zones.landing import Batch, land, list_batches
 from workbench.zones.promote import Promotion, promote_batch
 from workbench.zones.tables import read_dataset, table_path
 
-__all__ = ["Batch", "Promotion", "build_curated", "derive_columns", "land", "list_batches",
-           "promote_batch", "read_dataset", "table_path"]
+__all__ = [
+    "Batch",
+    "Promotion",
+    "build_curated",
+    "derive_columns",
+    "land",
+    "list_batches",
+    "promote_batch",
+    "read_dataset",
+    "table_path",
+]

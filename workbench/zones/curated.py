@@ -41,10 +41,12 @@ def build_curated(catalog: Catalog, ws: Workspace, name: str) -> CuratedBuild:
             broadcast.append(join.dataset)
         else:
             right = _right_side(catalog, ws, join)
-            frame = frame.merge(right, how=join.how, left_on=join.left_keys,
-                                right_on=_renamed_keys(join))
-    frame = frame.map_partitions(derive_columns, ds.derived,
-                                 meta=derive_columns(frame._meta, ds.derived))
+            frame = frame.merge(
+                right, how=join.how, left_on=join.left_keys, right_on=_renamed_keys(join)
+            )
+    frame = frame.map_partitions(
+        derive_columns, ds.derived, meta=derive_columns(frame._meta, ds.derived)
+    )
     path = ws.path("curated", name)
     version = write_table(frame, path, operation="curate")
     return CuratedBuild(name, table_rows(path, version), version, tuple(broadcast))
@@ -72,7 +74,8 @@ def _broadcast_join(frame: dd.DataFrame, right: pd.DataFrame, join: Join) -> dd.
         raise WorkbenchError(
             f"join with {join.dataset} on {join.right_keys}: keys are not unique (e.g. "
             f"{dup[keys].head(3).to_dict('records')}), so the join would duplicate rows. Add a "
-            f"`unique` rule on {join.right_keys} to datasets.{join.dataset}.")
+            f"`unique` rule on {join.right_keys} to datasets.{join.dataset}."
+        )
     small = dask.delayed(right, pure=True)
     meta = _merge(frame._meta, right.iloc[:0], join)
     return frame.map_partitions(_merge, small, join, meta=meta)

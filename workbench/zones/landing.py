@@ -73,7 +73,8 @@ def _count_lines(stream) -> int:
 def land(ws: Workspace, dataset: str, sources: list[Path]) -> Batch:
     """Copy ``sources`` into a new batch; a set of files already landed is not copied again."""
     digests = [sha256_of(p) for p in sources]
-    batch_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{hashlib.sha256(''.join(digests).encode()).hexdigest()[:10]}"
+    content = hashlib.sha256("".join(digests).encode()).hexdigest()[:10]
+    batch_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{content}"
     existing = _find_batch(ws, dataset, digests)
     if existing is not None:
         return Batch(**{**asdict(existing), "files": existing.files, "reused": True})
@@ -83,8 +84,11 @@ def land(ws: Workspace, dataset: str, sources: list[Path]) -> Batch:
     files = []
     for src, digest in zip(sources, digests, strict=True):
         shutil.copy2(src, staging / src.name)
-        files.append(LandedFile(src.name, str(src), digest, src.stat().st_size,
-                                count_data_lines(staging / src.name)))
+        files.append(
+            LandedFile(
+                src.name, str(src), digest, src.stat().st_size, count_data_lines(staging / src.name)
+            )
+        )
     batch = Batch(dataset, batch_id, dt.datetime.now(dt.UTC).isoformat(), tuple(files))
     write_json_atomic(staging / MANIFEST, asdict(batch) | {"reused": False})
     staging.rename(folder)  # the batch appears whole or not at all
@@ -101,8 +105,11 @@ def list_batches(ws: Workspace, dataset: str) -> list[Batch]:
     root = ws.path("landing", dataset)
     if not root.exists():
         return []
-    return [read_batch(p) for p in sorted(root.iterdir())
-            if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST).exists()]
+    return [
+        read_batch(p)
+        for p in sorted(root.iterdir())
+        if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST).exists()
+    ]
 
 
 def _find_batch(ws: Workspace, dataset: str, digests: list[str]) -> Batch | None:

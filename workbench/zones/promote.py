@@ -68,30 +68,35 @@ class Promotion:
 def promote_batch(catalog: Catalog, ws: Workspace, name: str, batch: Batch) -> Promotion:
     """Check ``batch`` of dataset ``name`` against its rules and commit both outputs."""
     dataset = catalog.datasets[name]
-    raw = read_csv_as_text(batch.paths(ws), list(dataset.schema_),
-                           **dataset.source.options)
+    raw = read_csv_as_text(batch.paths(ws), list(dataset.schema_), **dataset.source.options)
     wanted = max(1, batch.rows // config.get("partition-rows"))
     if wanted > raw.npartitions:
         raw = raw.repartition(npartitions=wanted)
-    refs = {(ds, key): read_table(ws.path("lake", ds), columns=[key])[key]
-            for ds, key in references_needed(dataset)}
+    refs = {
+        (ds, key): read_table(ws.path("lake", ds), columns=[key])[key]
+        for ds, key in references_needed(dataset)
+    }
     plan = CheckPlan(dataset, prepare_context(dataset, raw, refs))
-    checked = raw.map_partitions(check_partition, plan,
-                                 meta=check_partition(raw._meta, plan))
+    checked = raw.map_partitions(check_partition, plan, meta=check_partition(raw._meta, plan))
     good = checked[checked[ERRORS] == ""][list(dataset.schema_)]
-    bad = dd.map_partitions(_quarantine_rows, raw, checked[[ERRORS, WARNINGS]], batch.batch_id,
-                            align_dataframes=False)
+    bad = dd.map_partitions(
+        _quarantine_rows, raw, checked[[ERRORS, WARNINGS]], batch.batch_id, align_dataframes=False
+    )
     codes = plan.codes()
     lake = stage_table(good, ws.path("lake", name))
     quarantine = stage_table(bad, ws.path("quarantine", name))
     flags = checked[[FAIL_PREFIX + c for c in codes]].astype("int64").sum()
     warned = (checked[WARNINGS] != "").sum()
     lake_actions, q_actions, fails, n_warned = dask.compute(
-        lake.actions, quarantine.actions, flags, warned)
+        lake.actions, quarantine.actions, flags, warned
+    )
     result = Promotion(
-        dataset=name, batch_id=batch.batch_id, rows_landed=batch.rows,
+        dataset=name,
+        batch_id=batch.batch_id,
+        rows_landed=batch.rows,
         rows_read=int(lake_actions["rows"].sum() + q_actions["rows"].sum()),
-        promoted=int(lake_actions["rows"].sum()), quarantined=int(q_actions["rows"].sum()),
+        promoted=int(lake_actions["rows"].sum()),
+        quarantined=int(q_actions["rows"].sum()),
         warned=int(n_warned),
         reasons={c: ReasonCount(s, int(fails[FAIL_PREFIX + c])) for c, s in codes.items()},
         checked_at=dt.datetime.now(dt.UTC).isoformat(),
@@ -101,7 +106,8 @@ def promote_batch(catalog: Catalog, ws: Workspace, name: str, batch: Batch) -> P
             f"{name} batch {batch.batch_id}: {result.rows_landed} rows landed but "
             f"{result.rows_read} were read ({result.promoted} promoted + {result.quarantined} "
             "quarantined). Nothing was committed; check the file for embedded newlines or "
-            "a truncated last line.")
+            "a truncated last line."
+        )
     info = {"batch": batch.batch_id}
     q_version = commit_table(quarantine, q_actions, operation="quarantine", info=info)
     fraction = result.quarantined / max(result.rows_read, 1)
@@ -111,10 +117,12 @@ def promote_batch(catalog: Catalog, ws: Workspace, name: str, batch: Batch) -> P
         raise ValidationFailed(
             f"{name} batch {batch.batch_id}: {fraction:.2%} of rows quarantined, above the "
             f"allowed {limit:.2%} (datasets.{name}.thresholds.max_quarantined_fraction). The lake "
-            "keeps its previous version; see `workbench quarantine` and the validation report.")
+            "keeps its previous version; see `workbench quarantine` and the validation report."
+        )
     lake_version = commit_table(lake, lake_actions, operation="promote", info=info)
-    result = Promotion(**{**result.__dict__, "lake_version": lake_version,
-                          "quarantine_version": q_version})
+    result = Promotion(
+        **{**result.__dict__, "lake_version": lake_version, "quarantine_version": q_version}
+    )
     _write_report(ws, result)
     return result
 

@@ -18,16 +18,24 @@ def table_path(catalog: Catalog, ws: Workspace, name: str) -> Path:
         zone = catalog.datasets[name].zone
     except KeyError:
         known = ", ".join(catalog.datasets)
-        raise DatasetNotFound(f"no dataset named {name!r} in the catalog (known: {known})") from None
+        raise DatasetNotFound(
+            f"no dataset named {name!r} in the catalog (known: {known})"
+        ) from None
     return ws.path(zone, name)
 
 
-def read_dataset(catalog: Catalog, ws: Workspace, name: str, *, columns: list[str] | None = None,
-                 version: int | None = None) -> dd.DataFrame:
+def read_dataset(
+    catalog: Catalog,
+    ws: Workspace,
+    name: str,
+    *,
+    columns: list[str] | None = None,
+    version: int | None = None,
+) -> dd.DataFrame:
     """A lazy Dask frame over a lake or curated table (latest version unless ``version``).
 
     Examples
     --------
-    >>> flights = read_dataset(catalog, ws, "flights", columns=["carrier", "dep_delay"])  # doctest: +SKIP
+    >>> flights = read_dataset(catalog, ws, "flights", columns=["carrier"])  # doctest: +SKIP
     """
     return read_table(table_path(catalog, ws, name), columns=columns, version=version)
