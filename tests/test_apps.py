@@ -31,7 +31,8 @@ def test_view_shows_the_cube_query(store, demo):
     view = CubeExplorer(store, measure="mean_dep_delay", dimension="carrier")
     shown = view.data()
     expected = wb.open_cube(catalog, ws, "flight_delays").query(
-        ["carrier"], measures=["mean_dep_delay"])
+        ["carrier"], measures=["mean_dep_delay"]
+    )
     assert shown["carrier"].tolist() == expected.index.tolist()
     assert shown["mean_dep_delay"].equals(expected["mean_dep_delay"].reset_index(drop=True))
     assert shown.set_index("carrier").loc["UA", "carrier_label"] == "United Air Lines Inc."
@@ -49,13 +50,30 @@ def _free_port() -> int:
 def test_served_app_answers_on_loopback(demo):
     _, ws, _ = demo
     port = _free_port()
-    env = {**os.environ, "WORKBENCH_WORKSPACE": str(ws.root),
-           "WORKBENCH_CATALOG": str(DEMO_CATALOG)}
+    env = {
+        **os.environ,
+        "WORKBENCH_WORKSPACE": str(ws.root),
+        "WORKBENCH_CATALOG": str(DEMO_CATALOG),
+    }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "panel", "serve", str(REPO / "apps" / "cubes.py"),
-         "--address", "127.0.0.1", "--port", str(port),
-         "--allow-websocket-origin", f"127.0.0.1:{port}"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "panel",
+            "serve",
+            str(REPO / "apps" / "cubes.py"),
+            "--address",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--allow-websocket-origin",
+            f"127.0.0.1:{port}",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         page = None
         deadline = time.monotonic() + 60

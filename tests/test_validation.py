@@ -20,6 +20,7 @@ def _dataset(rules: list[dict]) -> Dataset:
 def _raw(rows: list[tuple]) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=list(SCHEMA), dtype="str")
     df["_line"] = range(2, len(df) + 2)
+    df["_parse_error"] = pd.Series(pd.NA, index=df.index, dtype="str")
     return df
 
 
@@ -84,3 +85,37 @@ def test_bad_expression_is_a_catalog_error():
     ds = _dataset([{"rule": "expression", "expr": "nope > 1"}])
     with pytest.raises(wb.CatalogError, match="nope > 1"):
         check_partition(RAW, CheckPlan(ds, RuleContext()))
+
+
+def test_a_row_that_did_not_parse_fails_for_that_reason_only():
+    raw = RAW.copy()
+    raw.loc[1, ["k", "n", "x", "t"]] = pd.NA
+    raw.loc[1, "_parse_error"] = "parse:field_count"
+    ds = _dataset([{"rule": "not_null", "columns": ["k", "n"]}])
+    out = check_partition(raw, CheckPlan(ds, RuleContext()))
+    assert out.loc[1, "_errors"] == "parse:field_count"
+    assert out.loc[2, "_errors"] == "dtype:t;not_null:k"
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        ({"rule": "min", "column": "x", "value": 0}, [False, False, True, False]),
+        ({"rule": "max", "column": "x", "value": 1}, [False, True, False, False]),
+        ({"rule": "length", "column": "k", "max": 0}, [True, True, False, True]),
+        ({"rule": "castable", "column": "k", "to": "float"}, [True, True, False, True]),
+        ({"rule": "not_in_future", "column": "t"}, [False, False, False, False]),
+    ],
+)
+def test_more_row_rules(rule, expected):
+    out = check_partition(RAW, CheckPlan(_dataset([rule]), RuleContext()))
+    flag = next(c for c in out.columns if c.startswith("_fail:") and not c.startswith(
+        ("_fail:dtype", "_fail:parse", "_fail:schema")))
+    assert out[flag].tolist() == expected
+
+
+def test_a_date_in_the_future_is_caught():
+    raw = _raw([("a", "1", "1", "2999-01-01T00:00:00Z"), ("b", "1", "1", "2001-01-01T00:00:00Z")])
+    out = check_partition(raw, CheckPlan(_dataset([{"rule": "not_in_future", "column": "t"}]),
+                                         RuleContext()))
+    assert out["_fail:not_in_future:t"].tolist() == [True, False]

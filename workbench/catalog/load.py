@@ -137,7 +137,7 @@ def _without_tags(loc: tuple) -> tuple:
     return tuple(
         p
         for i, p in enumerate(loc)
-        if not (i >= 2 and isinstance(loc[i - 1], int) and loc[i - 2] == "rules")
+        if not (i >= 2 and isinstance(loc[i - 1], int) and loc[i - 2] in ("rules", "dataset_rules"))
     )
 
 
@@ -225,10 +225,12 @@ def _check_columns(catalog: Catalog, path: Path, lines: dict[tuple, int]) -> Non
             for col, der in ds.derived.items():
                 for c in der.inputs:
                     need(("datasets", name, "derived", col), c, name, have)
+        for key, rules in (("rules", ds.rules), ("dataset_rules", ds.dataset_rules)):
+            for i, rule in enumerate(rules):
+                for c in getattr(rule, "columns", None) or [getattr(rule, "column", None)]:
+                    if c is not None:
+                        need(("datasets", name, key, i), c, name, list(ds.schema_))
         for i, rule in enumerate(ds.rules):
-            for c in getattr(rule, "columns", None) or [getattr(rule, "column", None)]:
-                if c is not None:
-                    need(("datasets", name, "rules", i), c, name, list(ds.schema_))
             if isinstance(rule, References):
                 need(
                     ("datasets", name, "rules", i, "key"),

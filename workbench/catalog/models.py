@@ -72,6 +72,36 @@ class Unique(_Rule):
     _list = field_validator("columns", mode="before")(_as_list)
 
 
+class Min(_Rule):
+    rule: Literal["min"]
+    column: str
+    value: float
+
+
+class Max(_Rule):
+    rule: Literal["max"]
+    column: str
+    value: float
+
+
+class Length(_Rule):
+    rule: Literal["length"]
+    column: str
+    min: int | None = Field(None, ge=0)
+    max: int | None = Field(None, ge=0)
+
+
+class NotInFuture(_Rule):
+    rule: Literal["not_in_future"]
+    column: str
+
+
+class Castable(_Rule):
+    rule: Literal["castable"]
+    column: str
+    to: ColumnType
+
+
 class Regex(_Rule):
     rule: Literal["regex"]
     column: str
@@ -86,18 +116,59 @@ class Expression(_Rule):
 
 
 Rule = Annotated[
-    NotNull | Between | InSet | References | Unique | Regex | Expression,
+    NotNull
+    | Between
+    | Min
+    | Max
+    | InSet
+    | References
+    | Unique
+    | Regex
+    | Length
+    | NotInFuture
+    | Castable
+    | Expression,
     Field(discriminator="rule"),
 ]
+
+
+class RowCount(_Rule):
+    """The batch's row count within bounds, or within a percentage of the previous batch."""
+
+    rule: Literal["row_count"]
+    min: int | None = Field(None, ge=0)
+    max: int | None = Field(None, ge=0)
+    max_change_pct: float | None = Field(None, gt=0)
+
+
+class Freshness(_Rule):
+    """The newest value of a timestamp column is not older than ``max_age`` (e.g. 30d, 12h)."""
+
+    rule: Literal["freshness"]
+    column: str
+    max_age: str = Field(pattern=r"^\d+(\.\d+)?\s*[smhdw]$")
+
+
+class SchemaDrift(_Rule):
+    """Columns in the file header that the schema does not declare (missing ones fail rows)."""
+
+    rule: Literal["schema_drift"]
+
+
+DatasetRule = Annotated[RowCount | Freshness | SchemaDrift, Field(discriminator="rule")]
 
 
 # --- datasets ----------------------------------------------------------------------------------
 
 
 class Source(_Strict):
-    path: str = Field(description="file path, glob, fsspec URL, or pkg://PACKAGE/PATH")
-    format: Literal["csv", "parquet", "json"] = "csv"
-    options: dict[str, Any] = Field(default_factory=dict)
+    path: str = Field(description="file path, glob, or pkg://PACKAGE/PATH")
+    format: Literal["csv"] = "csv"
+    delimiter: str = Field(",", min_length=1, max_length=1)
+    na_values: list[str] = Field(
+        default_factory=lambda: ["", "NA", "N/A", "NULL", "null", "NaN", "nan"],
+        description="texts read as missing values",
+    )
 
 
 class Join(_Strict):
@@ -174,6 +245,13 @@ class Dataset(_Strict):
     schema_: dict[str, ColumnType] = Field(default_factory=dict, alias="schema")
     keys: list[str] = Field(default_factory=list)
     rules: list[Rule] = Field(default_factory=list)
+    dataset_rules: list[DatasetRule] = Field(default_factory=list)
+    load: Literal["replace", "append"] = Field(
+        "replace", description="replace: each batch is a full snapshot; append: batches add rows"
+    )
+    retention: str | None = Field(
+        None, pattern=r"^\d+\s*[dw]$", description="keep landed batches this long (e.g. 30d)"
+    )
     thresholds: Thresholds = Field(default_factory=Thresholds)
     from_: str | None = Field(None, alias="from")
     joins: list[Join] = Field(default_factory=list)

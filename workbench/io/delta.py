@@ -22,7 +22,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from deltalake import DeltaTable
 from deltalake import Schema as DeltaSchema
-from deltalake.transaction import AddAction, CommitProperties, create_table_with_add_actions
+from deltalake.transaction import (
+    AddAction,
+    CommitProperties,
+    RemoveAction,
+    create_table_with_add_actions,
+)
 
 from workbench.errors import WorkspaceError
 
@@ -58,19 +63,23 @@ def arrow_schema(meta: pd.DataFrame) -> pa.Schema:
     return pa.schema(fields)
 
 
-def stage_table(ddf: dd.DataFrame, path: Path) -> StagedTable:
-    """Plan the Parquet files of a new version; nothing runs until ``actions`` is computed."""
+def stage_table(ddf: dd.DataFrame, path: Path, *, prefix: str = "part") -> StagedTable:
+    """Plan the Parquet files of a new version; nothing runs until ``actions`` is computed.
+
+    File names start with ``prefix`` so that a later commit can replace exactly these files
+    (for instance all files of one batch) and nothing else.
+    """
     path.mkdir(parents=True, exist_ok=True)
     schema = arrow_schema(ddf._meta)
     actions = ddf.map_partitions(
-        _write_part, str(path), schema, meta=_ACTION_META, enforce_metadata=False
+        _write_part, str(path), schema, prefix, meta=_ACTION_META, enforce_metadata=False
     )
     return StagedTable(path, actions, schema)
 
 
-def _write_part(df: pd.DataFrame, root: str, schema: pa.Schema) -> pd.DataFrame:
+def _write_part(df: pd.DataFrame, root: str, schema: pa.Schema, prefix: str) -> pd.DataFrame:
     table = pa.Table.from_pandas(df, schema=schema, preserve_index=False, safe=False)
-    name = f"part-{uuid.uuid4().hex}.parquet"
+    name = f"{prefix}-{uuid.uuid4().hex}.parquet"
     pq.write_table(table, f"{root}/{name}", compression="zstd")
     stats = json.dumps({"numRecords": table.num_rows})
     size = Path(root, name).stat().st_size
@@ -84,12 +93,18 @@ def commit_table(
     actions: pd.DataFrame,
     *,
     mode: str = "overwrite",
+    replace_prefix: str | None = None,
     operation: str = "workbench write",
     info: dict | None = None,
 ) -> int:
-    """Commit computed write ``actions`` as one new version; returns the version number."""
+    """Commit computed write ``actions`` as one new version; returns the version number.
+
+    ``mode="overwrite"`` replaces the whole table; ``mode="append"`` adds the files, and with
+    ``replace_prefix`` also removes, in the same commit, the current files whose names start with
+    it, which makes re-writing one batch idempotent.
+    """
     now = int(time.time() * 1000)
-    adds = [
+    adds: list[AddAction | RemoveAction] = [
         AddAction(r.path, int(r.size), {}, now, True, r.stats)
         for r in actions.itertuples(index=False)
     ]
@@ -102,6 +117,10 @@ def commit_table(
     uri = str(staged.path)
     if DeltaTable.is_deltatable(uri):
         table = DeltaTable(uri)
+        if replace_prefix is not None:
+            adds += [
+                RemoveAction(f, True, now) for f in _files(table) if f.startswith(replace_prefix)
+            ]
         table.create_write_transaction(
             adds, mode=mode, schema=staged.schema, commit_properties=props
         )
@@ -118,6 +137,25 @@ def write_table(
     """Compute ``ddf`` into a new version of the Delta table at ``path``."""
     staged = stage_table(ddf, path)
     return commit_table(staged, staged.actions.compute(), mode=mode, operation=operation)
+
+
+def _files(table: DeltaTable) -> list[str]:
+    adds = table.get_add_actions(flatten=True)
+    return pa.table(adds).column("path").to_pylist() if adds.num_rows else []
+
+
+def rows_by_prefix(path: Path, prefix: str, version: int | None = None) -> int:
+    """Rows in the files whose names start with ``prefix``, from the log's statistics."""
+    adds = open_table(path, version).get_add_actions(flatten=True)
+    if not adds.num_rows:
+        return 0
+    table = pa.table(adds).select(["path", "num_records"]).to_pandas()
+    return int(table.loc[table.path.str.startswith(prefix), "num_records"].sum())
+
+
+def history(path: Path) -> list[dict]:
+    """The table's versions, newest first: version, time, operation and our commit metadata."""
+    return open_table(path).history()
 
 
 def open_table(path: Path, version: int | None = None) -> DeltaTable:

@@ -10,11 +10,14 @@ import dask.dataframe as dd
 import pandas as pd
 
 from workbench.errors import CatalogError
+from workbench.io.csvfile import FILE as FILE_COLUMN
+from workbench.io.csvfile import LINE as LINE_COLUMN
+from workbench.io.csvfile import read_text_table, text_meta
+
+__all__ = ["FILE_COLUMN", "LINE_COLUMN", "read_csv_as_text", "resolve_source"]
 
 PKG_SCHEME = "pkg://"
 DEFAULT_NA = ("", "NA", "N/A", "NULL", "null", "NaN", "nan")
-LINE_COLUMN = "_line"
-FILE_COLUMN = "_file"
 
 
 def resolve_source(path: str, base: Path | None = None) -> list[Path]:
@@ -47,31 +50,20 @@ def resolve_source(path: str, base: Path | None = None) -> list[Path]:
 
 
 def read_csv_as_text(
-    files: list[Path], columns: list[str], na_values: tuple[str, ...] = DEFAULT_NA
+    files: list[Path],
+    columns: list[str],
+    na_values: tuple[str, ...] = DEFAULT_NA,
+    delimiter: str = ",",
 ) -> dd.DataFrame:
-    """One partition per file, every value as text, with each row's file name and 1-based line.
+    """One partition per file: every row as text with its file, line and any parse error.
 
     Keeping text means a value that does not parse is still there to quarantine verbatim; the
     line numbers let a person find the row in the original file.
     """
-    parts = [(str(f), tuple(columns), tuple(na_values)) for f in files]
-    return dd.from_map(_load_text, parts, meta=_text_meta(columns), enforce_metadata=False)
+    parts = [(str(f), tuple(columns), tuple(na_values), delimiter) for f in files]
+    return dd.from_map(_load_text, parts, meta=text_meta(columns), enforce_metadata=False)
 
 
-def _text_meta(columns: list[str]) -> pd.DataFrame:
-    meta = pd.DataFrame({c: pd.Series([], dtype="str") for c in columns})
-    meta[LINE_COLUMN] = pd.Series([], dtype="int64")
-    meta[FILE_COLUMN] = pd.Series([], dtype="str")
-    return meta
-
-
-def _load_text(part: tuple[str, tuple[str, ...], tuple[str, ...]]) -> pd.DataFrame:
-    path, columns, na_values = part
-    df = pd.read_csv(path, dtype="str", keep_default_na=False, na_values=list(na_values))
-    for c in columns:
-        if c not in df.columns:
-            df[c] = pd.Series(pd.NA, index=df.index, dtype="str")
-    df = df[list(columns)]
-    df[LINE_COLUMN] = pd.RangeIndex(2, len(df) + 2)  # line 1 is the header
-    df[FILE_COLUMN] = Path(path).name
-    return df
+def _load_text(part: tuple) -> pd.DataFrame:
+    path, columns, na_values, delimiter = part
+    return read_text_table(Path(path), list(columns), na_values, delimiter)

@@ -57,6 +57,7 @@ def write_json_atomic(path: Path, payload: Any) -> None:
             json.dump(payload, f, indent=2, sort_keys=True, default=str)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are meant to be read by others
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -10,11 +10,14 @@ import numpy as np
 import pandas as pd
 
 from workbench.catalog.models import Dataset, References, Unique
+from workbench.io.csvfile import PARSE_ERROR
 from workbench.io.sources import LINE_COLUMN
 from workbench.validation.rules import RuleContext, cast_columns, evaluate
 
 ERRORS, WARNINGS = "_errors", "_warnings"
 FAIL_PREFIX = "_fail:"
+# Rows the reader could not split into fields, or whose file lacks a declared column.
+PARSE_CODES = ("parse:field_count", "parse:quoting", "parse:encoding", "schema:missing_column")
 
 
 @dataclass(frozen=True)
@@ -26,7 +29,8 @@ class CheckPlan:
 
     def codes(self) -> dict[str, str]:
         """reason code -> severity, in catalog order (cast failures first, always errors)."""
-        out = {f"dtype:{c}": "error" for c in self.dataset.schema_}
+        out = {code: "error" for code in PARSE_CODES}
+        out |= {f"dtype:{c}": "error" for c in self.dataset.schema_}
         empty = _empty_typed(self.dataset)
         for rule in self.dataset.rules:
             for code in evaluate(rule, empty, self.context):
@@ -72,6 +76,12 @@ def check_partition(raw: pd.DataFrame, plan: CheckPlan) -> pd.DataFrame:
     typed, masks = cast_columns(raw, plan.dataset.schema_)
     for rule in plan.dataset.rules:
         masks.update(evaluate(rule, typed, plan.context))
+    # A row that could not be parsed fails for that reason alone, not for every rule after it.
+    parse = raw[PARSE_ERROR].fillna("")
+    parsed = (parse == "").to_numpy()
+    masks = {code: np.asarray(m, dtype=bool) & parsed for code, m in masks.items()}
+    for code in PARSE_CODES:
+        masks[code] = parse.str.startswith(code).to_numpy()
     codes = plan.codes()
     typed[LINE_COLUMN] = raw[LINE_COLUMN]
     typed[ERRORS] = _join_reasons(masks, [c for c, s in codes.items() if s == "error"], raw.index)

@@ -15,9 +15,14 @@ import pandas as pd
 
 from workbench.catalog.models import (
     Between,
+    Castable,
     ColumnType,
     Expression,
     InSet,
+    Length,
+    Max,
+    Min,
+    NotInFuture,
     NotNull,
     References,
     Regex,
@@ -41,7 +46,7 @@ _EVALUATORS: dict[type, Evaluator] = {}
 
 
 def register(rule_type: type) -> Callable[[Evaluator], Evaluator]:
-    """Class decorator-style registration of the evaluator for one catalog rule type."""
+    """Decorator registering the evaluator of one catalog rule type."""
 
     def wrap(func: Evaluator) -> Evaluator:
         _EVALUATORS[rule_type] = func
@@ -81,6 +86,46 @@ def _between(df: pd.DataFrame, rule: Between, ctx: RuleContext) -> Masks:
     return {reason_code(rule, rule.column): bad.astype(bool)}
 
 
+@register(Min)
+def _min(df: pd.DataFrame, rule: Min, ctx: RuleContext) -> Masks:
+    return {
+        reason_code(rule, rule.column): (df[rule.column] < rule.value).fillna(False).astype(bool)
+    }
+
+
+@register(Max)
+def _max(df: pd.DataFrame, rule: Max, ctx: RuleContext) -> Masks:
+    return {
+        reason_code(rule, rule.column): (df[rule.column] > rule.value).fillna(False).astype(bool)
+    }
+
+
+@register(Length)
+def _length(df: pd.DataFrame, rule: Length, ctx: RuleContext) -> Masks:
+    size = df[rule.column].astype("str").str.len()
+    bad = pd.Series(False, index=df.index)
+    if rule.min is not None:
+        bad |= (size < rule.min).fillna(False)
+    if rule.max is not None:
+        bad |= (size > rule.max).fillna(False)
+    return {reason_code(rule, rule.column): bad.astype(bool)}
+
+
+@register(NotInFuture)
+def _not_in_future(df: pd.DataFrame, rule: NotInFuture, ctx: RuleContext) -> Masks:
+    values = df[rule.column]
+    now = pd.Timestamp.now(tz="UTC")
+    if getattr(values.dt, "tz", None) is None:
+        now = now.tz_localize(None)
+    return {reason_code(rule, rule.column): (values > now).fillna(False).astype(bool)}
+
+
+@register(Castable)
+def _castable(df: pd.DataFrame, rule: Castable, ctx: RuleContext) -> Masks:
+    text = df[rule.column].astype("str")
+    return {reason_code(rule, rule.column): text.notna() & CASTS[rule.to](text).isna()}
+
+
 @register(InSet)
 def _in_set(df: pd.DataFrame, rule: InSet, ctx: RuleContext) -> Masks:
     values = df[rule.column]
@@ -108,7 +153,7 @@ def _unique(df: pd.DataFrame, rule: Unique, ctx: RuleContext) -> Masks:
 
 @register(Regex)
 def _regex(df: pd.DataFrame, rule: Regex, ctx: RuleContext) -> Masks:
-    values = df[rule.column].astype("str")
+    values = df[rule.column].astype("str")  # regex rules test the text of any column
     ok = values.str.fullmatch(rule.pattern).fillna(True).astype(bool)
     return {reason_code(rule, rule.column): df[rule.column].notna() & ~ok}
 

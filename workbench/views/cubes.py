@@ -76,17 +76,33 @@ class CubeExplorer(pn.viewable.Viewer):
     def chart(self):
         table = self.data()
         kind = "line" if pd.api.types.is_datetime64_any_dtype(table[self.dimension]) else "bar"
-        return table.hvplot(x=self.dimension, y=self.measure, kind=kind, height=380,
-                            responsive=True, title=f"{self.measure} by {self.dimension}",
-                            rot=45 if kind == "bar" else 0)
+        return table.hvplot(
+            x=self.dimension,
+            y=self.measure,
+            kind=kind,
+            height=380,
+            responsive=True,
+            title=f"{self.measure} by {self.dimension}",
+            rot=45 if kind == "bar" else 0,
+        )
 
     @param.depends("cube_name", "measure", "dimension")
     def table(self):
-        return pn.widgets.Tabulator(self.data(), pagination="remote", page_size=15,
-                                    show_index=False, disabled=True, sizing_mode="stretch_width")
+        return pn.widgets.Tabulator(
+            self.data(),
+            pagination="remote",
+            page_size=15,
+            show_index=False,
+            disabled=True,
+            sizing_mode="stretch_width",
+        )
 
     def __panel__(self):
-        controls = pn.Param(self.param, parameters=["cube_name", "measure", "dimension"],
-                            show_name=False, width=260)
-        return pn.Row(controls, pn.Column(self.chart, self.table, sizing_mode="stretch_width"),
-                      sizing_mode="stretch_width")
+        controls = pn.Param(
+            self.param, parameters=["cube_name", "measure", "dimension"], show_name=False, width=260
+        )
+        return pn.Row(
+            controls,
+            pn.Column(self.chart, self.table, sizing_mode="stretch_width"),
+            sizing_mode="stretch_width",
+        )

@@ -1,26 +1,28 @@
 """Validate a landed batch and promote it: good rows to the typed lake, bad rows to quarantine.
 
 Everything is one Dask computation: the check runs once per partition, and the lake files, the
-quarantine files and the per-reason counts all come out of that same pass. Nothing is dropped:
-rows in = rows promoted + rows quarantined is checked before anything is committed.
+quarantine files, the per-reason counts and the sample rows all come out of that same pass.
+Nothing is dropped: rows landed = rows promoted + rows quarantined is checked before anything
+is committed. Files are named after the batch, so promoting a batch again replaces its own rows
+in one Delta commit and never duplicates them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import dask
 import dask.dataframe as dd
 import pandas as pd
 
 from workbench import config
-from workbench.catalog.models import Catalog
-from workbench.errors import ValidationFailed, WorkbenchError
+from workbench.catalog.models import Catalog, Freshness
+from workbench.errors import ValidationFailed
+from workbench.io.csvfile import PARSE_ERROR, TEXT, read_header
 from workbench.io.delta import commit_table, read_table, stage_table
 from workbench.io.sources import FILE_COLUMN, LINE_COLUMN, read_csv_as_text
-from workbench.io.workspace import Workspace, write_json_atomic
+from workbench.io.workspace import Workspace
 from workbench.validation.check import (
     ERRORS,
     FAIL_PREFIX,
@@ -30,9 +32,13 @@ from workbench.validation.check import (
     prepare_context,
     references_needed,
 )
+from workbench.validation.dataset_rules import BatchFacts, Finding, evaluate_dataset_rules
+from workbench.validation.report import previous_reports, write_report
 from workbench.zones.landing import Batch
 
 BATCH_COLUMN = "_batch_id"
+REASONS = "_reasons"
+SAMPLES_PER_REASON = 5
 
 
 @dataclass(frozen=True)
@@ -43,7 +49,7 @@ class ReasonCount:
 
 @dataclass(frozen=True)
 class Promotion:
-    """What happened to one batch; also written as the JSON validation report."""
+    """What happened to one batch; also the body of its validation report."""
 
     dataset: str
     batch_id: str
@@ -53,9 +59,12 @@ class Promotion:
     quarantined: int
     warned: int
     reasons: dict[str, ReasonCount] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    committed: bool = False
     lake_version: int | None = None
     quarantine_version: int | None = None
     checked_at: str = ""
+    error: str | None = None
 
     @property
     def reconciled(self) -> bool:
@@ -65,10 +74,18 @@ class Promotion:
         return asdict(self) | {"reconciled": self.reconciled}
 
 
+def batch_prefix(batch_id: str) -> str:
+    """File-name prefix of every data file a batch writes, in the lake and in quarantine."""
+    return f"b{batch_id}-"
+
+
 def promote_batch(catalog: Catalog, ws: Workspace, name: str, batch: Batch) -> Promotion:
     """Check ``batch`` of dataset ``name`` against its rules and commit both outputs."""
     dataset = catalog.datasets[name]
-    raw = read_csv_as_text(batch.paths(ws), list(dataset.schema_), **dataset.source.options)
+    source = dataset.source
+    raw = read_csv_as_text(
+        batch.paths(ws), list(dataset.schema_), tuple(source.na_values), source.delimiter
+    )
     wanted = max(1, batch.rows // config.get("partition-rows"))
     if wanted > raw.npartitions:
         raw = raw.repartition(npartitions=wanted)
@@ -77,68 +94,143 @@ def promote_batch(catalog: Catalog, ws: Workspace, name: str, batch: Batch) -> P
         for ds, key in references_needed(dataset)
     }
     plan = CheckPlan(dataset, prepare_context(dataset, raw, refs))
+    return _promote_checked(catalog, ws, name, batch, raw, plan)
+
+
+def _promote_checked(
+    catalog: Catalog, ws: Workspace, name: str, batch: Batch, raw: dd.DataFrame, plan: CheckPlan
+) -> Promotion:
+    dataset = plan.dataset
     checked = raw.map_partitions(check_partition, plan, meta=check_partition(raw._meta, plan))
     good = checked[checked[ERRORS] == ""][list(dataset.schema_)]
+    good = good.assign(**{BATCH_COLUMN: batch.batch_id})
     bad = dd.map_partitions(
-        _quarantine_rows, raw, checked[[ERRORS, WARNINGS]], batch.batch_id, align_dataframes=False
+        quarantine_rows, raw, checked[[ERRORS, WARNINGS]], batch.batch_id, align_dataframes=False
     )
     codes = plan.codes()
-    lake = stage_table(good, ws.path("lake", name))
-    quarantine = stage_table(bad, ws.path("quarantine", name))
-    flags = checked[[FAIL_PREFIX + c for c in codes]].astype("int64").sum()
-    warned = (checked[WARNINGS] != "").sum()
-    lake_actions, q_actions, fails, n_warned = dask.compute(
-        lake.actions, quarantine.actions, flags, warned
+    prefix = batch_prefix(batch.batch_id)
+    lake = stage_table(good, ws.path("lake", name), prefix=prefix)
+    quarantine = stage_table(bad, ws.path("quarantine", name), prefix=prefix)
+    samples = dd.map_partitions(sample_rows, raw, checked, list(codes), align_dataframes=False)
+    fresh = {
+        r.column: good[r.column].max() for r in dataset.dataset_rules if isinstance(r, Freshness)
+    }
+    lake_actions, q_actions, fails, warned, sample, newest = dask.compute(
+        lake.actions,
+        quarantine.actions,
+        checked[[FAIL_PREFIX + c for c in codes]].astype("int64").sum(),
+        (checked[WARNINGS] != "").sum(),
+        samples,
+        fresh,
+    )
+    promoted, quarantined = int(lake_actions["rows"].sum()), int(q_actions["rows"].sum())
+    history = previous_reports(ws, name)
+    facts = BatchFacts(
+        rows_landed=batch.rows,
+        rows_read=promoted + quarantined,
+        promoted=promoted,
+        quarantined=quarantined,
+        previous_rows=next(
+            (r["rows_read"] for r in reversed(history) if r["batch_id"] != batch.batch_id), None
+        ),
+        newest=newest,
+        headers={p.name: read_header(p, dataset.source.delimiter) for p in batch.paths(ws)},
+        empty_files=[f.name for f in batch.files if f.rows == 0],
     )
     result = Promotion(
         dataset=name,
         batch_id=batch.batch_id,
         rows_landed=batch.rows,
-        rows_read=int(lake_actions["rows"].sum() + q_actions["rows"].sum()),
-        promoted=int(lake_actions["rows"].sum()),
-        quarantined=int(q_actions["rows"].sum()),
-        warned=int(n_warned),
+        rows_read=facts.rows_read,
+        promoted=promoted,
+        quarantined=quarantined,
+        warned=int(warned),
         reasons={c: ReasonCount(s, int(fails[FAIL_PREFIX + c])) for c, s in codes.items()},
+        findings=evaluate_dataset_rules(dataset, facts),
         checked_at=dt.datetime.now(dt.UTC).isoformat(),
     )
-    if not result.reconciled:
-        raise WorkbenchError(
-            f"{name} batch {batch.batch_id}: {result.rows_landed} rows landed but "
-            f"{result.rows_read} were read ({result.promoted} promoted + {result.quarantined} "
-            "quarantined). Nothing was committed; check the file for embedded newlines or "
-            "a truncated last line."
-        )
+    failure = _failure(result, dataset.thresholds.max_quarantined_fraction)
+    if failure is not None and not result.reconciled:
+        # Counts do not add up: commit nothing at all, keep every previous version.
+        write_report(ws, replace(result, error=failure), sample, history)
+        raise ValidationFailed(failure)
     info = {"batch": batch.batch_id}
-    q_version = commit_table(quarantine, q_actions, operation="quarantine", info=info)
-    fraction = result.quarantined / max(result.rows_read, 1)
-    limit = dataset.thresholds.max_quarantined_fraction
-    if fraction > limit:
-        _write_report(ws, result, quarantine_version=q_version)
-        raise ValidationFailed(
-            f"{name} batch {batch.batch_id}: {fraction:.2%} of rows quarantined, above the "
-            f"allowed {limit:.2%} (datasets.{name}.thresholds.max_quarantined_fraction). The lake "
-            "keeps its previous version; see `workbench quarantine` and the validation report."
-        )
-    lake_version = commit_table(lake, lake_actions, operation="promote", info=info)
-    result = Promotion(
-        **{**result.__dict__, "lake_version": lake_version, "quarantine_version": q_version}
+    q_version = commit_table(
+        quarantine,
+        q_actions,
+        mode="append",
+        replace_prefix=prefix,
+        operation="quarantine",
+        info=info,
     )
-    _write_report(ws, result)
+    if failure is not None:
+        write_report(
+            ws, replace(result, quarantine_version=q_version, error=failure), sample, history
+        )
+        raise ValidationFailed(failure)
+    if dataset.load == "replace":
+        lake_version = commit_table(
+            lake, lake_actions, mode="overwrite", operation="promote", info=info
+        )
+    else:
+        lake_version = commit_table(
+            lake, lake_actions, mode="append", replace_prefix=prefix, operation="promote", info=info
+        )
+    result = replace(
+        result, committed=True, lake_version=lake_version, quarantine_version=q_version
+    )
+    write_report(ws, result, sample, history)
     return result
 
 
-def _quarantine_rows(raw: pd.DataFrame, checked: pd.DataFrame, batch_id: str) -> pd.DataFrame:
+def replace(result: Promotion, **changes: object) -> Promotion:
+    return Promotion(**{**result.__dict__, **changes})
+
+
+def _failure(result: Promotion, limit: float) -> str | None:
+    where = f"{result.dataset} batch {result.batch_id}"
+    failed = [f for f in result.findings if f.severity == "error" and not f.passed]
+    if failed:
+        details = "; ".join(f"{f.rule}: {f.detail}" for f in failed)
+        return (
+            f"{where} failed dataset rules ({details}). The lake keeps its previous "
+            "version; fix the data or the rule, then run again."
+        )
+    fraction = result.quarantined / max(result.rows_read, 1)
+    if fraction > limit:
+        return (
+            f"{where}: {fraction:.2%} of rows quarantined, above the allowed {limit:.2%} "
+            f"(datasets.{result.dataset}.thresholds.max_quarantined_fraction). The lake keeps "
+            "its previous version; see `workbench quarantine show` and the report."
+        )
+    return None
+
+
+def quarantine_rows(raw: pd.DataFrame, checked: pd.DataFrame, batch_id: str) -> pd.DataFrame:
     """Rejected rows with their original text, where they came from and why."""
-    rejected = checked[ERRORS] != ""
-    out = raw.loc[rejected.to_numpy()].copy()
+    rejected = (checked[ERRORS] != "").to_numpy()
+    out = raw.loc[rejected].copy()
     out[BATCH_COLUMN] = batch_id
-    out["_reasons"] = checked.loc[rejected, ERRORS].to_numpy()
+    out[REASONS] = checked.loc[rejected, ERRORS].to_numpy()
     out[WARNINGS] = checked.loc[rejected, WARNINGS].to_numpy()
-    order = [BATCH_COLUMN, FILE_COLUMN, LINE_COLUMN, "_reasons", WARNINGS]
+    order = [BATCH_COLUMN, FILE_COLUMN, LINE_COLUMN, REASONS, WARNINGS, PARSE_ERROR, TEXT]
     return out[order + [c for c in out.columns if c not in order]]
 
 
-def _write_report(ws: Workspace, result: Promotion, **extra: object) -> Path:
-    path = ws.path("reports", "validation", result.dataset, f"{result.batch_id}.json")
-    write_json_atomic(path, result.to_dict() | extra)
-    return path
+def sample_rows(raw: pd.DataFrame, checked: pd.DataFrame, codes: list[str]) -> pd.DataFrame:
+    """Up to a few original rows per failing reason, for the report."""
+    picks = []
+    for code in codes:
+        hit = checked[FAIL_PREFIX + code].to_numpy()
+        if hit.any():
+            rows = raw.loc[hit].head(SAMPLES_PER_REASON)
+            front = [FILE_COLUMN, LINE_COLUMN]
+            rows = rows[front + [c for c in rows.columns if c not in front]].copy()
+            rows.insert(0, "reason", code)
+            picks.append(rows)
+    if not picks:
+        front = [FILE_COLUMN, LINE_COLUMN]
+        empty = raw.iloc[:0][front + [c for c in raw.columns if c not in front]].copy()
+        empty.insert(0, "reason", pd.Series([], dtype="str"))
+        return empty
+    return pd.concat(picks, ignore_index=True)

@@ -1,0 +1,189 @@
+"""Read delimited text without losing a line: every row comes back, parsed or not.
+
+Each file is read whole as bytes (decompressing .zip and .gz) and parsed by pyarrow's CSV reader
+with every column as text. Rows pyarrow rejects (wrong number of fields) come back with their
+original text and a reason instead of values. A file that is not valid UTF-8 or has a quote that
+never closes makes pyarrow give up on the whole file; such a file goes through a slower line by
+line path, so one bad line costs one row, not the batch. Line numbers are the file's own (1 is the
+header), computed from the newline positions, so a person can find any row in the original.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pv
+
+LINE, FILE, PARSE_ERROR, TEXT = "_line", "_file", "_parse_error", "_text"
+
+
+def read_bytes(path: Path) -> bytes:
+    """The file's content, inflated when it is a .zip (all members) or .gz."""
+    if path.suffix == ".zip":
+        with zipfile.ZipFile(path) as z:
+            return b"".join(z.read(n) for n in z.namelist() if not n.endswith("/"))
+    if path.suffix == ".gz":
+        return gzip.decompress(path.read_bytes())
+    return path.read_bytes()
+
+
+def text_meta(columns: list[str]) -> pd.DataFrame:
+    meta = {c: pd.Series([], dtype="str") for c in columns}
+    meta[LINE] = pd.Series([], dtype="int64")
+    meta[FILE] = pd.Series([], dtype="str")
+    meta[PARSE_ERROR] = pd.Series([], dtype="str")
+    meta[TEXT] = pd.Series([], dtype="str")
+    return pd.DataFrame(meta)
+
+
+def read_text_table(
+    path: Path, columns: list[str], na_values: tuple[str, ...], delimiter: str = ","
+) -> pd.DataFrame:
+    """All rows of one file as text: declared columns, line, file, parse error, original text."""
+    data = read_bytes(path)
+    lines = _line_numbers(data)
+    if len(lines) == 0:
+        return text_meta(columns)
+    try:
+        _check_utf8(data)
+        table, rejected = _fast_parse(data, na_values, delimiter)
+        header = table.column_names
+        # pyarrow counts non-empty rows with the header as row 1: map them to file lines.
+        bad_rows = np.array([n - 1 for n, _ in rejected], dtype=np.int64)
+        good = np.delete(lines, np.concatenate([[0], bad_rows]))
+        frame = table.to_pandas(
+            types_mapper=lambda t: pd.StringDtype("pyarrow") if t == pa.string() else None
+        )
+        frame = frame.astype("str")
+        frame[LINE] = good[: len(frame)]
+        problems = [(int(lines[n - 1]), text, "parse:field_count") for n, text in rejected]
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        header, frame, problems = _slow_parse(data, lines, na_values, delimiter)
+    frame = _conform(frame, header, columns)
+    if problems:
+        bad = pd.DataFrame(
+            {
+                LINE: [p[0] for p in problems],
+                TEXT: [p[1] for p in problems],
+                PARSE_ERROR: [p[2] for p in problems],
+            }
+        )
+        frame = pd.concat([frame, bad.astype({TEXT: "str", PARSE_ERROR: "str"})], ignore_index=True)
+    frame[FILE] = path.name
+    frame = frame.sort_values(LINE, kind="stable", ignore_index=True)
+    return frame[list(text_meta(columns).columns)].astype(text_meta(columns).dtypes.to_dict())
+
+
+def _check_utf8(data: bytes) -> None:
+    # pyarrow's rejected-row callback itself fails on undecodable text: route such files to the
+    # line by line path before pyarrow sees them.
+    data.decode("utf-8")
+
+
+def _line_numbers(data: bytes) -> np.ndarray:
+    """1-based numbers of the non-empty lines (header included), vectorised over the bytes."""
+    raw = np.frombuffer(data, dtype=np.uint8)
+    if raw.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    ends = np.flatnonzero(raw == ord("\n"))
+    if len(raw) and raw[-1] != ord("\n"):
+        ends = np.append(ends, len(raw))
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    length = ends - starts
+    # A line holding only "\r" is empty too (Windows line endings).
+    only_cr = (length == 1) & (raw[np.minimum(starts, len(raw) - 1)] == ord("\r"))
+    return np.flatnonzero((length > 0) & ~only_cr) + 1
+
+
+def _fast_parse(data: bytes, na_values: tuple[str, ...], delimiter: str):
+    rejected: list[tuple[int, str]] = []
+
+    def keep_bad(row: pv.InvalidRow) -> str:
+        rejected.append((row.number, row.text))
+        return "skip"
+
+    table = pv.read_csv(
+        io.BytesIO(data),
+        read_options=pv.ReadOptions(use_threads=False),
+        parse_options=pv.ParseOptions(delimiter=delimiter, invalid_row_handler=keep_bad),
+        convert_options=pv.ConvertOptions(
+            column_types=_all_text(data, delimiter),
+            null_values=list(na_values),
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+    return table, rejected
+
+
+def _all_text(data: bytes, delimiter: str) -> dict[str, pa.DataType]:
+    first = data.split(b"\n", 1)[0].decode("utf-8").rstrip("\r")
+    names = next(csv.reader([first], delimiter=delimiter))
+    return {name: pa.string() for name in names}
+
+
+def _slow_parse(data: bytes, lines: np.ndarray, na_values: tuple[str, ...], delimiter: str):
+    """Line by line, for files pyarrow refuses whole: bad encoding, unbalanced quotes."""
+    texts = data.split(b"\n")
+    header_raw = texts[lines[0] - 1].rstrip(b"\r")
+    header = next(csv.reader([header_raw.decode("utf-8", errors="replace")], delimiter=delimiter))
+    rows, numbers, problems = [], [], []
+    for number in lines[1:]:
+        raw = texts[number - 1].rstrip(b"\r")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            problems.append((int(number), raw.decode("utf-8", errors="replace"), "parse:encoding"))
+            continue
+        try:
+            fields = next(csv.reader([text], delimiter=delimiter, strict=True))
+        except csv.Error:
+            problems.append((int(number), text, "parse:quoting"))
+            continue
+        if len(fields) != len(header):
+            problems.append((int(number), text, "parse:field_count"))
+            continue
+        rows.append(fields)
+        numbers.append(int(number))
+    frame = pd.DataFrame(rows, columns=header, dtype="str")
+    frame = frame.mask(frame.isin(list(na_values)))
+    frame[LINE] = np.asarray(numbers, dtype=np.int64)
+    return header, frame, problems
+
+
+def _conform(frame: pd.DataFrame, header: list[str], columns: list[str]) -> pd.DataFrame:
+    """Declared columns only; a declared column missing from the header fails every row."""
+    missing = [c for c in columns if c not in header]
+    for c in missing:
+        frame[c] = pd.Series(pd.NA, index=frame.index, dtype="str")
+    frame[PARSE_ERROR] = pd.Series(pd.NA, index=frame.index, dtype="str")
+    frame[TEXT] = pd.Series(pd.NA, index=frame.index, dtype="str")
+    if missing:
+        frame[PARSE_ERROR] = ";".join(f"schema:missing_column:{c}" for c in missing)
+    return frame[[*columns, LINE, PARSE_ERROR, TEXT]]
+
+
+def read_header(path: Path, delimiter: str = ",") -> list[str]:
+    """The column names in the first line of a file (through .zip and .gz)."""
+    if path.suffix == ".zip":
+        with zipfile.ZipFile(path) as z:
+            names = [n for n in z.namelist() if not n.endswith("/")]
+            if not names:
+                return []
+            with z.open(names[0]) as f:
+                first = f.readline()
+    elif path.suffix == ".gz":
+        with gzip.open(path, "rb") as f:
+            first = f.readline()
+    else:
+        with path.open("rb") as f:
+            first = f.readline()
+    text = first.decode("utf-8", errors="replace").rstrip("\r\n")
+    return next(csv.reader([text], delimiter=delimiter), []) if text else []
