@@ -17,10 +17,12 @@ from workbench.ml.compat import patch_dask_ml_searches
 
 SEARCHES = {
     "hyperband": lambda est, grid: HyperbandSearchCV(est, grid, max_iter=9, random_state=0),
-    "incremental": lambda est, grid: IncrementalSearchCV(est, grid, n_initial_parameters=4,
-                                                         max_iter=6, random_state=0),
+    "incremental": lambda est, grid: IncrementalSearchCV(
+        est, grid, n_initial_parameters=4, max_iter=6, random_state=0
+    ),
     "successive_halving": lambda est, grid: SuccessiveHalvingSearchCV(
-        est, grid, n_initial_parameters=4, n_initial_iter=1, max_iter=6, random_state=0),
+        est, grid, n_initial_parameters=4, n_initial_iter=1, max_iter=6, random_state=0
+    ),
 }
 
 

@@ -21,6 +21,7 @@ def _raw(rows: list[tuple]) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=list(SCHEMA), dtype="str")
     df["_line"] = range(2, len(df) + 2)
     df["_parse_error"] = pd.Series(pd.NA, index=df.index, dtype="str")
+    df["_file"] = "x.csv"
     return df
 
 
@@ -109,13 +110,18 @@ def test_a_row_that_did_not_parse_fails_for_that_reason_only():
 )
 def test_more_row_rules(rule, expected):
     out = check_partition(RAW, CheckPlan(_dataset([rule]), RuleContext()))
-    flag = next(c for c in out.columns if c.startswith("_fail:") and not c.startswith(
-        ("_fail:dtype", "_fail:parse", "_fail:schema")))
+    flag = next(
+        c
+        for c in out.columns
+        if c.startswith("_fail:")
+        and not c.startswith(("_fail:dtype", "_fail:parse", "_fail:schema"))
+    )
     assert out[flag].tolist() == expected
 
 
 def test_a_date_in_the_future_is_caught():
     raw = _raw([("a", "1", "1", "2999-01-01T00:00:00Z"), ("b", "1", "1", "2001-01-01T00:00:00Z")])
-    out = check_partition(raw, CheckPlan(_dataset([{"rule": "not_in_future", "column": "t"}]),
-                                         RuleContext()))
+    out = check_partition(
+        raw, CheckPlan(_dataset([{"rule": "not_in_future", "column": "t"}]), RuleContext())
+    )
     assert out["_fail:not_in_future:t"].tolist() == [True, False]

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -27,11 +28,19 @@ app = typer.Typer(
 )
 catalog_app = typer.Typer(help="Read and check the data catalog.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
+quarantine_app = typer.Typer(help="Rows that failed validation.", no_args_is_help=True)
+app.add_typer(quarantine_app, name="quarantine")
+lake_app = typer.Typer(help="Versioned lake tables.", no_args_is_help=True)
+app.add_typer(lake_app, name="lake")
+landing_app = typer.Typer(help="Raw files as received.", no_args_is_help=True)
+app.add_typer(landing_app, name="landing")
 console = Console()
 err = Console(stderr=True)
 
 CatalogOpt = Annotated[Path, typer.Option("--catalog", "-c", help="catalog file")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
+WorkspaceOpt = Annotated[Path | None, typer.Option(help="workspace folder")]
+ClusterOpt = Annotated[str | None, typer.Option(help="profile name or scheduler address")]
 DEFAULT_CATALOG = Path("data_catalog.yaml")
 
 
@@ -107,30 +116,19 @@ def catalog_check(catalog: CatalogOpt = DEFAULT_CATALOG) -> None:
     )
 
 
-@app.command()
-def run(
-    targets: Annotated[
-        list[str] | None, typer.Argument(help="datasets, cubes, models or steps")
-    ] = None,
-    catalog: CatalogOpt = DEFAULT_CATALOG,
-    cluster: Annotated[str | None, typer.Option(help="profile name or scheduler address")] = None,
-    workspace: Annotated[Path | None, typer.Option(help="workspace folder")] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Run the pipeline (everything, or TARGETS and what they need) on a Dask cluster."""
+def _run_steps(
+    catalog: Path, workspace: Path | None, cluster: str | None, targets: list[str], out: Console
+):
+    """Start the cluster, run the steps with a line per step, close the cluster."""
     from workbench import config
     from workbench.cluster import close_client, get_client
     from workbench.pipeline import run_pipeline
 
     logging.getLogger("distributed.shuffle").setLevel(logging.ERROR)
-    try:
-        cat = load_catalog(catalog)
-        ws = Workspace.for_catalog(cat, workspace)
-        profile = config.get("cluster.profile", cluster)
-        client = get_client(profile)
-    except WorkbenchError as exc:
-        raise _fail(exc) from exc
-    out = err if as_json else console
+    cat = load_catalog(catalog)
+    ws = Workspace.for_catalog(cat, workspace)
+    profile = config.get("cluster.profile", cluster)
+    client = get_client(profile)
     out.print(f"Dask dashboard: {client.dashboard_link}")
     try:
         with out.status("starting") as status:
@@ -143,15 +141,217 @@ def run(
                 rows = f"{result.rows_out:>10,} rows" if result.rows_out is not None else ""
                 out.print(f"{mark} {step.name:<28} {result.seconds:6.1f} s {rows}")
 
-            result = run_pipeline(cat, ws, targets or [], cluster=profile, on_step=on_step)
+            return run_pipeline(cat, ws, targets, cluster=profile, on_step=on_step)
+    finally:
+        close_client(client)
+
+
+@app.command()
+def run(
+    targets: Annotated[
+        list[str] | None, typer.Argument(help="datasets, cubes, models or steps")
+    ] = None,
+    catalog: CatalogOpt = DEFAULT_CATALOG,
+    cluster: ClusterOpt = None,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the pipeline (everything, or TARGETS and what they need) on a Dask cluster."""
+    try:
+        result = _run_steps(catalog, workspace, cluster, targets or [], err if as_json else console)
+    except WorkbenchError as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        _print_json(result.to_dict())
+    else:
+        print_run_summary(result)
+
+
+def _open(catalog: Path, workspace: Path | None):
+    cat = load_catalog(catalog)
+    return cat, Workspace.for_catalog(cat, workspace)
+
+
+def _print_json(data) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+@app.command()
+def validate(
+    dataset: str,
+    catalog: CatalogOpt = DEFAULT_CATALOG,
+    cluster: ClusterOpt = None,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Land and validate one dataset's source now; exit 1 when it fails its thresholds."""
+    from workbench.validation.report import previous_reports, report_dir, rule_table
+
+    failure = None
+    try:
+        _run_steps(catalog, workspace, cluster, [f"promote:{dataset}"], err)
+    except WorkbenchError as exc:
+        if exc.exit_code != 1:
+            raise _fail(exc) from exc
+        failure = exc
+    _, ws = _open(catalog, workspace)
+    report = previous_reports(ws, dataset)[-1]
+    if as_json:
+        _print_json(report)
+    else:
+        table = Table(
+            "reason",
+            "severity",
+            "failing rows",
+            "rate",
+            title=f"{dataset} batch {report['batch_id']}: {report['rows_read']:,} rows, "
+            f"{report['promoted']:,} promoted, {report['quarantined']:,} quarantined",
+        )
+        for row in rule_table(report).itertuples():
+            if row.failed:
+                table.add_row(row.reason, row.severity, f"{row.failed:,}", f"{row.rate:.3%}")
+        console.print(table)
+        for f in report["findings"]:
+            mark = "[green]pass[/]" if f["passed"] else "[red]fail[/]"
+            console.print(f"{mark} {f['rule']} ({f['severity']}): {f['detail']}")
+        console.print(f"Report: {report_dir(ws, dataset) / (report['batch_id'] + '.html')}")
+    if failure is not None:
+        raise _fail(failure)
+
+
+@quarantine_app.command("show")
+def quarantine_show(
+    dataset: str,
+    batch: Annotated[str | None, typer.Option(help="only this batch")] = None,
+    limit: Annotated[int, typer.Option(help="rows to print")] = 20,
+    catalog: CatalogOpt = DEFAULT_CATALOG,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Quarantined rows with batch, file, line and reasons."""
+    from workbench.zones.quarantine import quarantined
+
+    try:
+        _, ws = _open(catalog, workspace)
+        frame = quarantined(ws, dataset, batch).compute()
+    except WorkbenchError as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        _print_json(json.loads(frame.head(limit).to_json(orient="records")))
+        return
+    counts = frame.groupby(["_batch_id", "_reasons"]).size().reset_index(name="rows")
+    summary = Table("batch", "reasons", "rows", title=f"{dataset}: {len(frame):,} rows quarantined")
+    for r in counts.itertuples(index=False):
+        summary.add_row(r._0, r._1, f"{r.rows:,}")
+    console.print(summary)
+    shown = frame.head(limit)
+    rows = Table(*shown.columns[:12], title=f"first {len(shown)} rows")
+    for r in shown.iloc[:, :12].itertuples(index=False):
+        rows.add_row(*("" if pd.isna(v) else str(v) for v in r))
+    console.print(rows)
+
+
+@quarantine_app.command("release")
+def quarantine_release(
+    dataset: str,
+    batch: Annotated[str, typer.Option(help="the batch to re-validate")],
+    catalog: CatalogOpt = DEFAULT_CATALOG,
+    cluster: ClusterOpt = None,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-check a batch's quarantined rows with the current rules; promote what passes."""
+    from workbench import config
+    from workbench.cluster import close_client, get_client
+    from workbench.zones.quarantine import batch_balance, release_batch
+
+    try:
+        cat, ws = _open(catalog, workspace)
+        client = get_client(config.get("cluster.profile", cluster))
+    except WorkbenchError as exc:
+        raise _fail(exc) from exc
+    try:
+        result = release_batch(cat, ws, dataset, batch)
+        balance = batch_balance(ws, dataset, batch)
     except WorkbenchError as exc:
         raise _fail(exc) from exc
     finally:
         close_client(client)
     if as_json:
-        print(json.dumps(result.to_dict(), indent=2, default=str))
-    else:
-        print_run_summary(result)
+        _print_json({**result.__dict__, "balance": balance})
+        return
+    console.print(
+        f"{dataset} batch {batch}: {result.released:,} rows pass now and are in the "
+        f"lake, {result.still_quarantined:,} stay in quarantine. Batch balance: "
+        f"{balance['promoted']:,} promoted + {balance['quarantined']:,} quarantined = "
+        f"{balance['total']:,}."
+    )
+
+
+@lake_app.command("history")
+def lake_history(
+    dataset: str,
+    catalog: CatalogOpt = DEFAULT_CATALOG,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Versions of a lake, curated or quarantine table (read any with version=N)."""
+    from workbench.io.delta import history, table_rows
+    from workbench.zones.tables import table_path
+
+    try:
+        cat, ws = _open(catalog, workspace)
+        path = table_path(cat, ws, dataset)
+        versions = history(path)
+    except WorkbenchError as exc:
+        raise _fail(exc) from exc
+    rows = [
+        {
+            "version": v["version"],
+            "time": pd.Timestamp(v.get("timestamp", 0), unit="ms", tz="UTC").isoformat(),
+            "operation": v.get("workbench.operation", v.get("operation")),
+            "batch": v.get("batch", ""),
+            "rows": table_rows(path, v["version"]),
+        }
+        for v in versions
+    ]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("version", "committed at", "operation", "batch", "rows", title=str(path))
+    for r in rows:
+        table.add_row(
+            str(r["version"]), str(r["time"]), r["operation"], r["batch"], f"{r['rows']:,}"
+        )
+    console.print(table)
+
+
+@landing_app.command("gc")
+def landing_gc(
+    older_than: Annotated[
+        str | None, typer.Option(help="e.g. 30d; default: catalog retention")
+    ] = None,
+    dataset: Annotated[list[str] | None, typer.Option(help="only these datasets")] = None,
+    catalog: CatalogOpt = DEFAULT_CATALOG,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove landed batches past retention; batches never promoted are always kept."""
+    from workbench.zones.retention import gc_landing
+
+    try:
+        cat, ws = _open(catalog, workspace)
+        collected = gc_landing(cat, ws, older_than=older_than, datasets=dataset)
+    except WorkbenchError as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        _print_json([c.__dict__ for c in collected])
+        return
+    for c in collected:
+        console.print(
+            f"{c.dataset}: removed {len(c.removed)}, kept {len(c.kept_unpromoted)} "
+            f"never promoted, {len(c.kept_young)} younger than the limit"
+        )
 
 
 def print_run_summary(result) -> None:

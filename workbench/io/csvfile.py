@@ -48,12 +48,16 @@ def read_text_table(
 ) -> pd.DataFrame:
     """All rows of one file as text: declared columns, line, file, parse error, original text."""
     data = read_bytes(path)
-    lines = _line_numbers(data)
+    lines = non_empty_lines(data)
     if len(lines) == 0:
         return text_meta(columns)
     try:
         _check_utf8(data)
         table, rejected = _fast_parse(data, na_values, delimiter)
+        if table.num_rows + len(rejected) != len(lines) - 1:
+            # A quote that never closes swallows line ends: one rejected "row" spans several
+            # lines. Only the line by line path can say which line holds the problem.
+            raise pa.ArrowInvalid("rows do not match lines")
         header = table.column_names
         # pyarrow counts non-empty rows with the header as row 1: map them to file lines.
         bad_rows = np.array([n - 1 for n, _ in rejected], dtype=np.int64)
@@ -87,7 +91,7 @@ def _check_utf8(data: bytes) -> None:
     data.decode("utf-8")
 
 
-def _line_numbers(data: bytes) -> np.ndarray:
+def non_empty_lines(data: bytes) -> np.ndarray:
     """1-based numbers of the non-empty lines (header included), vectorised over the bytes."""
     raw = np.frombuffer(data, dtype=np.uint8)
     if raw.size == 0:

@@ -39,10 +39,10 @@ def _persist_via_client(real_dask: types.ModuleType):
                 collections, repack = unpack_collections(*args, traverse=traverse)
                 if not collections:
                     return args
-                return repack(client.persist(collections, optimize_graph=optimize_graph,
-                                             **kwargs))
-        return real_dask.persist(*args, traverse=traverse, optimize_graph=optimize_graph,
-                                 scheduler=scheduler, **kwargs)
+                return repack(client.persist(collections, optimize_graph=optimize_graph, **kwargs))
+        return real_dask.persist(
+            *args, traverse=traverse, optimize_graph=optimize_graph, scheduler=scheduler, **kwargs
+        )
 
     return persist
 
@@ -56,9 +56,13 @@ def patch_dask_ml_searches() -> bool:
     if not hasattr(dask.base, "_ensure_not_async"):
         return True  # dask before 2025.3: nothing to fix
     if dask_ml.__version__ not in _CHECKED_VERSIONS:
-        warnings.warn(f"dask-ml {dask_ml.__version__} is not a version this patch was checked "
-                      f"against ({', '.join(_CHECKED_VERSIONS)}); leaving it alone. See "
-                      "dask/dask-ml#1016.", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"dask-ml {dask_ml.__version__} is not a version this patch was checked "
+            f"against ({', '.join(_CHECKED_VERSIONS)}); leaving it alone. See "
+            "dask/dask-ml#1016.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         return False
     from dask_ml.model_selection import _incremental
 

@@ -11,7 +11,7 @@ import pandas as pd
 
 from workbench.catalog.models import Dataset, References, Unique
 from workbench.io.csvfile import PARSE_ERROR
-from workbench.io.sources import LINE_COLUMN
+from workbench.io.sources import FILE_COLUMN, LINE_COLUMN
 from workbench.validation.rules import RuleContext, cast_columns, evaluate
 
 ERRORS, WARNINGS = "_errors", "_warnings"
@@ -75,7 +75,14 @@ def check_partition(raw: pd.DataFrame, plan: CheckPlan) -> pd.DataFrame:
     """Typed columns, the source line, the failed reasons joined per row, one flag per reason."""
     typed, masks = cast_columns(raw, plan.dataset.schema_)
     for rule in plan.dataset.rules:
-        masks.update(evaluate(rule, typed, plan.context))
+        # A value that did not parse already fails as dtype:<column>; rules reading that
+        # column see it as missing and must not blame the row a second time.
+        unreadable = np.zeros(len(raw), dtype=bool)
+        for column in getattr(rule, "columns", None) or [getattr(rule, "column", None)]:
+            if column in plan.dataset.schema_:
+                unreadable |= np.asarray(masks[f"dtype:{column}"], dtype=bool)
+        for code, mask in evaluate(rule, typed, plan.context).items():
+            masks[code] = np.asarray(mask, dtype=bool) & ~unreadable
     # A row that could not be parsed fails for that reason alone, not for every rule after it.
     parse = raw[PARSE_ERROR].fillna("")
     parsed = (parse == "").to_numpy()
@@ -84,6 +91,7 @@ def check_partition(raw: pd.DataFrame, plan: CheckPlan) -> pd.DataFrame:
         masks[code] = parse.str.startswith(code).to_numpy()
     codes = plan.codes()
     typed[LINE_COLUMN] = raw[LINE_COLUMN]
+    typed[FILE_COLUMN] = raw[FILE_COLUMN]
     typed[ERRORS] = _join_reasons(masks, [c for c, s in codes.items() if s == "error"], raw.index)
     typed[WARNINGS] = _join_reasons(masks, [c for c, s in codes.items() if s == "warn"], raw.index)
     for code in codes:

@@ -103,10 +103,9 @@ def _freshness(rule: Freshness, dataset: Dataset, facts: BatchFacts) -> Finding:
 
 
 def _schema_drift(rule: SchemaDrift, dataset: Dataset, facts: BatchFacts) -> Finding:
-    extra = sorted({c for cols in facts.headers.values() for c in cols} - set(dataset.schema_))
-    missing = sorted(
-        {c for cols in facts.headers.values() for c in dataset.schema_ if c not in cols}
-    )
+    headers = [cols for cols in facts.headers.values() if cols]  # empty files have none
+    extra = sorted({c for cols in headers for c in cols} - set(dataset.schema_))
+    missing = sorted({c for cols in headers for c in dataset.schema_ if c not in cols})
     parts = [f"new columns {extra}"] if extra else []
     parts += [f"missing columns {missing}"] if missing else []
     return Finding(

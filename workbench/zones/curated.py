@@ -32,7 +32,8 @@ class CuratedBuild:
 
 def build_curated(catalog: Catalog, ws: Workspace, name: str) -> CuratedBuild:
     ds = catalog.datasets[name]
-    frame = read_dataset(catalog, ws, ds.from_)
+    # Declared columns only: lineage columns (_batch_id, _file, _line) stay in the lake.
+    frame = read_dataset(catalog, ws, ds.from_, columns=columns_of(catalog, ds.from_))
     limit = config.get("broadcast-max-rows")
     broadcast = []
     for join in ds.joins:

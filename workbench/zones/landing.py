@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import hashlib
 import shutil
-import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from workbench.io.csvfile import non_empty_lines, read_bytes
 from workbench.io.workspace import Workspace, read_json, write_json_atomic
 
 MANIFEST = "_manifest.json"
@@ -51,23 +50,9 @@ def sha256_of(path: Path) -> str:
 
 
 def count_data_lines(path: Path) -> int:
-    """Data rows of a delimited text file (lines after the header), through any compression."""
-    if path.suffix == ".zip":
-        with zipfile.ZipFile(path) as z:
-            streams = [z.open(n) for n in z.namelist() if not n.endswith("/")]
-            lines = sum(_count_lines(s) for s in streams)
-            return max(lines - len(streams), 0)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        return max(_count_lines(f) - 1, 0)
-
-
-def _count_lines(stream) -> int:
-    count, last = 0, b"\n"
-    for block in iter(lambda: stream.read(1 << 20), b""):
-        count += block.count(b"\n")
-        last = block[-1:]
-    return count + (last != b"\n")
+    """Data rows of a delimited text file as the reader sees them: non-empty lines after the
+    header, through .zip or .gz compression."""
+    return max(len(non_empty_lines(read_bytes(path))) - 1, 0)
 
 
 def land(ws: Workspace, dataset: str, sources: list[Path]) -> Batch:

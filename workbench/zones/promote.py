@@ -102,8 +102,7 @@ def _promote_checked(
 ) -> Promotion:
     dataset = plan.dataset
     checked = raw.map_partitions(check_partition, plan, meta=check_partition(raw._meta, plan))
-    good = checked[checked[ERRORS] == ""][list(dataset.schema_)]
-    good = good.assign(**{BATCH_COLUMN: batch.batch_id})
+    good = lake_rows(checked, dataset, batch.batch_id)
     bad = dd.map_partitions(
         quarantine_rows, raw, checked[[ERRORS, WARNINGS]], batch.batch_id, align_dataframes=False
     )
@@ -181,6 +180,13 @@ def _promote_checked(
     )
     write_report(ws, result, sample, history)
     return result
+
+
+def lake_rows(checked: dd.DataFrame, dataset, batch_id: str) -> dd.DataFrame:
+    """Rows without errors, typed, with their lineage: batch, source file and line."""
+    good = checked[checked[ERRORS] == ""]
+    good = good[[*dataset.schema_, FILE_COLUMN, LINE_COLUMN]]
+    return good.assign(**{BATCH_COLUMN: batch_id})
 
 
 def replace(result: Promotion, **changes: object) -> Promotion:

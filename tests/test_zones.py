@@ -1,0 +1,149 @@
+"""Zones in depth: broken files lose nothing, promotion is idempotent, release, retention."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+
+import workbench as wb
+from workbench.io.delta import open_table
+from workbench.testing import (
+    BROKEN_FILES,
+    data_rows,
+    orders_catalog,
+    random_orders,
+    write_broken_orders,
+    write_customers,
+)
+from workbench.zones.quarantine import batch_balance, release_batch
+from workbench.zones.retention import gc_landing
+
+
+@pytest.fixture
+def broken(tmp_path, client):
+    data = tmp_path / "data"
+    write_customers(data)
+    expected = write_broken_orders(data)
+    catalog = wb.load_catalog(orders_catalog(tmp_path, data))
+    ws = wb.Workspace.for_catalog(catalog)
+    result = wb.run_pipeline(catalog, ws, ["orders"])
+    return catalog, ws, result, expected
+
+
+def test_broken_files_lose_nothing_and_every_bad_row_has_its_reason(broken):
+    catalog, ws, result, expected = broken
+    promote = next(s for s in result.steps if s.step == "promote:orders")
+    total = sum(data_rows(name) for name in BROKEN_FILES)
+    assert promote.rows_in == total
+    assert promote.rows_out + promote.details["quarantined"] == total
+    assert promote.details["quarantined"] == len(expected)
+    q = wb.read_table(ws.path("quarantine", "orders")).compute()
+    got = {(f, line): r for f, line, r in zip(q._file, q._line, q._reasons, strict=True)}
+    assert got == expected
+    # The original text of rows that could not be parsed is kept verbatim.
+    enc = q[q._reasons == "parse:encoding"]
+    assert enc._text.iloc[0].startswith("15,C")
+    quoting = q[q._reasons == "parse:quoting"]
+    assert quoting._text.iloc[0] == '8,"C2,2.0,2024-01-04T10:00:00Z'
+
+
+def test_promoted_rows_are_typed_and_traceable(broken):
+    catalog, ws, _, expected = broken
+    lake = wb.read_dataset(catalog, ws, "orders").compute()
+    assert str(lake.placed_at.dtype).startswith("datetime64")
+    assert lake.order_id.dtype.name == "Int64"
+    keys = set(zip(lake._file, lake._line, strict=True))
+    assert not keys & set(expected)
+    assert (lake.amount >= 0).all() and lake.customer.isin([f"C{i}" for i in range(5)]).all()
+
+
+def test_report_lists_dataset_findings_and_empty_file(broken):
+    _, ws, _, _ = broken
+    report = wb.validation.report.previous_reports(ws, "orders")[-1]
+    findings = {f["rule"]: f for f in report["findings"]}
+    assert findings["reconciliation"]["passed"]
+    assert not findings["empty_file"]["passed"]
+    assert "orders_empty.csv" in findings["empty_file"]["detail"]
+    assert "missing columns ['amount']" in findings["schema_drift"]["detail"]
+    html = ws.path("reports", "validation", "orders", f"{report['batch_id']}.html").read_text()
+    assert "parse:encoding" in html and "Sample failing rows" in html
+
+
+def test_promoting_the_same_batch_twice_does_not_duplicate(broken):
+    catalog, ws, _, _ = broken
+    batch = wb.list_batches(ws, "orders")[0]
+    before = wb.read_dataset(catalog, ws, "orders").compute()
+    wb.promote_batch(catalog, ws, "orders", batch)
+    after = wb.read_dataset(catalog, ws, "orders").compute()
+    assert len(after) == len(before)
+    q = wb.read_table(ws.path("quarantine", "orders")).compute()
+    assert len(q) == len(set(zip(q._file, q._line, strict=True)))
+
+
+def test_append_load_keeps_batches_and_replaces_only_its_own(tmp_path, client):
+    data = tmp_path / "data"
+    write_customers(data)
+    catalog = wb.load_catalog(orders_catalog(tmp_path, data, load="append"))
+    ws = wb.Workspace.for_catalog(catalog)
+    first, second = random_orders(1, 50), random_orders(2, 30)
+    second["order_id"] += 1000
+    first.to_csv(data / "orders1.csv", index=False)
+    wb.run_pipeline(catalog, ws, ["orders"])
+    (data / "orders1.csv").unlink()
+    second.to_csv(data / "orders2.csv", index=False)
+    wb.run_pipeline(catalog, ws, ["orders"])
+    assert len(wb.read_dataset(catalog, ws, "orders")) == 80
+    batch = wb.list_batches(ws, "orders")[0]
+    wb.promote_batch(catalog, ws, "orders", batch)  # again: same rows, no duplicates
+    lake = wb.read_dataset(catalog, ws, "orders").compute()
+    assert len(lake) == 80 and lake.order_id.is_unique
+    assert open_table(ws.path("lake", "orders"), 1).version() == 1  # time travel still works
+    assert len(wb.read_dataset(catalog, ws, "orders", version=0)) == 50
+
+
+def test_release_after_the_rule_is_fixed(broken, tmp_path):
+    catalog, ws, _, expected = broken
+    batch = wb.list_batches(ws, "orders")[0].batch_id
+    landed = sum(data_rows(name) for name in BROKEN_FILES)
+    assert batch_balance(ws, "orders", batch)["total"] == landed
+    # The owner decides negative amounts are refunds: relax the rule, release the batch.
+    fixed_path = catalog.path.parent / "fixed.yaml"
+    fixed_path.write_text(
+        catalog.path.read_text().replace(
+            "{rule: min, column: amount, value: 0}", "{rule: min, column: amount, value: -100}"
+        )
+    )
+    fixed = wb.load_catalog(fixed_path)
+    released = release_batch(fixed, ws, "orders", batch)
+    assert released.released == 1 and released.still_quarantined == len(expected) - 1
+    lake = wb.read_dataset(fixed, ws, "orders").compute()
+    assert (lake.order_id == 13).sum() == 1
+    balance = batch_balance(ws, "orders", batch)
+    assert balance["total"] == landed and balance["quarantined"] == len(expected) - 1
+    again = release_batch(fixed, ws, "orders", batch)  # idempotent
+    assert (
+        again.released == 0
+        or (wb.read_dataset(fixed, ws, "orders").compute().order_id == 13).sum() == 1
+    )
+    assert batch_balance(ws, "orders", batch) == balance
+
+
+def test_landing_gc_keeps_unpromoted_and_young_batches(tmp_path, client):
+    data = tmp_path / "data"
+    write_customers(data)
+    random_orders(3, 10).to_csv(data / "orders.csv", index=False)
+    catalog = wb.load_catalog(orders_catalog(tmp_path, data))
+    ws = wb.Workspace.for_catalog(catalog)
+    wb.run_pipeline(catalog, ws, ["orders"])
+    (data / "orders.csv").write_text("order_id,customer,amount,placed_at\n1,C1,1,2024-01-01\n")
+    wb.land(ws, "orders", [data / "orders.csv"])  # landed, never promoted
+    now = dt.datetime.now(dt.UTC)
+    assert gc_landing(catalog, ws, older_than="30d", datasets=["orders"], now=now)[0].removed == ()
+    later = gc_landing(
+        catalog, ws, older_than="30d", datasets=["orders"], now=now + dt.timedelta(days=31)
+    )[0]
+    assert len(later.removed) == 1 and len(later.kept_unpromoted) == 1
+    assert len(wb.list_batches(ws, "orders")) == 1
+    assert pd.Timestamp(wb.list_batches(ws, "orders")[0].landed_at) <= pd.Timestamp(now)
