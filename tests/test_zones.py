@@ -17,6 +17,7 @@ from workbench.testing import (
     write_broken_orders,
     write_customers,
 )
+from workbench.validation.report import previous_reports
 from workbench.zones.quarantine import batch_balance, release_batch
 from workbench.zones.retention import gc_landing
 
@@ -61,7 +62,7 @@ def test_promoted_rows_are_typed_and_traceable(broken):
 
 def test_report_lists_dataset_findings_and_empty_file(broken):
     _, ws, _, _ = broken
-    report = wb.validation.report.previous_reports(ws, "orders")[-1]
+    report = previous_reports(ws, "orders")[-1]
     findings = {f["rule"]: f for f in report["findings"]}
     assert findings["reconciliation"]["passed"]
     assert not findings["empty_file"]["passed"]

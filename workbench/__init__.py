@@ -9,7 +9,7 @@ Examples
 >>> cube = wb.open_cube(catalog, ws, "flight_delays")        # doctest: +SKIP
 """
 
-from workbench import config, validation
+from workbench import config
 from workbench.catalog import Catalog, columns_of, load_catalog, parse_catalog
 from workbench.cluster import close_client, get_client
 from workbench.cubes import CubeReader, build_cube, open_cube

@@ -78,14 +78,25 @@ def stage_table(ddf: dd.DataFrame, path: Path, *, prefix: str = "part") -> Stage
 
 
 def _write_part(df: pd.DataFrame, root: str, schema: pa.Schema, prefix: str) -> pd.DataFrame:
+    return pd.DataFrame([write_part(df, root, schema, prefix)])
+
+
+def write_part(df: pd.DataFrame, root: str, schema: pa.Schema, prefix: str) -> dict:
+    """Write one pandas frame as a Parquet file of the table; returns its future add action."""
     table = pa.Table.from_pandas(df, schema=schema, preserve_index=False, safe=False)
     name = f"{prefix}-{uuid.uuid4().hex}.parquet"
     pq.write_table(table, f"{root}/{name}", compression="zstd")
-    stats = json.dumps({"numRecords": table.num_rows})
-    size = Path(root, name).stat().st_size
-    return pd.DataFrame(
-        {"path": [name], "size": [size], "rows": [table.num_rows], "stats": [stats]}
-    )
+    return {
+        "path": name,
+        "size": Path(root, name).stat().st_size,
+        "rows": table.num_rows,
+        "stats": json.dumps({"numRecords": table.num_rows}),
+    }
+
+
+def actions_frame(actions: list[dict]) -> pd.DataFrame:
+    """Add actions gathered from tasks, in the shape :func:`commit_table` takes."""
+    return pd.DataFrame(actions, columns=list(_ACTION_META.columns)).astype(_ACTION_META.dtypes)
 
 
 def commit_table(

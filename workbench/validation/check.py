@@ -99,10 +99,24 @@ def check_partition(raw: pd.DataFrame, plan: CheckPlan) -> pd.DataFrame:
     return typed
 
 
-def _join_reasons(masks: dict[str, pd.Series], codes: list[str], index: pd.Index) -> pd.Series:
-    reasons = pd.Series("", index=index, dtype="str")
-    for code in codes:
-        mask = np.asarray(masks[code], dtype=bool)
-        if mask.any():
-            reasons = reasons.where(~mask, reasons + code + ";")
-    return reasons.str.rstrip(";")
+def _join_reasons(masks: dict[str, np.ndarray], codes: list[str], index: pd.Index) -> pd.Series:
+    """ "code1;code2" per row. Rows fall into few distinct failure patterns: each pattern's text
+    is built once and spread with numpy indexing, not per row."""
+    out = np.full(len(index), "", dtype=object)
+    if codes and len(index):
+        flags = np.column_stack([np.asarray(masks[c], dtype=bool) for c in codes])
+        hit = flags.any(axis=1)
+        if hit.any():
+            rows = flags[hit]
+            # Each row's pattern packed into bytes and read as one key: a hash, not a sort.
+            packed = np.packbits(rows, axis=1)
+            if packed.shape[1] <= 8:
+                key = np.pad(packed, ((0, 0), (0, 8 - packed.shape[1]))).view(np.uint64).ravel()
+            else:
+                key = np.ascontiguousarray(packed).view(f"V{packed.shape[1]}").ravel()
+            which, first = pd.factorize(key)
+            patterns = rows[[int(np.argmax(which == i)) for i in range(len(first))]]
+            names = np.asarray(codes, dtype=object)
+            texts = np.array([";".join(names[p]) for p in patterns], dtype=object)
+            out[hit] = texts[which]
+    return pd.Series(out, index=index, dtype="str")

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from workbench.catalog.models import (
     Between,
@@ -174,10 +176,46 @@ def _expression(df: pd.DataFrame, rule: Expression, ctx: RuleContext) -> Masks:
 # --- casting text to the declared types ---------------------------------------------------------
 
 
+# Text that parses as a number, decided by RE2 over the whole column before Arrow's cast, so
+# one bad value costs one null instead of an exception (Arrow has no per-value "coerce").
+_INT = r"^\s*[+-]?\d+\s*$"
+_FLOAT = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
+
+
+def _arrow_text(text: pd.Series) -> pa.ChunkedArray | pa.Array:
+    return pa.array(text.astype("str"), from_pandas=True)
+
+
+def _to_float(text: pd.Series) -> pd.Series:
+    arr = _arrow_text(text)
+    try:
+        numbers = pc.cast(
+            pc.if_else(pc.match_substring_regex(arr, _FLOAT), pc.utf8_trim_whitespace(arr), None),
+            pa.float64(),
+        )
+    except pa.ArrowInvalid:  # a form the pattern admits but Arrow does not: the slow way
+        return pd.to_numeric(text, errors="coerce").astype("float64")
+    return pd.Series(numbers.to_numpy(zero_copy_only=False), index=text.index, dtype="float64")
+
+
 def _to_int(text: pd.Series) -> pd.Series:
-    num = pd.to_numeric(text, errors="coerce")
-    integral = num.notna() & (num % 1 == 0)
-    return num.where(integral).astype("Int64")
+    arr = _arrow_text(text)
+    whole = pc.match_substring_regex(arr, _INT)
+    try:
+        ints = pc.cast(pc.if_else(whole, pc.utf8_trim_whitespace(arr), None), pa.int64())
+    except pa.ArrowInvalid:  # out of int64 range: the slow way
+        num = pd.to_numeric(text, errors="coerce")
+        return num.where(num.notna() & (num % 1 == 0)).astype("Int64")
+    values = pd.Series(
+        pd.array(ints.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get), dtype="Int64"),
+        index=text.index,
+    )
+    rest = ~np.asarray(whole.to_numpy(zero_copy_only=False), dtype=bool) & text.notna().to_numpy()
+    if rest.any():  # "12.0" and "1e3" are whole numbers written as decimals
+        floats = _to_float(text[rest])
+        integral = floats.where(floats.notna() & (floats % 1 == 0))
+        values[rest] = integral.astype("Int64")
+    return values
 
 
 def _to_bool(text: pd.Series) -> pd.Series:
@@ -190,12 +228,23 @@ def _to_datetime(text: pd.Series) -> pd.Series:
 
 
 def _to_date(text: pd.Series) -> pd.Series:
-    return pd.to_datetime(text, errors="coerce", format="ISO8601").dt.normalize().dt.as_unit("us")
+    # The common YYYY-MM-DD form through Arrow (a bad value becomes null), the rest via pandas.
+    parsed = pc.strptime(_arrow_text(text), format="%Y-%m-%d", unit="us", error_is_null=True)
+    values = pd.Series(parsed.to_pandas(), index=text.index).astype("datetime64[us]")
+    rest = (text.notna() & values.isna()).to_numpy()
+    if rest.any():
+        other = pd.to_datetime(text[rest], errors="coerce", format="ISO8601")
+        values[rest] = (
+            other.dt.tz_localize(None).dt.normalize().dt.as_unit("us")
+            if getattr(other.dt, "tz", None)
+            else other.dt.normalize().dt.as_unit("us")
+        )
+    return values
 
 
 CASTS: dict[ColumnType, Callable[[pd.Series], pd.Series]] = {
     "int": _to_int,
-    "float": lambda text: pd.to_numeric(text, errors="coerce").astype("float64"),
+    "float": _to_float,
     "string": lambda text: text.astype("str"),
     "bool": _to_bool,
     "datetime": _to_datetime,

@@ -14,13 +14,21 @@ from dataclasses import asdict, dataclass, field
 
 import dask
 import dask.dataframe as dd
+import numpy as np
 import pandas as pd
 
 from workbench import config
 from workbench.catalog.models import Catalog, Freshness
 from workbench.errors import ValidationFailed
 from workbench.io.csvfile import PARSE_ERROR, TEXT, read_header
-from workbench.io.delta import commit_table, read_table, stage_table
+from workbench.io.delta import (
+    StagedTable,
+    actions_frame,
+    arrow_schema,
+    commit_table,
+    read_table,
+    write_part,
+)
 from workbench.io.sources import FILE_COLUMN, LINE_COLUMN, read_csv_as_text
 from workbench.io.workspace import Workspace
 from workbench.validation.check import (
@@ -101,27 +109,39 @@ def _promote_checked(
     catalog: Catalog, ws: Workspace, name: str, batch: Batch, raw: dd.DataFrame, plan: CheckPlan
 ) -> Promotion:
     dataset = plan.dataset
-    checked = raw.map_partitions(check_partition, plan, meta=check_partition(raw._meta, plan))
-    good = lake_rows(checked, dataset, batch.batch_id)
-    bad = dd.map_partitions(
-        quarantine_rows, raw, checked[[ERRORS, WARNINGS]], batch.batch_id, align_dataframes=False
-    )
     codes = plan.codes()
     prefix = batch_prefix(batch.batch_id)
-    lake = stage_table(good, ws.path("lake", name), prefix=prefix)
-    quarantine = stage_table(bad, ws.path("quarantine", name), prefix=prefix)
-    samples = dd.map_partitions(sample_rows, raw, checked, list(codes), align_dataframes=False)
-    fresh = {
-        r.column: good[r.column].max() for r in dataset.dataset_rules if isinstance(r, Freshness)
-    }
-    lake_actions, q_actions, fails, warned, sample, newest = dask.compute(
-        lake.actions,
-        quarantine.actions,
-        checked[[FAIL_PREFIX + c for c in codes]].astype("int64").sum(),
-        (checked[WARNINGS] != "").sum(),
-        samples,
-        fresh,
+    meta = check_partition(raw._meta, plan)
+    lake = StagedTable(
+        ws.path("lake", name), None, arrow_schema(lake_rows(meta, dataset, batch.batch_id))
     )
+    quarantine = StagedTable(
+        ws.path("quarantine", name),
+        None,
+        arrow_schema(quarantine_rows(raw._meta, meta, batch.batch_id)),
+    )
+    for table in (lake, quarantine):
+        table.path.mkdir(parents=True, exist_ok=True)
+    fresh = [r.column for r in dataset.dataset_rules if isinstance(r, Freshness)]
+    # One task per partition does all the work and returns only small results, so the text
+    # of a partition never travels between workers.
+    task = dask.delayed(process_partition, pure=True)
+    shared = _share(plan)
+    outcomes = dask.compute(
+        *[
+            task(part, shared, batch.batch_id, lake, quarantine, prefix, fresh)
+            for part in raw.to_delayed()
+        ]
+    )
+    lake_actions = actions_frame([o.lake for o in outcomes if o.lake])
+    q_actions = actions_frame([o.quarantine for o in outcomes if o.quarantine])
+    fails = {c: sum(o.fails[c] for o in outcomes) for c in codes}
+    warned = sum(o.warned for o in outcomes)
+    sample = pd.concat([o.samples for o in outcomes], ignore_index=True)
+    newest = {
+        c: max((o.newest[c] for o in outcomes if pd.notna(o.newest[c])), default=None)
+        for c in fresh
+    }
     promoted, quarantined = int(lake_actions["rows"].sum()), int(q_actions["rows"].sum())
     history = previous_reports(ws, name)
     facts = BatchFacts(
@@ -144,7 +164,7 @@ def _promote_checked(
         promoted=promoted,
         quarantined=quarantined,
         warned=int(warned),
-        reasons={c: ReasonCount(s, int(fails[FAIL_PREFIX + c])) for c, s in codes.items()},
+        reasons={c: ReasonCount(s, int(fails[c])) for c, s in codes.items()},
         findings=evaluate_dataset_rules(dataset, facts),
         checked_at=dt.datetime.now(dt.UTC).isoformat(),
     )
@@ -182,6 +202,54 @@ def _promote_checked(
     return result
 
 
+def _share(plan: CheckPlan):
+    """Send the plan (reference key sets can be megabytes) to the workers once, not per task."""
+    try:
+        from distributed import get_client
+
+        return get_client().scatter(plan, broadcast=True, hash=False)
+    except (ImportError, ValueError):  # no distributed client: a single graph key will do
+        return dask.delayed(plan, pure=True)
+
+
+@dataclass(frozen=True)
+class PartitionOutcome:
+    """What one partition's task sends back: file actions, counts, samples."""
+
+    lake: dict | None
+    quarantine: dict | None
+    fails: dict[str, int]
+    warned: int
+    samples: pd.DataFrame
+    newest: dict[str, object]
+
+
+def process_partition(
+    raw: pd.DataFrame,
+    plan: CheckPlan,
+    batch_id: str,
+    lake: StagedTable,
+    quarantine: StagedTable,
+    prefix: str,
+    fresh: list[str],
+) -> PartitionOutcome:
+    """Check one partition and write its lake and quarantine files (committed later)."""
+    checked = check_partition(raw, plan)
+    good = lake_rows(checked, plan.dataset, batch_id)
+    bad = quarantine_rows(raw, checked, batch_id)
+    codes = list(plan.codes())
+    return PartitionOutcome(
+        lake=write_part(good, str(lake.path), lake.schema, prefix) if len(good) else None,
+        quarantine=(
+            write_part(bad, str(quarantine.path), quarantine.schema, prefix) if len(bad) else None
+        ),
+        fails={c: int(checked[FAIL_PREFIX + c].sum()) for c in codes},
+        warned=int((checked[WARNINGS] != "").sum()),
+        samples=sample_rows(raw, checked, codes),
+        newest={c: good[c].max() for c in fresh},
+    )
+
+
 def lake_rows(checked: dd.DataFrame, dataset, batch_id: str) -> dd.DataFrame:
     """Rows without errors, typed, with their lineage: batch, source file and line."""
     good = checked[checked[ERRORS] == ""]
@@ -214,11 +282,11 @@ def _failure(result: Promotion, limit: float) -> str | None:
 
 def quarantine_rows(raw: pd.DataFrame, checked: pd.DataFrame, batch_id: str) -> pd.DataFrame:
     """Rejected rows with their original text, where they came from and why."""
-    rejected = (checked[ERRORS] != "").to_numpy()
-    out = raw.loc[rejected].copy()
+    rejected = np.flatnonzero((checked[ERRORS] != "").to_numpy())
+    out = raw.iloc[rejected].copy()
     out[BATCH_COLUMN] = batch_id
-    out[REASONS] = checked.loc[rejected, ERRORS].to_numpy()
-    out[WARNINGS] = checked.loc[rejected, WARNINGS].to_numpy()
+    out[REASONS] = checked[ERRORS].to_numpy()[rejected]
+    out[WARNINGS] = checked[WARNINGS].to_numpy()[rejected]
     order = [BATCH_COLUMN, FILE_COLUMN, LINE_COLUMN, REASONS, WARNINGS, PARSE_ERROR, TEXT]
     return out[order + [c for c in out.columns if c not in order]]
 
@@ -227,9 +295,9 @@ def sample_rows(raw: pd.DataFrame, checked: pd.DataFrame, codes: list[str]) -> p
     """Up to a few original rows per failing reason, for the report."""
     picks = []
     for code in codes:
-        hit = checked[FAIL_PREFIX + code].to_numpy()
-        if hit.any():
-            rows = raw.loc[hit].head(SAMPLES_PER_REASON)
+        hit = np.flatnonzero(checked[FAIL_PREFIX + code].to_numpy())[:SAMPLES_PER_REASON]
+        if len(hit):
+            rows = raw.iloc[hit]
             front = [FILE_COLUMN, LINE_COLUMN]
             rows = rows[front + [c for c in rows.columns if c not in front]].copy()
             rows.insert(0, "reason", code)
