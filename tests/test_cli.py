@@ -56,3 +56,28 @@ def test_run_json_on_a_scheduler_address(client, tmp_path):
     assert summary["status"] == "succeeded"
     promote = next(s for s in summary["steps"] if s["step"] == "promote:airlines")
     assert promote["rows_out"] == 16
+
+
+def test_validate_quarantine_history_and_gc_commands(client, tmp_path):
+    from workbench.testing import orders_catalog, write_broken_orders, write_customers
+
+    data = tmp_path / "data"
+    write_customers(data)
+    write_broken_orders(data)
+    cat = orders_catalog(tmp_path, data)
+    cat.write_text(cat.read_text().replace("max_quarantined_fraction: 1.0",
+                                           "max_quarantined_fraction: 0.05"))
+    common = ["--catalog", str(cat)]
+    addr = ["--cluster", client.scheduler.address]
+    result = runner.invoke(app, ["validate", "orders", *common, *addr])
+    assert result.exit_code == 1, result.output
+    assert "above the allowed 5.00%" in result.output and "parse:encoding" in result.output
+    shown = runner.invoke(app, ["quarantine", "show", "orders", "--json", *common])
+    rows = json.loads(shown.stdout)
+    assert {r["_reasons"] for r in rows} >= {"parse:encoding", "references:customer"}
+    history = runner.invoke(app, ["lake", "history", "customers", "--json", *common])
+    assert json.loads(history.stdout)[0]["rows"] == 5
+    gc = runner.invoke(app, ["landing", "gc", "--older-than", "0d", "--json", *common])
+    by_name = {c["dataset"]: c for c in json.loads(gc.stdout)}
+    assert len(by_name["customers"]["removed"]) == 1  # promoted: may go
+    assert len(by_name["orders"]["kept_unpromoted"]) == 1  # failed its threshold: kept
