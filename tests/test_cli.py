@@ -65,8 +65,9 @@ def test_validate_quarantine_history_and_gc_commands(client, tmp_path):
     write_customers(data)
     write_broken_orders(data)
     cat = orders_catalog(tmp_path, data)
-    cat.write_text(cat.read_text().replace("max_quarantined_fraction: 1.0",
-                                           "max_quarantined_fraction: 0.05"))
+    cat.write_text(
+        cat.read_text().replace("max_quarantined_fraction: 1.0", "max_quarantined_fraction: 0.05")
+    )
     common = ["--catalog", str(cat)]
     addr = ["--cluster", client.scheduler.address]
     result = runner.invoke(app, ["validate", "orders", *common, *addr])

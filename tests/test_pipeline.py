@@ -162,8 +162,9 @@ def test_cube_is_readable_with_plain_xarray(demo):
 
     _, ws, _ = demo
     ds = xr.open_zarr(wb.cubes.current_cube_path(ws, "flight_delays"))
-    assert set(ds.dims) == {"month", "carrier", "origin", "dest"}
-    assert int(ds.flights.sum()) == ds.attrs["rows"]
+    assert set(ds.dims) == {"day", "carrier", "origin", "dest"}
+    assert {"month", "quarter", "year", "dest_tzone", "carrier_label"} <= set(ds.coords)
+    assert int(ds.flights.sum()) == int(ds["__rows"].sum()) == 329_174
     assert ds.carrier_label.sel(carrier="UA").values.item() == "United Air Lines Inc."
 
 

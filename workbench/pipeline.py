@@ -242,7 +242,7 @@ def _execute(catalog: Catalog, ws: Workspace, step: Step, batches: dict[str, Bat
             rows_in=b.rows_in,
             rows_out=math.prod(b.shape.values()),
             outputs={"cube": str(b.path), "version": b.version},
-            details={"shape": b.shape},
+            details={"shape": b.shape, "cuboids": b.cuboids},
         )
     if step.kind == "train":
         t = train_model(catalog, ws, name)

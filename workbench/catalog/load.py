@@ -200,6 +200,46 @@ def columns_of(catalog: Catalog, name: str) -> list[str]:
     return cols + [c for c in ds.derived if c not in cols]
 
 
+def _cube_level_problems(name: str, cube, path: Path, lines: dict[tuple, int]) -> list[str]:
+    """Level names unique across the cube; aggregates and derived measures use known names."""
+    problems, seen = [], {}
+    for key, dim in cube.dimensions.items():
+        for level in dim.level_names(key):
+            if level in seen:
+                loc = ("cubes", name, "dimensions", key)
+                problems.append(
+                    f"{path}:{_line(lines, loc)}: {_dotted(loc)}: level '{level}' is "
+                    f"also a level of dimension '{seen[level]}'; rename one of them."
+                )
+            seen[level] = key
+    for i, group in enumerate(cube.aggregates or []):
+        loc = ("cubes", name, "aggregates", i)
+        unknown = [lv for lv in group if lv not in seen]
+        if unknown:
+            problems.append(
+                f"{path}:{_line(lines, loc)}: {_dotted(loc)}: unknown levels "
+                f"{unknown}; the cube's levels are {', '.join(seen)}."
+            )
+        dims = [seen[lv] for lv in group if lv in seen]
+        if len(dims) != len(set(dims)):
+            problems.append(
+                f"{path}:{_line(lines, loc)}: {_dotted(loc)}: keep one level per "
+                "dimension in an aggregate."
+            )
+    known = set(cube.measures)
+    for m_name, expr in cube.derived_measures.items():
+        loc = ("cubes", name, "derived_measures", m_name)
+        names = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", expr))
+        unknown = sorted(names - known)
+        if unknown:
+            problems.append(
+                f"{path}:{_line(lines, loc)}: {_dotted(loc)}: {unknown} are not "
+                f"stored measures ({', '.join(known)}); derived measures combine "
+                "stored ones so every roll-up stays exact."
+            )
+    return problems
+
+
 def _check_columns(catalog: Catalog, path: Path, lines: dict[tuple, int]) -> None:
     problems = []
 
@@ -242,6 +282,9 @@ def _check_columns(catalog: Catalog, path: Path, lines: dict[tuple, int]) -> Non
         have = columns_of(catalog, cube.source)
         for dim_name, dim in cube.dimensions.items():
             need(("cubes", name, "dimensions", dim_name, "column"), dim.column, cube.source, have)
+            for parent in dim.parents:
+                need(("cubes", name, "dimensions", dim_name, "parents"), parent, cube.source, have)
+        problems.extend(_cube_level_problems(name, cube, path, lines))
         for m_name, m in cube.measures.items():
             if m.column:
                 need(("cubes", name, "measures", m_name, "column"), m.column, cube.source, have)

@@ -291,12 +291,45 @@ class Labels(_Strict):
     label: str
 
 
+TimeLevel = Literal["year", "quarter", "month", "day", "hour"]
+TIME_LEVELS: tuple[str, ...] = ("year", "quarter", "month", "day", "hour")
+
+
 class Dimension(_Strict):
+    """One cube dimension and its hierarchy, coarse to fine; the finest level is stored.
+
+    A time dimension names time ``levels`` of a datetime column (``[year, quarter, month]``
+    keeps months and can roll up to quarters and years). A categorical dimension may name
+    ``parents``: source columns of coarser levels that each member belongs to exactly once
+    (``nation`` with ``parents: [region]``).
+    """
+
     column: str
-    level: Literal["year", "quarter", "month", "day", "hour"] | None = Field(
-        None, description="for a datetime column: the time level the cube keeps"
-    )
+    levels: list[TimeLevel] | None = None
+    parents: list[str] = Field(default_factory=list)
     labels: Labels | None = None
+
+    @model_validator(mode="after")
+    def _hierarchy(self) -> Dimension:
+        if self.levels is not None:
+            if not self.levels:
+                raise ValueError("`levels` needs at least one time level")
+            order = [TIME_LEVELS.index(level) for level in self.levels]
+            if order != sorted(set(order)):
+                raise ValueError(
+                    f"time levels go coarse to fine without repeats, in the order "
+                    f"{', '.join(TIME_LEVELS)} (got {self.levels})"
+                )
+            if self.parents:
+                raise ValueError("a time dimension has `levels`, not `parents`")
+        return self
+
+    def level_names(self, key: str) -> list[str]:
+        """Names of the levels, coarse to fine; the last is the stored grain."""
+        return list(self.levels) if self.levels else [*self.parents, key]
+
+    def grain(self, key: str) -> str:
+        return self.level_names(key)[-1]
 
 
 class Measure(_Strict):
@@ -318,7 +351,21 @@ class Cube(_Strict):
     derived_measures: dict[str, str] = Field(
         default_factory=dict, description="name -> expression over stored measures, e.g. a / b"
     )
+    aggregates: list[list[str]] | None = Field(
+        None,
+        description="coarser cuboids to pre-compute, each a list of levels to keep; "
+        "omitted: each coarser time level with the other dimensions, and each dimension alone",
+    )
     keep_versions: int = Field(3, ge=1)
+
+    def levels(self) -> dict[str, tuple[str, str]]:
+        """level name -> (dimension key, kind) with kind 'grain' or 'parent'."""
+        out = {}
+        for key, dim in self.dimensions.items():
+            names = dim.level_names(key)
+            for name in names:
+                out[name] = (key, "grain" if name == names[-1] else "parent")
+        return out
 
 
 # --- models ------------------------------------------------------------------------------------

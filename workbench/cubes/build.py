@@ -1,32 +1,51 @@
-"""Build a cube: one Dask group-by pass over the source, stored as an xarray Dataset in Zarr.
+"""Build a cube: one Dask group-by pass to the base cuboid, coarser cuboids rolled up from it.
 
 Every stored measure is additive (sum, count) or idempotent (min, max), so any roll-up of the
 stored cells is exact; means and rates are derived at query time from these parts. Cells with no
-rows hold the measure's identity: 0 for sums and counts, NaN for min and max.
+rows hold the measure's identity: 0 for sums and counts, NaN for min and max. A build writes a
+complete new version folder beside the current one and then switches ``CURRENT.json``; readers
+never see a half-written cube.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 import shutil
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import dask
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from workbench import config
 from workbench.catalog.models import Catalog, Cube
+from workbench.cubes.spec import (
+    category_members,
+    cuboid_name,
+    default_aggregates,
+    time_coords,
+    truncate,
+)
+from workbench.errors import WorkbenchError
 from workbench.io.workspace import Workspace, read_json, write_json_atomic
 from workbench.zones.tables import read_dataset
 
 CURRENT = "CURRENT.json"
-MISSING_MEMBER = "(missing)"
-_FREQ = {"year": "Y", "quarter": "Q", "month": "M"}
-_REDUCE = {"sum": "sum", "count": "sum", "min": "min", "max": "max"}
+BASE = "base"
+ROWS = "__rows"
+REDUCERS = {"sum": "sum", "count": "sum", "min": "min", "max": "max"}
+
+
+class CubeError(WorkbenchError):
+    """The source data does not fit the cube's declaration (e.g. a level not nested)."""
+
+    exit_code = 1
 
 
 @dataclass(frozen=True)
@@ -36,64 +55,36 @@ class CubeBuild:
     path: Path
     shape: dict[str, int]
     rows_in: int
-    seconds: float
+    cuboids: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    mode: str = "full"
 
 
-def build_cube(catalog: Catalog, ws: Workspace, name: str) -> CubeBuild:
-    """Aggregate the cube's source into a new version and make it current."""
-    started = time.perf_counter()
-    spec = catalog.cubes[name]
-    frame = read_dataset(catalog, ws, spec.source, columns=_needed_columns(spec))
-    prepared = frame.map_partitions(prepare_cells, spec, meta=prepare_cells(frame._meta, spec))
-    aggs = {m: _REDUCE[spec.measures[m].agg] for m in spec.measures} | {"__rows": "sum"}
-    # The base cuboid is small next to the source: one output partition, no shuffle.
-    cells = prepared.groupby(list(spec.dimensions), dropna=False).agg(aggs, split_out=1).compute()
-    dataset = cells_to_dataset(cells, spec)
-    for dim_name, dim in spec.dimensions.items():
-        if dim.labels:
-            labels = read_dataset(
-                catalog, ws, dim.labels.dataset, columns=[dim.labels.key, dim.labels.label]
-            ).compute()
-            mapping = labels.set_index(dim.labels.key)[dim.labels.label]
-            members = pd.Index(dataset[dim_name].values)
-            dataset.coords[f"{dim_name}_label"] = (
-                dim_name,
-                np.asarray(
-                    mapping.reindex(members).fillna(pd.Series(members, index=members)),
-                    dtype=np.dtypes.StringDType(),
-                ),
-            )
-    dataset.attrs.update(
-        cube=name,
-        source=spec.source,
-        built_at=dt.datetime.now(dt.UTC).isoformat(),
-        rows=int(dataset["__rows"].sum()),
-    )
-    version, path = _write_version(ws, name, dataset, spec.keep_versions)
-    return CubeBuild(
-        name,
-        version,
-        path,
-        dict(dataset.sizes),
-        dataset.attrs["rows"],
-        time.perf_counter() - started,
-    )
+# --- reading the source into base cells -------------------------------------------------------
 
 
-def _needed_columns(spec: Cube) -> list[str]:
-    cols = [d.column for d in spec.dimensions.values()]
-    for m in spec.measures.values():
+def needed_columns(cube: Cube) -> list[str]:
+    cols = []
+    for dim in cube.dimensions.values():
+        cols += [dim.column, *dim.parents]
+    for m in cube.measures.values():
         cols += [m.column] if m.column else []
         cols += re.findall(r"[A-Za-z_][A-Za-z0-9_]*", m.where or "")
-    return [c for c in dict.fromkeys(cols) if c not in {"and", "or", "not", "True", "False"}]
+    words = {"and", "or", "not", "True", "False", "isna", "notna"}
+    return [c for c in dict.fromkeys(cols) if c not in words]
 
 
-def prepare_cells(df: pd.DataFrame, spec: Cube) -> pd.DataFrame:
-    """Per partition: dimension members at the cube's level, one summable column per measure."""
+def prepare_cells(df: pd.DataFrame, cube: Cube) -> pd.DataFrame:
+    """Per partition: grain members, parent members, one reducible column per measure."""
     out = {}
-    for name, dim in spec.dimensions.items():
-        out[name] = _members(df[dim.column], dim.level)
-    for name, m in spec.measures.items():
+    for key, dim in cube.dimensions.items():
+        grain = dim.grain(key)
+        out[grain] = (
+            truncate(df[dim.column], grain) if dim.levels else category_members(df[dim.column])
+        )
+        for parent in dim.parents:
+            out[parent] = category_members(df[parent])
+    for name, m in cube.measures.items():
         keep = df.eval(m.where).fillna(False).astype(bool) if m.where else None
         if m.agg == "count":
             values = df[m.column].notna() if m.column else pd.Series(True, index=df.index)
@@ -103,64 +94,425 @@ def prepare_cells(df: pd.DataFrame, spec: Cube) -> pd.DataFrame:
         if keep is not None:
             values = values.where(keep, 0 if m.agg in ("sum", "count") else np.nan)
         out[name] = values
-    out["__rows"] = pd.Series(1, index=df.index, dtype="int64")
+    out[ROWS] = pd.Series(1, index=df.index, dtype="int64")
     return pd.DataFrame(out, index=df.index)
 
 
-def _members(values: pd.Series, level: str | None) -> pd.Series:
-    if level is None:
-        if values.dtype.kind in "OUT" or str(values.dtype) in ("str", "string"):
-            return values.astype("str").fillna(MISSING_MEMBER)
-        return values
-    stamps = pd.to_datetime(values)
-    if getattr(stamps.dt, "tz", None) is not None:
-        stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
-    if level in _FREQ:
-        return stamps.dt.to_period(_FREQ[level]).dt.start_time.astype("datetime64[ns]")
-    return stamps.dt.floor("D" if level == "day" else "h").astype("datetime64[ns]")
+def _grains(cube: Cube) -> dict[str, str]:
+    return {key: dim.grain(key) for key, dim in cube.dimensions.items()}
 
 
-def cells_to_dataset(cells: pd.DataFrame, spec: Cube) -> xr.Dataset:
-    """Dense xarray Dataset over every member combination, empty cells at the identity."""
-    dataset = xr.Dataset.from_dataframe(cells.sort_index())
-    for name, m in spec.measures.items():
-        if m.agg in ("sum", "count"):
-            dataset[name] = dataset[name].fillna(0)
-            if m.agg == "count":
-                dataset[name] = dataset[name].astype("int64")
-        dataset[name].attrs.update(agg=m.agg, column=m.column or "", where=m.where or "")
-    dataset["__rows"] = dataset["__rows"].fillna(0).astype("int64")
-    dataset["__rows"].attrs["agg"] = "count"
-    dataset.attrs["derived_measures"] = dict(spec.derived_measures)
-    return dataset
-
-
-def _write_version(ws: Workspace, name: str, dataset: xr.Dataset, keep: int) -> tuple[int, Path]:
-    """Write ``v<N>.zarr`` beside the current version, then switch CURRENT atomically."""
-    root = ws.path("cubes", name)
-    root.mkdir(parents=True, exist_ok=True)
-    versions = sorted(int(p.stem[1:]) for p in root.glob("v*.zarr"))
-    version = (versions[-1] + 1) if versions else 1
-    path = root / f"v{version:06d}.zarr"
-    time_dims = [d for d in dataset.dims if np.issubdtype(dataset[d].dtype, np.datetime64)]
-    chunks = {
-        d: (min(dataset.sizes[d], 64) if d in time_dims else dataset.sizes[d]) for d in dataset.dims
+def compute_cells(
+    catalog: Catalog, ws: Workspace, cube: Cube, *, since: pd.Timestamp | None = None
+) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """Base cells (one row per occupied cell) and each dimension's (grain, parents) pairs."""
+    frame = read_dataset(catalog, ws, cube.source, columns=needed_columns(cube))
+    if since is not None:
+        time_key = _time_dim(cube)
+        column = cube.dimensions[time_key].column
+        stamps = frame[column]
+        frame = frame[stamps >= (since.tz_localize("UTC") if _tz_aware(frame, column) else since)]
+    prepared = frame.map_partitions(prepare_cells, cube, meta=prepare_cells(frame._meta, cube))
+    aggs = {m: REDUCERS[cube.measures[m].agg] for m in cube.measures} | {ROWS: "sum"}
+    # The base cuboid is small next to the source: one output partition, no shuffle.
+    cells = prepared.groupby(list(_grains(cube).values()), dropna=False).agg(aggs, split_out=1)
+    pairs = {
+        key: prepared[[dim.grain(key), *dim.parents]].drop_duplicates(split_out=1)
+        for key, dim in cube.dimensions.items()
+        if dim.parents
     }
+    cells, pairs = dask.compute(cells, pairs)
+    return cells, pairs
+
+
+def _tz_aware(frame, column: str) -> bool:
+    return getattr(frame[column].dtype, "tz", None) is not None
+
+
+def _time_dim(cube: Cube) -> str:
+    keys = [k for k, d in cube.dimensions.items() if d.levels]
+    if len(keys) != 1:
+        raise WorkbenchError(
+            "incremental refresh needs exactly one time dimension in the cube "
+            f"(found {keys or 'none'}); rebuild it instead."
+        )
+    return keys[0]
+
+
+def check_nesting(cube: Cube, pairs: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Each member's parents, after checking that no member has two parents."""
+    out = {}
+    for key, frame in pairs.items():
+        dim = cube.dimensions[key]
+        grain = dim.grain(key)
+        counts = frame.groupby(grain).size()
+        bad = counts[counts > 1].index[:3].tolist()
+        if bad:
+            examples = "; ".join(_parents_of(frame, grain, dim.parents, m) for m in bad)
+            raise CubeError(
+                f"cube dimension {key!r}: levels {dim.parents} > {grain} are not "
+                f"nested in the data: {examples}. Each {grain} needs exactly one "
+                "parent; fix the data or declare the levels as separate dimensions."
+            )
+        out[key] = frame.set_index(grain)
+    return out
+
+
+def _parents_of(frame: pd.DataFrame, grain: str, parents: list[str], member: object) -> str:
+    rows = frame.loc[frame[grain] == member, parents].astype("str")
+    return f"{grain} {member!r} has parents " + ", ".join("/".join(r) for r in rows.values)
+
+
+def cells_to_dataset(
+    cells: pd.DataFrame,
+    cube: Cube,
+    parents: dict[str, pd.DataFrame],
+    index: dict[str, pd.Index] | None = None,
+) -> xr.Dataset:
+    """Dense cells over every member combination; empty cells hold the measure's identity."""
+    grains = _grains(cube)
+    members = index or {g: cells.index.unique(g).sort_values() for g in grains.values()}
+    size = math.prod(len(m) for m in members.values())
+    limit = config.get("cube-max-cells")
+    if size > limit:
+        raise CubeError(
+            f"the base cuboid would hold {size:,} cells (limit {limit:,}: "
+            "workbench.cube-max-cells). Use a coarser time level or fewer dimensions."
+        )
+    full = pd.MultiIndex.from_product(list(members.values()), names=list(members))
+    dense = cells.reindex(full)
+    data = {}
+    shape = tuple(len(m) for m in members.values())
+    for name, m in cube.measures.items():
+        values = dense[name].to_numpy(dtype="float64").reshape(shape)
+        if m.agg in ("sum", "count"):
+            values = np.nan_to_num(values, nan=0.0)
+            if m.agg == "count":
+                values = values.astype("int64")
+        data[name] = (
+            list(members),
+            values,
+            {"agg": m.agg, "column": m.column or "", "where": m.where or ""},
+        )
+    rows = np.nan_to_num(dense[ROWS].to_numpy(dtype="float64").reshape(shape)).astype("int64")
+    data[ROWS] = (list(members), rows, {"agg": "count"})
+    dataset = xr.Dataset(data, coords={g: m for g, m in members.items()})
+    return attach_level_coords(dataset, cube, parents)
+
+
+def attach_level_coords(ds: xr.Dataset, cube: Cube, parents: dict[str, pd.DataFrame]) -> xr.Dataset:
+    """Coarser levels as coordinates along each stored dimension (month along day, ...)."""
+    for key, dim in cube.dimensions.items():
+        names = dim.level_names(key)
+        held = next((n for n in names if n in ds.dims), None)
+        if held is None:
+            continue
+        above = names[: names.index(held)]
+        if dim.levels:
+            for level, values in time_coords(pd.DatetimeIndex(ds[held].values), above).items():
+                ds.coords[level] = (held, values)
+        elif above and key in parents:
+            lookup = parents[key].reset_index().drop_duplicates(held).set_index(held)
+            for level in above:
+                ds.coords[level] = (
+                    held,
+                    np.asarray(lookup[level].reindex(ds[held].values).astype("str"), dtype=object),
+                )
+    ds.attrs["derived_measures"] = dict(cube.derived_measures)
+    return ds
+
+
+# --- rolling up --------------------------------------------------------------------------------
+
+
+def reduce_dims(ds: xr.Dataset, dims: list[str]) -> xr.Dataset:
+    """Drop ``dims`` by reducing each measure with its own operator."""
+    if not dims:
+        return ds
+    out = {
+        name: getattr(var, REDUCERS[var.attrs["agg"]])(dim=dims, keep_attrs=True)
+        for name, var in ds.data_vars.items()
+    }
+    return xr.Dataset(out, attrs=ds.attrs)
+
+
+def group_to(ds: xr.Dataset, dim: str, level: str) -> xr.Dataset:
+    """Replace ``dim`` by the coarser ``level`` (a coordinate along it), per-measure operator."""
+    parts = []
+    for op in ("sum", "min", "max"):
+        names = [n for n, v in ds.data_vars.items() if REDUCERS[v.attrs["agg"]] == op]
+        if names:
+            grouped = getattr(ds[names].groupby(level), op)(keep_attrs=True)
+            parts.append(grouped)
+    merged = xr.merge(parts, compat="override", join="exact")
+    for name in merged.data_vars:
+        merged[name].attrs = ds[name].attrs
+    merged.attrs = ds.attrs
+    keep = [c for c in merged.coords if c not in merged.dims and dim in ds[c].dims]
+    return merged.drop_vars(keep)
+
+
+def roll_up_cells(
+    base: xr.Dataset, cube: Cube, levels: list[str], parents: dict[str, pd.DataFrame]
+) -> xr.Dataset:
+    """The cuboid keeping ``levels`` (one per dimension kept), computed from the base cells."""
+    level_of = cube.levels()
+    keep = {level_of[lv][0]: lv for lv in levels}
+    grains = _grains(cube)
+    ds = reduce_dims(base, [g for key, g in grains.items() if key not in keep])
+    for key, level in keep.items():
+        if level != grains[key]:
+            ds = group_to(ds, grains[key], level)
+    ds = ds.transpose(*[keep[k] for k in grains if k in keep])
+    return attach_level_coords(ds, cube, parents)
+
+
+# --- writing versions ----------------------------------------------------------------------------
+
+
+def _chunks(ds: xr.Dataset) -> dict[str, int]:
+    step = config.get("cube-time-chunk")
+    return {
+        d: (min(ds.sizes[d], step) if np.issubdtype(ds[d].dtype, np.datetime64) else ds.sizes[d])
+        for d in ds.dims
+    }
+
+
+def write_cuboid(ds: xr.Dataset, path: Path) -> None:
     with warnings.catch_warnings():
-        # Consolidated metadata is not yet in the Zarr v3 spec; zarr-python supports it and
-        # opening a cube reads one document instead of one per array.
+        # Consolidated metadata is not yet in the Zarr v3 spec; zarr-python reads it, and a
+        # cuboid then opens with one read instead of one per array.
         warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
-        dataset.chunk(chunks).to_zarr(path, mode="w-", consolidated=True, zarr_format=3)
-    write_json_atomic(
-        root / CURRENT,
-        {"version": version, "path": path.name, "written_at": dt.datetime.now(dt.UTC).isoformat()},
-    )
-    for old in versions[: max(0, len(versions) + 1 - keep)]:
-        shutil.rmtree(root / f"v{old:06d}.zarr", ignore_errors=True)
-    return version, path
+        chunks = _chunks(ds)
+        encoding = {
+            name: {"chunks": tuple(chunks[d] for d in var.dims)}
+            for name, var in ds.data_vars.items()
+        }
+        ds.to_zarr(path, mode="w", consolidated=True, zarr_format=3, encoding=encoding)
+
+
+def _versions(root: Path) -> list[int]:
+    return sorted(int(p.name[1:]) for p in root.glob("v*") if p.is_dir() and p.name[1:].isdigit())
+
+
+def current_version(ws: Workspace, name: str) -> tuple[int, Path]:
+    root = ws.path("cubes", name)
+    pointer = read_json(root / CURRENT)
+    return pointer["version"], root / pointer["path"]
 
 
 def current_cube_path(ws: Workspace, name: str) -> Path:
+    """The base cuboid's Zarr store of the current version."""
+    return current_version(ws, name)[1] / f"{BASE}.zarr"
+
+
+def _publish(ws: Workspace, name: str, folder: Path, version: int, keep: int) -> None:
     root = ws.path("cubes", name)
-    pointer = read_json(root / CURRENT)
-    return root / pointer["path"]
+    write_json_atomic(
+        root / CURRENT,
+        {
+            "version": version,
+            "path": folder.name,
+            "written_at": dt.datetime.now(dt.UTC).isoformat(),
+        },
+    )
+    for old in _versions(root)[: max(0, len(_versions(root)) - keep)]:
+        shutil.rmtree(root / f"v{old:06d}", ignore_errors=True)
+
+
+def _new_folder(ws: Workspace, name: str) -> tuple[int, Path]:
+    root = ws.path("cubes", name)
+    root.mkdir(parents=True, exist_ok=True)
+    versions = _versions(root)
+    version = (versions[-1] + 1) if versions else 1
+    return version, root / f"v{version:06d}"
+
+
+def _write_all(
+    folder: Path,
+    base: xr.Dataset,
+    cube: Cube,
+    parents: dict[str, pd.DataFrame],
+    meta: dict,
+    *,
+    skip_base: bool = False,
+) -> dict[str, int]:
+    sizes = {BASE: int(math.prod(base.sizes.values()))}
+    if not skip_base:
+        write_cuboid(base, folder / f"{BASE}.zarr")
+    groups = cube.aggregates if cube.aggregates is not None else default_aggregates(cube)
+    for levels in groups:
+        cuboid = roll_up_cells(base, cube, levels, parents)
+        name = cuboid_name(levels)
+        write_cuboid(cuboid, folder / f"{name}.zarr")
+        sizes[name] = int(math.prod(cuboid.sizes.values()))
+    parent_tables = {k: v.reset_index().to_dict("list") for k, v in parents.items()}
+    write_json_atomic(
+        folder / "cube.json",
+        meta | {"cuboids": sizes, "parents": parent_tables, "aggregates": groups},
+    )
+    return sizes
+
+
+def _meta(cube_name: str, cube: Cube, base: xr.Dataset, mode: str) -> dict:
+    return {
+        "cube": cube_name,
+        "source": cube.source,
+        "mode": mode,
+        "rows": int(base[ROWS].sum()),
+        "built_at": dt.datetime.now(dt.UTC).isoformat(),
+        "levels": {lv: list(v) for lv, v in cube.levels().items()},
+    }
+
+
+def build_cube(catalog: Catalog, ws: Workspace, name: str) -> CubeBuild:
+    """Aggregate the cube's source into a new version and make it current."""
+    started = time.perf_counter()
+    cube = catalog.cubes[name]
+    cells, pairs = compute_cells(catalog, ws, cube)
+    parents = check_nesting(cube, pairs)
+    base = cells_to_dataset(cells, cube, parents)
+    base = add_labels(catalog, ws, cube, base)
+    version, folder = _new_folder(ws, name)
+    staging = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    sizes = _write_all(staging, base, cube, parents, _meta(name, cube, base, "full"))
+    staging.rename(folder)
+    _publish(ws, name, folder, version, cube.keep_versions)
+    return CubeBuild(
+        name,
+        version,
+        folder,
+        dict(base.sizes),
+        int(base[ROWS].sum()),
+        sizes,
+        time.perf_counter() - started,
+    )
+
+
+def add_labels(catalog: Catalog, ws: Workspace, cube: Cube, base: xr.Dataset) -> xr.Dataset:
+    for key, dim in cube.dimensions.items():
+        if dim.labels:
+            grain = dim.grain(key)
+            labels = read_dataset(
+                catalog, ws, dim.labels.dataset, columns=[dim.labels.key, dim.labels.label]
+            ).compute()
+            mapping = labels.drop_duplicates(dim.labels.key).set_index(dim.labels.key)
+            members = pd.Index(base[grain].values)
+            text = mapping[dim.labels.label].reindex(members).astype("str")
+            text = text.where(text.notna(), members.astype("str"))
+            base.coords[f"{grain}_label"] = (grain, np.asarray(text, dtype=object))
+    return base
+
+
+def load_parents(folder: Path) -> dict[str, pd.DataFrame]:
+    meta = read_json(folder / "cube.json")
+    out = {}
+    for key, table in meta.get("parents", {}).items():
+        frame = pd.DataFrame(table)
+        out[key] = frame.set_index(frame.columns[0])
+    return out
+
+
+def refresh_cube(
+    catalog: Catalog, ws: Workspace, name: str, since: str | pd.Timestamp
+) -> CubeBuild:
+    """Recompute the time chunks from ``since`` on and append new periods, in a new version.
+
+    The chunks touched are rewritten with region writes that start on a chunk boundary, so no
+    chunk is written by halves; the coarser cuboids are rolled up again from the new base. When
+    the new data brings members the cube has not seen in another dimension, the dense layout
+    changes and the cube is rebuilt in full instead (``mode`` says which happened).
+    """
+    started = time.perf_counter()
+    cube = catalog.cubes[name]
+    time_key = _time_dim(cube)
+    grain = cube.dimensions[time_key].grain(time_key)
+    _, folder = current_version(ws, name)
+    base = xr.open_zarr(folder / f"{BASE}.zarr", consolidated=True, chunks=None)
+    stamps = pd.DatetimeIndex(base[grain].values)
+    step = config.get("cube-time-chunk")
+    first = int(np.searchsorted(stamps, truncate(pd.Series([pd.Timestamp(since)]), grain)[0]))
+    start = (first // step) * step  # a region must begin on a chunk boundary
+    since_ts = (
+        stamps[start]
+        if start < len(stamps)
+        else truncate(pd.Series([pd.Timestamp(since)]), grain)[0]
+    )
+    cells, pairs = compute_cells(catalog, ws, cube, since=pd.Timestamp(since_ts))
+    parents = check_nesting(cube, pairs)
+    other = {g: pd.Index(base[g].values) for g in _grains(cube).values() if g != grain}
+    new_other = {g: cells.index.unique(g).difference(m) for g, m in other.items()}
+    stale_parents = _parents_changed(parents, load_parents(folder))
+    if any(len(v) for v in new_other.values()) or stale_parents:
+        build = build_cube(catalog, ws, name)
+        return CubeBuild(**{**build.__dict__, "mode": "full (new members)"})
+    tail = stamps[start:].union(cells.index.unique(grain)).sort_values()
+    index = {g: (tail if g == grain else other[g]) for g in _grains(cube).values()}
+    part = add_labels(
+        catalog, ws, cube, cells_to_dataset(cells, cube, load_parents(folder), index=index)
+    )
+    version, new_folder = _new_folder(ws, name)
+    staging = new_folder.with_name(f".{new_folder.name}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(folder, staging)
+    _write_tail(part, staging / f"{BASE}.zarr", grain, start, len(stamps))
+    merged = xr.open_zarr(staging / f"{BASE}.zarr", consolidated=True, chunks=None).load()
+    merged = attach_level_coords(merged, cube, load_parents(folder))
+    sizes = _write_all(
+        staging,
+        merged,
+        cube,
+        load_parents(folder),
+        _meta(name, cube, merged, "refresh"),
+        skip_base=True,
+    )
+    staging.rename(new_folder)
+    _publish(ws, name, new_folder, version, cube.keep_versions)
+    return CubeBuild(
+        name,
+        version,
+        new_folder,
+        dict(merged.sizes),
+        int(merged[ROWS].sum()),
+        sizes,
+        time.perf_counter() - started,
+        mode=f"refresh from {since_ts:%Y-%m-%d}",
+    )
+
+
+def _parents_changed(new: dict[str, pd.DataFrame], old: dict[str, pd.DataFrame]) -> bool:
+    for key, table in new.items():
+        known = old.get(key)
+        if known is None:
+            return True
+        joined = table.join(known, rsuffix="_old", how="left")
+        for col in table.columns:
+            if (
+                col + "_old" in joined
+                and (joined[col].astype(str) != joined[col + "_old"].astype(str)).any()
+            ):
+                return True
+    return False
+
+
+def _write_tail(part: xr.Dataset, store: Path, grain: str, start: int, existing: int) -> None:
+    """Overwrite members [start, existing) in place and append the ones after them."""
+    data_vars = list(part.data_vars)
+    inside = part.isel({grain: slice(0, existing - start)})
+    beyond = part.isel({grain: slice(existing - start, None)})
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+        if inside.sizes[grain]:
+            region = inside[data_vars].drop_vars(
+                [c for c in inside.coords if grain not in inside[c].dims]
+            )
+            region.to_zarr(
+                store, region={grain: slice(start, existing)}, consolidated=True, zarr_format=3
+            )
+        if beyond.sizes[grain]:
+            appended = beyond[data_vars].drop_vars(
+                [c for c in beyond.coords if grain not in beyond[c].dims]
+            )
+            appended.to_zarr(store, append_dim=grain, consolidated=True, zarr_format=3)

@@ -56,11 +56,12 @@ class CubeExplorer(pn.viewable.Viewer):
     def _sync_choices(self) -> None:
         cube = self.store.cube(self.cube_name)
         self.param.measure.objects = cube.measures
-        self.param.dimension.objects = cube.dimensions
+        levels = list(cube.levels)
+        self.param.dimension.objects = levels
         if self.measure not in cube.measures:
             self.measure = "flights" if "flights" in cube.measures else cube.measures[0]
-        if self.dimension not in cube.dimensions:
-            self.dimension = cube.dimensions[0]
+        if self.dimension not in levels:
+            self.dimension = levels[0]
 
     def data(self) -> pd.DataFrame:
         """What the view shows: the cube query for the chosen measure and dimension."""
