@@ -31,11 +31,18 @@ def sql(demo):
     return ask
 
 
-MEASURES = """count(*) AS flights, sum(dep_delay) AS dep_delay_sum, avg(dep_delay) AS mean_dep_delay,
-              max(dep_delay) AS dep_delay_max, min(dep_delay) AS dep_delay_min,
+MEASURES = """count(*) AS flights, sum(dep_delay) AS dep_delay_sum,
+              avg(dep_delay) AS mean_dep_delay, max(dep_delay) AS dep_delay_max,
+              min(dep_delay) AS dep_delay_min,
               count(*) FILTER (WHERE dep_delay > 120) AS long_delays"""
-NAMES = ["flights", "dep_delay_sum", "mean_dep_delay", "dep_delay_max", "dep_delay_min",
-         "long_delays"]
+NAMES = [
+    "flights",
+    "dep_delay_sum",
+    "mean_dep_delay",
+    "dep_delay_max",
+    "dep_delay_min",
+    "long_delays",
+]
 
 
 def same(got: pd.DataFrame, expected: pd.DataFrame, keys: list[str]) -> None:
@@ -56,13 +63,17 @@ def same(got: pd.DataFrame, expected: pd.DataFrame, keys: list[str]) -> None:
 
 def test_slice(cube, sql):
     got = cube.run(Query(("carrier",), measures=tuple(NAMES)).slice(origin="JFK"))
-    same(got, sql(f"SELECT carrier, {MEASURES} FROM f WHERE origin = 'JFK' GROUP BY carrier"),
-         ["carrier"])
+    same(
+        got,
+        sql(f"SELECT carrier, {MEASURES} FROM f WHERE origin = 'JFK' GROUP BY carrier"),
+        ["carrier"],
+    )
 
 
 def test_dice_with_members_and_a_time_range(cube, sql):
     q = Query(("quarter", "carrier"), measures=tuple(NAMES)).dice(
-        dest=["LAX", "SFO"], month=slice("2013-03-01", "2013-08-01"))
+        dest=["LAX", "SFO"], month=slice("2013-03-01", "2013-08-01")
+    )
     expected = sql(f"""SELECT date_trunc('quarter', flight_date) AS quarter, carrier, {MEASURES}
         FROM f WHERE dest IN ('LAX', 'SFO') AND date_trunc('month', flight_date)
         BETWEEN DATE '2013-03-01' AND DATE '2013-08-01' GROUP BY ALL""")
@@ -71,11 +82,19 @@ def test_dice_with_members_and_a_time_range(cube, sql):
 
 def test_roll_up_to_a_coarser_level_and_away(cube, sql):
     q = Query(("month", "origin"), measures=tuple(NAMES))
-    same(cube.run(q.roll_up("month", "year")),
-         sql(f"SELECT date_trunc('year', flight_date) AS year, origin, {MEASURES} "
-             "FROM f GROUP BY ALL"), ["year", "origin"])
-    same(cube.run(q.roll_up("month")), sql(f"SELECT origin, {MEASURES} FROM f GROUP BY ALL"),
-         ["origin"])
+    same(
+        cube.run(q.roll_up("month", "year")),
+        sql(
+            f"SELECT date_trunc('year', flight_date) AS year, origin, {MEASURES} "
+            "FROM f GROUP BY ALL"
+        ),
+        ["year", "origin"],
+    )
+    same(
+        cube.run(q.roll_up("month")),
+        sql(f"SELECT origin, {MEASURES} FROM f GROUP BY ALL"),
+        ["origin"],
+    )
 
 
 def test_drill_down_within_a_member(cube, sql):

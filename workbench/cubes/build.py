@@ -487,7 +487,9 @@ def _parents_changed(new: dict[str, pd.DataFrame], old: dict[str, pd.DataFrame])
         known = old.get(key)
         if known is None:
             return True
-        joined = table.join(known, rsuffix="_old", how="left")
+        joined = table.merge(
+            known, left_index=True, right_index=True, how="left", suffixes=("", "_old")
+        )
         for col in table.columns:
             if (
                 col + "_old" in joined

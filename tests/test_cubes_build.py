@@ -1,0 +1,100 @@
+"""Cube builds: incremental refresh equals a full rebuild; hierarchies must nest."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import workbench as wb
+from workbench.cubes.build import CubeError, current_version, refresh_cube
+from workbench.io.delta import read_table, write_table
+
+from .conftest import DEMO_CATALOG
+
+
+def _workspace_with(demo, tmp_path, transform):
+    """A workspace whose curated flights are the demo's, passed through ``transform``."""
+    catalog, ws, _ = demo
+    other = wb.Workspace(tmp_path)
+    write_table(read_table(ws.path("lake", "airlines")), other.path("lake", "airlines"))
+    flights = read_table(ws.path("curated", "flights_enriched"))
+    write_table(transform(flights), other.path("curated", "flights_enriched"))
+    return catalog, other
+
+
+def _cuboids(ws, name="flight_delays"):
+    _, folder = current_version(ws, name)
+    return {p.stem: xr.open_zarr(p, consolidated=True).load() for p in folder.glob("*.zarr")}
+
+
+def test_refresh_of_a_time_range_equals_a_full_rebuild(demo, tmp_path):
+    catalog, ws, _ = demo
+    july = np.datetime64("2013-07-01")
+
+    def wrong_delays(df):  # the second half-year first arrives with wrong delays
+        late = df.flight_date >= july
+        return df.assign(dep_delay=df.dep_delay.where(~late, df.dep_delay + 7))
+
+    _, stale = _workspace_with(demo, tmp_path / "a", wrong_delays)
+    wb.build_cube(catalog, stale, "flight_delays")
+    write_table(
+        read_table(ws.path("curated", "flights_enriched")),
+        stale.path("curated", "flights_enriched"),
+    )
+    refreshed = refresh_cube(catalog, stale, "flight_delays", "2013-07-01")
+    assert refreshed.mode.startswith("refresh")
+    _, fresh = _workspace_with(demo, tmp_path / "b", lambda df: df)
+    wb.build_cube(catalog, fresh, "flight_delays")
+    got, want = _cuboids(stale), _cuboids(fresh)
+    assert set(got) == set(want)
+    for name in want:
+        xr.testing.assert_allclose(
+            got[name].reset_coords(drop=True), want[name].reset_coords(drop=True), rtol=1e-12
+        )
+
+
+def test_refresh_appends_new_periods(demo, tmp_path):
+    catalog, ws, _ = demo
+    december = np.datetime64("2013-12-01")
+    _, grown = _workspace_with(demo, tmp_path / "a", lambda df: df[df.flight_date < december])
+    wb.build_cube(catalog, grown, "flight_delays")
+    write_table(
+        read_table(ws.path("curated", "flights_enriched")),
+        grown.path("curated", "flights_enriched"),
+    )
+    refreshed = refresh_cube(catalog, grown, "flight_delays", "2013-12-01")
+    cube = wb.open_cube(catalog, grown, "flight_delays")
+    assert refreshed.shape["day"] == 365 and cube.dataset.sizes["day"] == 365
+    full = wb.open_cube(catalog, ws, "flight_delays")
+    by_month = cube.query(["month"], measures=["flights", "dep_delay_sum"])
+    np.testing.assert_array_equal(
+        by_month.flights, full.query(["month"], measures=["flights"]).flights
+    )
+    np.testing.assert_allclose(
+        by_month.dep_delay_sum, full.query(["month"], measures=["dep_delay_sum"]).dep_delay_sum
+    )
+
+
+def test_a_level_that_does_not_nest_is_reported_with_examples(demo, tmp_path):
+    _, ws, _ = demo
+    text = DEMO_CATALOG.read_text()
+    routes = (
+        "cubes:\n  routes:\n    source: flights_enriched\n    dimensions:\n"
+        "      dest: {column: dest, parents: [origin]}\n"
+        "    measures:\n      flights: {agg: count}\n\n"
+    )
+    path = tmp_path / "catalog.yaml"
+    path.write_text(text[: text.index("cubes:\n")] + routes + text[text.index("models:\n") :])
+    catalog = wb.load_catalog(path)
+    with pytest.raises(CubeError, match=r"dest '\w+' has parents (EWR|JFK|LGA), "):
+        wb.build_cube(catalog, ws, "routes")
+
+
+def test_versions_are_kept_and_switched(demo, tmp_path):
+    catalog, ws = _workspace_with(demo, tmp_path, lambda df: df)
+    first = wb.build_cube(catalog, ws, "flight_delays")
+    second = wb.build_cube(catalog, ws, "flight_delays")
+    assert second.version == first.version + 1
+    assert current_version(ws, "flight_delays")[0] == second.version
+    assert first.path.exists()  # the previous version stays until keep_versions is exceeded
