@@ -141,3 +141,97 @@ def random_orders(seed: int, n: int) -> pd.DataFrame:
 
 def dedent(text: str) -> str:
     return textwrap.dedent(text)
+
+
+TPCH_CATALOG = """\
+version: 1
+workspace: {workspace}
+datasets:
+  region:
+    zone: lake
+    source: {{path: "{data}/region.csv"}}
+    schema: {{r_regionkey: int, r_name: string}}
+  nation:
+    zone: lake
+    source: {{path: "{data}/nation.csv"}}
+    schema: {{n_nationkey: int, n_name: string, n_regionkey: int}}
+    rules: [{{rule: references, column: n_regionkey, dataset: region, key: r_regionkey}}]
+  customer:
+    zone: lake
+    source: {{path: "{data}/customer.csv"}}
+    schema: {{c_custkey: int, c_nationkey: int, c_mktsegment: string}}
+  orders:
+    zone: lake
+    source: {{path: "{data}/orders.csv"}}
+    schema: {{o_orderkey: int, o_custkey: int, o_orderdate: date, o_orderpriority: string}}
+  lineitem:
+    zone: lake
+    source: {{path: "{data}/lineitem.csv"}}
+    schema: {{l_orderkey: int, l_quantity: float, l_extendedprice: float, l_discount: float,
+             l_tax: float, l_returnflag: string, l_linestatus: string, l_shipdate: date,
+             l_shipmode: string}}
+    rules: [{{rule: references, column: l_orderkey, dataset: orders, key: o_orderkey}}]
+  sales:
+    zone: curated
+    from: lineitem
+    joins:
+      - {{dataset: orders, left_on: l_orderkey, right_on: o_orderkey,
+         columns: [o_custkey, o_orderdate]}}
+      - {{dataset: customer, left_on: o_custkey, right_on: c_custkey, columns: [c_nationkey]}}
+      - {{dataset: nation, left_on: c_nationkey, right_on: n_nationkey,
+         columns: [n_name, n_regionkey]}}
+      - {{dataset: region, left_on: n_regionkey, right_on: r_regionkey, columns: [r_name]}}
+    derived:
+      disc_price: "l_extendedprice * (1 - l_discount)"
+      charge: "l_extendedprice * (1 - l_discount) * (1 + l_tax)"
+cubes:
+  pricing:
+    source: sales
+    dimensions:
+      ship: {{column: l_shipdate, levels: [year, month, day]}}
+      l_returnflag: {{column: l_returnflag}}
+      l_linestatus: {{column: l_linestatus}}
+    measures:
+      lines: {{agg: count}}
+      sum_qty: {{agg: sum, column: l_quantity}}
+      sum_base_price: {{agg: sum, column: l_extendedprice}}
+      sum_disc_price: {{agg: sum, column: disc_price}}
+      sum_charge: {{agg: sum, column: charge}}
+      sum_discount: {{agg: sum, column: l_discount}}
+    derived_measures:
+      avg_qty: sum_qty / lines
+      avg_price: sum_base_price / lines
+      avg_disc: sum_discount / lines
+    aggregates: [[month, l_returnflag, l_linestatus]]
+  revenue:
+    source: sales
+    dimensions:
+      ordered: {{column: o_orderdate, levels: [year, month]}}
+      nation: {{column: n_name, parents: [r_name]}}
+    measures:
+      revenue: {{agg: sum, column: disc_price}}
+      lines: {{agg: count}}
+"""
+
+
+def tpch_catalog(folder: Path, data: Path) -> Path:
+    """A catalog over TPC-H CSV tables in ``data`` with a star join and two cubes."""
+    path = folder / "tpch.yaml"
+    path.write_text(TPCH_CATALOG.format(workspace=folder / "ws", data=data))
+    return path
+
+
+def make_tpch(folder: Path, scale: float) -> Path:
+    """TPC-H tables as CSV from ``tpchgen-cli`` (installed with the dev extras)."""
+    import shutil
+    import subprocess
+    import sys
+
+    cli = shutil.which("tpchgen-cli") or str(Path(sys.executable).parent / "tpchgen-cli")
+    tables = "lineitem,orders,customer,nation,region"
+    subprocess.run(
+        [cli, "csv", "-s", str(scale), "--tables", tables, "--output-dir", str(folder)],
+        check=True,
+        capture_output=True,
+    )
+    return folder

@@ -255,12 +255,17 @@ def _check_columns(catalog: Catalog, path: Path, lines: dict[tuple, int]) -> Non
             have = columns_of(catalog, ds.from_)
             for i, join in enumerate(ds.joins):
                 right = columns_of(catalog, join.dataset)
+                # A join may use columns brought in by the joins before it.
+                where = ds.from_ if i == 0 else f"{ds.from_} after joins[0..{i - 1}]"
                 for k in join.left_keys:
-                    need(("datasets", name, "joins", i), k, ds.from_, have)
+                    need(("datasets", name, "joins", i), k, where, have)
                 for k in join.right_keys:
                     need(("datasets", name, "joins", i), k, join.dataset, right)
-                for c in join.renames() or {}:
+                renames = join.renames()
+                for c in renames or {}:
                     need(("datasets", name, "joins", i, "columns"), c, join.dataset, right)
+                brought = (renames or {c: c for c in right if c not in join.right_keys}).values()
+                have = have + [c for c in brought if c not in have]
             have = columns_of(catalog, name)
             for col, der in ds.derived.items():
                 for c in der.inputs:
