@@ -1,0 +1,219 @@
+"""Cube build and query latency against DuckDB and Polars on TPC-H (one run, ratios printed).
+
+Build: the workbench's curated star join (lineitem, orders, customer, nation, region, part) plus
+the cube build (year-month x nation x brand x ship mode x return flag), against DuckDB and
+Polars joining and grouping the same lake Parquet files. Queries: slice, roll-up, drill-down
+and pivot on the built cube (median and p95 over --runs), against DuckDB answering the same
+question from the lake tables. Also the cube's size on disk against the source Parquet.
+
+    python benchmarks/cubes.py [--sf 1] [--parts 8] [--runs 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+import workbench as wb
+from workbench.cubes import Query
+from workbench.io.delta import open_table
+
+HERE = Path(__file__).resolve().parent
+TABLES = ("lineitem", "orders", "customer", "nation", "region", "part")
+
+JOIN = """FROM lineitem JOIN orders ON l_orderkey = o_orderkey
+  JOIN customer ON o_custkey = c_custkey JOIN nation ON c_nationkey = n_nationkey
+  JOIN region ON n_regionkey = r_regionkey JOIN part ON l_partkey = p_partkey"""
+
+
+def duck(ws: wb.Workspace) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    for name in TABLES:
+        files = open_table(ws.path("lake", name)).file_uris()
+        con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({files})")
+    return con
+
+
+def duckdb_build(con) -> int:
+    return len(
+        con.execute(f"""SELECT date_trunc('month', o_orderdate), n_name, p_brand,
+        l_shipmode, l_returnflag, count(*), sum(l_extendedprice * (1 - l_discount)),
+        sum(l_quantity) {JOIN} GROUP BY ALL""").fetchall()
+    )
+
+
+def polars_build(ws: wb.Workspace) -> int:
+    import polars as pl
+
+    def scan(name):
+        return pl.scan_parquet(open_table(ws.path("lake", name)).file_uris())
+
+    q = (
+        scan("lineitem")
+        .join(scan("orders"), left_on="l_orderkey", right_on="o_orderkey")
+        .join(scan("customer"), left_on="o_custkey", right_on="c_custkey")
+        .join(scan("nation"), left_on="c_nationkey", right_on="n_nationkey")
+        .join(scan("region"), left_on="n_regionkey", right_on="r_regionkey")
+        .join(scan("part"), left_on="l_partkey", right_on="p_partkey")
+        .group_by(
+            pl.col("o_orderdate").dt.truncate("1mo"),
+            "n_name",
+            "p_brand",
+            "l_shipmode",
+            "l_returnflag",
+        )
+        .agg(
+            pl.len(),
+            (pl.col("l_extendedprice") * (1 - pl.col("l_discount"))).sum(),
+            pl.col("l_quantity").sum(),
+        )
+    )
+    return q.collect().height
+
+
+QUERIES = {
+    "slice: revenue by nation, ship mode AIR": (
+        Query(("nation",), (("shipmode", "AIR"),), ("revenue",)),
+        f"SELECT n_name, sum(l_extendedprice * (1 - l_discount)) {JOIN} "
+        "WHERE l_shipmode = 'AIR' GROUP BY ALL",
+    ),
+    "roll-up: revenue by year": (
+        Query(("year",), (), ("revenue",)),
+        f"SELECT year(o_orderdate), sum(l_extendedprice * (1 - l_discount)) {JOIN} GROUP BY ALL",
+    ),
+    "drill-down: months of 1995 in EUROPE": (
+        Query(("month",), (("year", "1995-01-01"), ("r_name", "EUROPE")), ("revenue",)),
+        f"SELECT date_trunc('month', o_orderdate), sum(l_extendedprice * (1 - l_discount)) "
+        f"{JOIN} WHERE year(o_orderdate) = 1995 AND r_name = 'EUROPE' GROUP BY ALL",
+    ),
+    "pivot: nation x ship mode": (
+        Query(("nation", "shipmode"), (), ("revenue",)),
+        f"SELECT n_name, l_shipmode, sum(l_extendedprice * (1 - l_discount)) {JOIN} GROUP BY ALL",
+    ),
+}
+
+
+def latencies(func, runs: int) -> tuple[float, float]:
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), float(np.percentile(times, 95))
+
+
+def folder_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sf", type=float, default=1)
+    parser.add_argument("--parts", type=int, default=8)
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "wb-bench")
+    args = parser.parse_args()
+    data = args.data / f"tpch-cube-sf{args.sf:g}"
+    if not (data / "lineitem").exists():
+        subprocess.run(
+            [
+                Path(sys.executable).parent / "tpchgen-cli",
+                "csv",
+                "-s",
+                str(args.sf),
+                "--tables",
+                ",".join(TABLES),
+                "--parts",
+                str(args.parts),
+                "--output-dir",
+                str(data),
+            ],
+            check=True,
+        )
+    os.environ.update(TPCH_DIR=str(data), TPCH_WORKSPACE=str(args.data / f"ws-cube-sf{args.sf:g}"))
+    catalog = wb.load_catalog(HERE / "tpch_cube_catalog.yaml")
+    ws = wb.Workspace.for_catalog(catalog)
+    console = Console(width=150)
+    client = wb.get_client("local")
+    console.print(
+        f"landing and promoting TPC-H SF{args.sf:g} ... dashboard {client.dashboard_link}"
+    )
+    wb.run_pipeline(catalog, ws, [f"promote:{t}" for t in TABLES])
+
+    t0 = time.perf_counter()
+    wb.build_curated(catalog, ws, "sales")
+    t_curate = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    build = wb.build_cube(catalog, ws, "sales_cube")
+    t_cube = time.perf_counter() - t0
+    wb.close_client(client)
+    con = duck(ws)
+    t0 = time.perf_counter()
+    groups = duckdb_build(con)
+    t_duck = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    polars_groups = polars_build(ws)
+    t_polars = time.perf_counter() - t0
+    cube = wb.open_cube(catalog, ws, "sales_cube")
+    stored = int((cube.dataset["lines"] > 0).sum())
+    assert stored == groups == polars_groups, (stored, groups, polars_groups)
+
+    table = Table(
+        "build",
+        "seconds",
+        "x DuckDB",
+        title=f"TPC-H SF{args.sf:g}: {groups:,} groups, cube base {build.cuboids['base']:,} cells",
+    )
+    ours = t_curate + t_cube
+    for name, secs in [
+        ("workbench: curated star join", t_curate),
+        ("workbench: cube build", t_cube),
+        ("workbench: join + cube", ours),
+        ("DuckDB: join + group by", t_duck),
+        ("Polars: join + group by", t_polars),
+    ]:
+        table.add_row(name, f"{secs:.2f}", f"{secs / t_duck:.1f}")
+    console.print(table)
+
+    table = Table(
+        "query",
+        "cube cuboid",
+        "cube median ms",
+        "cube p95 ms",
+        "DuckDB median ms",
+        "DuckDB / cube",
+        title=f"query latency over {args.runs} runs",
+    )
+    for name, (query, sql) in QUERIES.items():
+        med, p95 = latencies(lambda q=query: cube.run(q), args.runs)
+        dmed, _ = latencies(lambda s=sql: con.execute(s).fetchall(), max(5, args.runs // 10))
+        table.add_row(
+            name,
+            cube.explain(query).chosen,
+            f"{med * 1000:.1f}",
+            f"{p95 * 1000:.1f}",
+            f"{dmed * 1000:.0f}",
+            f"{dmed / med:.0f}x",
+        )
+    console.print(table)
+    cube_bytes = folder_size(build.path)
+    source_bytes = sum(folder_size(ws.path("lake", t)) for t in TABLES)
+    console.print(
+        f"cube on disk: {cube_bytes / 2**20:.1f} MiB (all cuboids) against "
+        f"{source_bytes / 2**20:.0f} MiB of lake Parquet ({cube_bytes / source_bytes:.1%})"
+    )
+
+
+if __name__ == "__main__":
+    main()
