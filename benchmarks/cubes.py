@@ -56,8 +56,25 @@ def duckdb_build(con) -> int:
 def polars_build(ws: wb.Workspace) -> int:
     import polars as pl
 
+    needed = {
+        "lineitem": [
+            "l_orderkey",
+            "l_partkey",
+            "l_quantity",
+            "l_extendedprice",
+            "l_discount",
+            "l_returnflag",
+            "l_shipmode",
+        ],
+        "orders": ["o_orderkey", "o_custkey", "o_orderdate"],
+        "customer": ["c_custkey", "c_nationkey"],
+        "nation": ["n_nationkey", "n_name", "n_regionkey"],
+        "region": ["r_regionkey", "r_name"],
+        "part": ["p_partkey", "p_brand"],
+    }
+
     def scan(name):
-        return pl.scan_parquet(open_table(ws.path("lake", name)).file_uris())
+        return pl.scan_parquet(open_table(ws.path("lake", name)).file_uris()).select(needed[name])
 
     q = (
         scan("lineitem")

@@ -119,7 +119,12 @@ def catalog_check(catalog: CatalogOpt = DEFAULT_CATALOG) -> None:
 
 
 def _run_steps(
-    catalog: Path, workspace: Path | None, cluster: str | None, targets: list[str], out: Console
+    catalog: Path,
+    workspace: Path | None,
+    cluster: str | None,
+    targets: list[str],
+    out: Console,
+    upstream: bool = True,
 ):
     """Start the cluster, run the steps with a line per step, close the cluster."""
     from workbench import config
@@ -143,7 +148,9 @@ def _run_steps(
                 rows = f"{result.rows_out:>10,} rows" if result.rows_out is not None else ""
                 out.print(f"{mark} {step.name:<28} {result.seconds:6.1f} s {rows}")
 
-            return run_pipeline(cat, ws, targets, cluster=profile, on_step=on_step)
+            return run_pipeline(
+                cat, ws, targets, cluster=profile, on_step=on_step, upstream=upstream
+            )
     finally:
         close_client(client)
 
@@ -364,14 +371,23 @@ def cube_build(
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Build the cube (and what it needs) into a new version."""
-    run(
-        targets=[f"cube:{name}"],
-        catalog=catalog,
-        cluster=cluster,
-        workspace=workspace,
-        as_json=as_json,
-    )
+    """Build the cube from its source as it is now (`workbench run NAME` also refreshes the
+    steps upstream)."""
+    try:
+        result = _run_steps(
+            catalog,
+            workspace,
+            cluster,
+            [f"cube:{name}"],
+            err if as_json else console,
+            upstream=False,
+        )
+    except WorkbenchError as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        _print_json(result.to_dict())
+    else:
+        print_run_summary(result)
 
 
 @cube_app.command("refresh")

@@ -72,6 +72,23 @@ def get_client(profile: str | None = None, **overrides: object) -> Client:
     )
 
 
+def share(obj: object):
+    """Put ``obj`` on every worker once and return a handle tasks can take as an argument.
+
+    Broadcast join tables and reference key sets can be tens of megabytes: embedded in a graph
+    they would travel with every task that uses them. Without a distributed client (the local
+    schedulers), a single graph key does the same job.
+    """
+    import dask
+
+    try:
+        from distributed import get_client
+
+        return get_client().scatter(obj, broadcast=True, hash=False)
+    except ValueError:
+        return dask.delayed(obj, pure=True)
+
+
 def close_client(client: Client) -> None:
     """Close the client and, when this process started it, its cluster."""
     cluster = client.cluster

@@ -22,7 +22,7 @@ from workbench.io.workspace import Workspace
 from workbench.ml.train import train_model
 from workbench.runs import RunStore, now
 from workbench.zones.curated import build_curated
-from workbench.zones.landing import Batch, land
+from workbench.zones.landing import Batch, land, list_batches
 from workbench.zones.promote import promote_batch
 
 
@@ -86,8 +86,11 @@ def plan_steps(catalog: Catalog) -> dict[str, Step]:
     return steps
 
 
-def select_steps(catalog: Catalog, targets: Iterable[str] = ()) -> list[Step]:
-    """The steps for ``targets`` (all when empty) and everything upstream, in run order."""
+def select_steps(
+    catalog: Catalog, targets: Iterable[str] = (), *, upstream: bool = True
+) -> list[Step]:
+    """The steps for ``targets`` (all when empty) and, unless ``upstream`` is False, everything
+    they depend on, in run order."""
     steps = plan_steps(catalog)
     final = {s.target: s.name for s in steps.values()}  # the last step of each name wins
     wanted = []
@@ -102,6 +105,8 @@ def select_steps(catalog: Catalog, targets: Iterable[str] = ()) -> list[Step]:
                 f"{', '.join(catalog.names())} or a step like promote:flights."
             )
     wanted = wanted or list(steps)
+    if not upstream:
+        return [steps[n] for n in dict.fromkeys(wanted)]
     needed: set[str] = set()
     stack = list(wanted)
     while stack:
@@ -123,6 +128,7 @@ def run_pipeline(
     *,
     cluster: str = "local",
     on_step: Listener | None = None,
+    upstream: bool = True,
 ) -> RunResult:
     """Run the selected steps on the current Dask client; stop at the first failure.
 
@@ -130,7 +136,7 @@ def run_pipeline(
     previous version of its outputs stays readable.
     """
     targets = list(targets)
-    steps = select_steps(catalog, targets)
+    steps = select_steps(catalog, targets, upstream=upstream)
     store = RunStore(ws.runs_db)
     run_id = store.start_run(catalog=str(catalog.path), targets=targets, cluster=cluster)
     batches: dict[str, Batch] = {}
@@ -181,6 +187,13 @@ def _record(store: RunStore, run_id: str, step: Step, r: StepResult, started_at:
     )
 
 
+def _latest_batch(ws: Workspace, name: str) -> Batch:
+    landed = list_batches(ws, name)
+    if not landed:
+        raise WorkbenchError(f"nothing landed for {name!r} yet; run `workbench run land:{name}`.")
+    return landed[-1]
+
+
 def _execute(catalog: Catalog, ws: Workspace, step: Step, batches: dict[str, Batch]) -> StepResult:
     name = step.target
     if step.kind == "land":
@@ -202,7 +215,8 @@ def _execute(catalog: Catalog, ws: Workspace, step: Step, batches: dict[str, Bat
             },
         )
     if step.kind == "promote":
-        p = promote_batch(catalog, ws, name, batches[name])
+        batch = batches.get(name) or _latest_batch(ws, name)
+        p = promote_batch(catalog, ws, name, batch)
         failed = {code: asdict(r) for code, r in p.reasons.items() if r.rows}
         return StepResult(
             step.name,

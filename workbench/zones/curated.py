@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import dask
 import dask.dataframe as dd
 import pandas as pd
 
 from workbench import config
 from workbench.catalog.load import columns_of
 from workbench.catalog.models import Catalog, Derivation, Join
+from workbench.cluster import share
 from workbench.errors import WorkbenchError
 from workbench.io.delta import table_rows, write_table
 from workbench.io.workspace import Workspace
@@ -77,7 +77,7 @@ def _broadcast_join(frame: dd.DataFrame, right: pd.DataFrame, join: Join) -> dd.
             f"{dup[keys].head(3).to_dict('records')}), so the join would duplicate rows. Add a "
             f"`unique` rule on {join.right_keys} to datasets.{join.dataset}."
         )
-    small = dask.delayed(right, pure=True)
+    small = share(right)
     meta = _merge(frame._meta, right.iloc[:0], join)
     return frame.map_partitions(_merge, small, join, meta=meta)
 

@@ -19,6 +19,7 @@ import pandas as pd
 
 from workbench import config
 from workbench.catalog.models import Catalog, Freshness
+from workbench.cluster import share
 from workbench.errors import ValidationFailed
 from workbench.io.csvfile import PARSE_ERROR, TEXT, read_header
 from workbench.io.delta import (
@@ -126,7 +127,7 @@ def _promote_checked(
     # One task per partition does all the work and returns only small results, so the text
     # of a partition never travels between workers.
     task = dask.delayed(process_partition, pure=True)
-    shared = _share(plan)
+    shared = share(plan)  # reference key sets can be megabytes: one copy per worker
     outcomes = dask.compute(
         *[
             task(part, shared, batch.batch_id, lake, quarantine, prefix, fresh)
@@ -200,16 +201,6 @@ def _promote_checked(
     )
     write_report(ws, result, sample, history)
     return result
-
-
-def _share(plan: CheckPlan):
-    """Send the plan (reference key sets can be megabytes) to the workers once, not per task."""
-    try:
-        from distributed import get_client
-
-        return get_client().scatter(plan, broadcast=True, hash=False)
-    except (ImportError, ValueError):  # no distributed client: a single graph key will do
-        return dask.delayed(plan, pure=True)
 
 
 @dataclass(frozen=True)
