@@ -25,6 +25,7 @@ import xarray as xr
 
 from workbench import config
 from workbench.catalog.models import Catalog, Cube
+from workbench.cluster import share
 from workbench.cubes.spec import (
     category_members,
     cuboid_name,
@@ -222,6 +223,117 @@ def attach_level_coords(ds: xr.Dataset, cube: Cube, parents: dict[str, pd.DataFr
     return ds
 
 
+# --- the dense path: integer codes and bincount ---------------------------------------------------
+
+
+def _members_frame(df: pd.DataFrame, cube: Cube) -> pd.DataFrame:
+    """Grain and parent members of one partition (no measures): the first, light pass."""
+    out = {}
+    for key, dim in cube.dimensions.items():
+        grain = dim.grain(key)
+        out[grain] = (
+            truncate(df[dim.column], grain) if dim.levels else category_members(df[dim.column])
+        )
+        for parent in dim.parents:
+            out[parent] = category_members(df[parent])
+    return pd.DataFrame(out, index=df.index)
+
+
+def dense_partition(df: pd.DataFrame, cube: Cube, index: dict[str, pd.Index]) -> dict:
+    """One partition reduced straight into dense arrays over the whole cell grid."""
+    cells = prepare_cells(df, cube)
+    shape = tuple(len(i) for i in index.values())
+    codes = [i.get_indexer(cells[g]) for g, i in index.items()]
+    linear = np.ravel_multi_index(codes, shape) if len(cells) else np.zeros(0, dtype=np.int64)
+    size = math.prod(shape)
+    out = {}
+    for name in [*cube.measures, ROWS]:
+        agg = cube.measures[name].agg if name in cube.measures else "count"
+        values = cells[name].to_numpy(dtype="float64")
+        if agg in ("sum", "count"):
+            out[name] = np.bincount(linear, weights=np.nan_to_num(values), minlength=size)
+        else:
+            dense = np.full(size, np.nan)
+            present = ~np.isnan(values)
+            if present.any():
+                reduced = getattr(pd.Series(values[present]).groupby(linear[present]), agg)()
+                dense[reduced.index.to_numpy()] = reduced.to_numpy()
+            out[name] = dense
+    return out
+
+
+def _combine(cube: Cube, a: dict, b: dict) -> dict:
+    out = {}
+    for name, values in a.items():
+        agg = cube.measures[name].agg if name in cube.measures else "count"
+        out[name] = (
+            values + b[name]
+            if agg in ("sum", "count")
+            else (np.fmin if agg == "min" else np.fmax)(values, b[name])
+        )
+    return out
+
+
+def compute_dense(
+    catalog: Catalog, ws: Workspace, cube: Cube
+) -> tuple[xr.Dataset, dict[str, pd.DataFrame]] | None:
+    """The base cuboid by bincount over integer codes, or None when it would be too large.
+
+    Pass one reads only the dimension columns and finds every level's members; pass two gives
+    each partition the member lists, turns members into codes and sums each measure into a
+    dense array with ``numpy.bincount``; arrays are combined pairwise in a tree. No shuffle,
+    no group-by on text.
+    """
+    columns = needed_columns(cube)
+    dim_cols = list(
+        dict.fromkeys(c for d in cube.dimensions.values() for c in [d.column, *d.parents])
+    )
+    members = read_dataset(catalog, ws, cube.source, columns=dim_cols)
+    members = members.map_partitions(_members_frame, cube, meta=_members_frame(members._meta, cube))
+    grains = _grains(cube)
+    uniques = {g: members[g].drop_duplicates(split_out=1) for g in grains.values()}
+    pairs = {
+        key: members[[dim.grain(key), *dim.parents]].drop_duplicates(split_out=1)
+        for key, dim in cube.dimensions.items()
+        if dim.parents
+    }
+    uniques, pairs = dask.compute(uniques, pairs)
+    index = {g: pd.Index(v).sort_values() for g, v in uniques.items()}
+    size = math.prod(len(i) for i in index.values())
+    if size * (len(cube.measures) + 1) * 8 > config.get("cube-dense-mb") * 2**20:
+        return None
+    parents = check_nesting(cube, pairs)
+    frame = read_dataset(catalog, ws, cube.source, columns=columns)
+    shared = share(index)
+    parts = [dask.delayed(dense_partition, pure=True)(p, cube, shared) for p in frame.to_delayed()]
+    while len(parts) > 1:  # pairwise tree: memory stays at a few dense grids per worker
+        parts = [
+            dask.delayed(_combine, pure=True)(cube, *parts[i : i + 2])
+            if i + 1 < len(parts)
+            else parts[i]
+            for i in range(0, len(parts), 2)
+        ]
+    arrays = parts[0].compute()
+    shape = tuple(len(i) for i in index.values())
+    data = {}
+    for name, m in cube.measures.items():
+        values = arrays[name].reshape(shape)
+        if m.agg == "count":
+            values = np.rint(values).astype("int64")
+        data[name] = (
+            list(index),
+            values,
+            {"agg": m.agg, "column": m.column or "", "where": m.where or ""},
+        )
+    data[ROWS] = (
+        list(index),
+        np.rint(arrays[ROWS].reshape(shape)).astype("int64"),
+        {"agg": "count"},
+    )
+    dataset = xr.Dataset(data, coords=dict(index))
+    return attach_level_coords(dataset, cube, parents), parents
+
+
 # --- rolling up --------------------------------------------------------------------------------
 
 
@@ -369,9 +481,13 @@ def build_cube(catalog: Catalog, ws: Workspace, name: str) -> CubeBuild:
     """Aggregate the cube's source into a new version and make it current."""
     started = time.perf_counter()
     cube = catalog.cubes[name]
-    cells, pairs = compute_cells(catalog, ws, cube)
-    parents = check_nesting(cube, pairs)
-    base = cells_to_dataset(cells, cube, parents)
+    dense = compute_dense(catalog, ws, cube)
+    if dense is not None:
+        base, parents = dense
+    else:  # too many cells for dense partials: group by members, then lay the cells out
+        cells, pairs = compute_cells(catalog, ws, cube)
+        parents = check_nesting(cube, pairs)
+        base = cells_to_dataset(cells, cube, parents)
     base = add_labels(catalog, ws, cube, base)
     version, folder = _new_folder(ws, name)
     staging = folder.with_name(f".{folder.name}.tmp")
