@@ -21,12 +21,15 @@ from pathlib import Path
 import dask
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import xarray as xr
 
 from workbench import config
 from workbench.catalog.models import Catalog, Cube
 from workbench.cluster import share
 from workbench.cubes.spec import (
+    MISSING_MEMBER,
     category_members,
     cuboid_name,
     default_aggregates,
@@ -34,8 +37,9 @@ from workbench.cubes.spec import (
     truncate,
 )
 from workbench.errors import WorkbenchError
+from workbench.io.delta import open_table
 from workbench.io.workspace import Workspace, read_json, write_json_atomic
-from workbench.zones.tables import read_dataset
+from workbench.zones.tables import read_dataset, table_path
 
 CURRENT = "CURRENT.json"
 BASE = "base"
@@ -239,17 +243,48 @@ def _members_frame(df: pd.DataFrame, cube: Cube) -> pd.DataFrame:
     return pd.DataFrame(out, index=df.index)
 
 
-def dense_partition(df: pd.DataFrame, cube: Cube, index: dict[str, pd.Index]) -> dict:
-    """One partition reduced straight into dense arrays over the whole cell grid."""
-    cells = prepare_cells(df, cube)
-    shape = tuple(len(i) for i in index.values())
-    codes = [i.get_indexer(cells[g]) for g, i in index.items()]
-    linear = np.ravel_multi_index(codes, shape) if len(cells) else np.zeros(0, dtype=np.int64)
-    size = math.prod(shape)
+def measure_values(df: pd.DataFrame, cube: Cube) -> dict[str, np.ndarray]:
+    """Per measure, the float values to reduce (counts as 0/1, ``where`` applied)."""
     out = {}
-    for name in [*cube.measures, ROWS]:
+    for name, m in cube.measures.items():
+        keep = df.eval(m.where).fillna(False).astype(bool).to_numpy() if m.where else None
+        if m.agg == "count":
+            values = (
+                df[m.column].notna().to_numpy() if m.column else np.ones(len(df), dtype=bool)
+            ).astype("float64")
+        else:
+            values = df[m.column].to_numpy(dtype="float64", na_value=np.nan)
+        if keep is not None:
+            values = np.where(keep, values, 0.0 if m.agg in ("sum", "count") else np.nan)
+        out[name] = values
+    out[ROWS] = np.ones(len(df), dtype="float64")
+    return out
+
+
+def member_codes(values: pd.Series, index: pd.Index, level: str | None) -> np.ndarray:
+    """Positions of each row's member in ``index``; dictionary-encoded text maps only its
+    dictionary (a few entries) and then takes by the integer codes."""
+    if isinstance(values.dtype, pd.CategoricalDtype) and level is None:
+        lookup = index.get_indexer(category_members(pd.Series(values.cat.categories)))
+        codes = values.cat.codes.to_numpy()
+        missing = index.get_indexer([MISSING_MEMBER])[0]
+        return np.where(codes >= 0, lookup[np.maximum(codes, 0)], missing)
+    members = truncate(values, level) if level else category_members(values)
+    return index.get_indexer(members)
+
+
+def dense_partition(df: pd.DataFrame, cube: Cube, index: dict[str, pd.Index]) -> dict:
+    """One frame reduced straight into dense arrays over the whole cell grid."""
+    shape = tuple(len(i) for i in index.values())
+    size = math.prod(shape)
+    codes = []
+    for key, dim in cube.dimensions.items():
+        grain = dim.grain(key)
+        codes.append(member_codes(df[dim.column], index[grain], grain if dim.levels else None))
+    linear = np.ravel_multi_index(codes, shape) if len(df) else np.zeros(0, dtype=np.int64)
+    out = {}
+    for name, values in measure_values(df, cube).items():
         agg = cube.measures[name].agg if name in cube.measures else "count"
-        values = cells[name].to_numpy(dtype="float64")
         if agg in ("sum", "count"):
             out[name] = np.bincount(linear, weights=np.nan_to_num(values), minlength=size)
         else:
@@ -260,6 +295,54 @@ def dense_partition(df: pd.DataFrame, cube: Cube, index: dict[str, pd.Index]) ->
                 dense[reduced.index.to_numpy()] = reduced.to_numpy()
             out[name] = dense
     return out
+
+
+def members_files(files: list[str], columns: list[str], text: list[str], cube: Cube) -> dict:
+    """Distinct members of every level (and parent pairs) in a group of Parquet files."""
+    frames = [
+        _members_frame(pq.read_table(p, columns=columns, read_dictionary=text).to_pandas(), cube)
+        for p in files
+    ]
+    members = pd.concat(frames, ignore_index=True)
+    out = {
+        dim.grain(key): pd.unique(members[dim.grain(key)]) for key, dim in cube.dimensions.items()
+    }
+    for key, dim in cube.dimensions.items():
+        if dim.parents:
+            out[f"pairs:{key}"] = members[[dim.grain(key), *dim.parents]].drop_duplicates()
+    return out
+
+
+def dense_files(
+    files: list[str], columns: list[str], text: list[str], cube: Cube, index: dict[str, pd.Index]
+) -> dict:
+    """Several Parquet files read and reduced in one task: one partial leaves the worker."""
+    total = None
+    for path in files:
+        frame = pq.read_table(path, columns=columns, read_dictionary=text).to_pandas()
+        part = dense_partition(frame, cube, index)
+        total = part if total is None else _combine(cube, total, part)
+    return total
+
+
+def _workers() -> dict:
+    try:
+        from distributed import get_client
+
+        return get_client().scheduler_info()["workers"]
+    except ValueError:
+        return {}
+
+
+def _text_columns(catalog: Catalog, ws: Workspace, cube: Cube) -> set[str]:
+    """Categorical dimension columns stored as text: read them dictionary-encoded."""
+    schema = pa.schema(open_table(table_path(catalog, ws, cube.source)).schema().to_arrow())
+    wanted = {c for d in cube.dimensions.values() if not d.levels for c in [d.column, *d.parents]}
+    return {
+        f.name
+        for f in schema
+        if f.name in wanted and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
+    }
 
 
 def _combine(cube: Cube, a: dict, b: dict) -> dict:
@@ -288,24 +371,29 @@ def compute_dense(
     dim_cols = list(
         dict.fromkeys(c for d in cube.dimensions.values() for c in [d.column, *d.parents])
     )
-    members = read_dataset(catalog, ws, cube.source, columns=dim_cols)
-    members = members.map_partitions(_members_frame, cube, meta=_members_frame(members._meta, cube))
+    files = open_table(table_path(catalog, ws, cube.source)).file_uris()
+    workers = max(1, len(_workers()))
+    groups = [files[i :: 2 * workers] for i in range(min(len(files), 2 * workers))]
+    text = [c for c in columns if c in _text_columns(catalog, ws, cube)]
+    found = dask.compute(
+        *[dask.delayed(members_files, pure=True)(g, dim_cols, text, cube) for g in groups]
+    )
     grains = _grains(cube)
-    uniques = {g: members[g].drop_duplicates(split_out=1) for g in grains.values()}
-    pairs = {
-        key: members[[dim.grain(key), *dim.parents]].drop_duplicates(split_out=1)
-        for key, dim in cube.dimensions.items()
-        if dim.parents
+    index = {
+        g: pd.Index(pd.unique(np.concatenate([f[g] for f in found]))).sort_values()
+        for g in grains.values()
     }
-    uniques, pairs = dask.compute(uniques, pairs)
-    index = {g: pd.Index(v).sort_values() for g, v in uniques.items()}
     size = math.prod(len(i) for i in index.values())
     if size * (len(cube.measures) + 1) * 8 > config.get("cube-dense-mb") * 2**20:
         return None
+    pairs = {
+        key: pd.concat([f[f"pairs:{key}"] for f in found]).drop_duplicates()
+        for key, dim in cube.dimensions.items()
+        if dim.parents
+    }
     parents = check_nesting(cube, pairs)
-    frame = read_dataset(catalog, ws, cube.source, columns=columns)
     shared = share(index)
-    parts = [dask.delayed(dense_partition, pure=True)(p, cube, shared) for p in frame.to_delayed()]
+    parts = [dask.delayed(dense_files, pure=True)(g, columns, text, cube, shared) for g in groups]
     while len(parts) > 1:  # pairwise tree: memory stays at a few dense grids per worker
         parts = [
             dask.delayed(_combine, pure=True)(cube, *parts[i : i + 2])
