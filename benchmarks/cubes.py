@@ -225,7 +225,10 @@ def main() -> None:
         )
     console.print(table)
     cube_bytes = folder_size(build.path)
-    source_bytes = sum(folder_size(ws.path("lake", t)) for t in TABLES)
+    # Only the files of the current versions: older versions stay on disk until vacuumed.
+    source_bytes = sum(
+        Path(f).stat().st_size for t in TABLES for f in open_table(ws.path("lake", t)).file_uris()
+    )
     console.print(
         f"cube on disk: {cube_bytes / 2**20:.1f} MiB (all cuboids) against "
         f"{source_bytes / 2**20:.0f} MiB of lake Parquet ({cube_bytes / source_bytes:.1%})"
