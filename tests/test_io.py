@@ -41,3 +41,19 @@ def test_versions_time_travel_and_failed_write_leaves_last_version(client, tmp_p
 def test_reading_a_missing_table_says_what_to_run(tmp_path):
     with pytest.raises(wb.WorkspaceError, match="workbench run"):
         read_table(tmp_path / "nope")
+
+
+def test_vacuum_removes_old_versions_and_crash_leftovers(client, tmp_path):
+    from workbench.io.delta import vacuum
+
+    path = tmp_path / "t"
+    frame = dd.from_pandas(pd.DataFrame({"a": range(100)}), npartitions=2)
+    write_table(frame, path)
+    write_table(frame[frame.a < 10], path)
+    (path / "part-never-committed.parquet").write_bytes(b"left by a crash")
+    before = set(path.glob("*.parquet"))
+    removed = vacuum(path, older_than_hours=0)
+    after = set(path.glob("*.parquet"))
+    assert len(after) == len(open_table(path).file_uris()) < len(before)
+    assert any("never-committed" in f for f in removed)
+    assert read_table(path).compute().a.tolist() == list(range(10))

@@ -335,6 +335,35 @@ def lake_history(
     console.print(table)
 
 
+@lake_app.command("vacuum")
+def lake_vacuum(
+    dataset: str,
+    older_than: Annotated[
+        str, typer.Option(help="keep what versions younger than this need")
+    ] = "7d",
+    dry_run: Annotated[bool, typer.Option(help="only list the files")] = False,
+    catalog: CatalogOpt = DEFAULT_CATALOG,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete files of old table versions (and uncommitted leftovers) from disk."""
+    from workbench.io.delta import vacuum
+    from workbench.validation.dataset_rules import parse_age
+    from workbench.zones.tables import table_path
+
+    try:
+        cat, ws = _open(catalog, workspace)
+        hours = int(parse_age(older_than).total_seconds() // 3600)
+        removed = vacuum(table_path(cat, ws, dataset), older_than_hours=hours, dry_run=dry_run)
+    except WorkbenchError as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        _print_json(removed)
+    else:
+        verb = "would delete" if dry_run else "deleted"
+        console.print(f"{dataset}: {verb} {len(removed)} files older than {older_than}")
+
+
 @landing_app.command("gc")
 def landing_gc(
     older_than: Annotated[

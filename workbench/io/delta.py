@@ -169,6 +169,17 @@ def history(path: Path) -> list[dict]:
     return open_table(path).history()
 
 
+def vacuum(path: Path, *, older_than_hours: int, dry_run: bool = False) -> list[str]:
+    """Delete data files no version younger than ``older_than_hours`` needs, and files never
+    committed (left by a crash); time travel to versions older than that stops working."""
+    return open_table(path).vacuum(
+        retention_hours=older_than_hours,
+        dry_run=dry_run,
+        enforce_retention_duration=False,
+        full=True,
+    )
+
+
 def open_table(path: Path, version: int | None = None) -> DeltaTable:
     if not DeltaTable.is_deltatable(str(path)):
         raise WorkspaceError(
