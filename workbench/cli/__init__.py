@@ -1,0 +1,315 @@
+"""``workbench`` command line: parse, call the library, print with rich.
+
+Exit codes: 0 success, 1 data failed its rules past the threshold, 2 usage or catalog error,
+3 runtime failure.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from workbench.catalog import columns_of, load_catalog
+from workbench.errors import DatasetNotFound, WorkbenchError
+from workbench.io.workspace import Workspace
+
+app = typer.Typer(
+    help="Dask analytics workbench: data lake, cubes and ML from one catalog.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+catalog_app = typer.Typer(help="Read and check the data catalog.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+quarantine_app = typer.Typer(help="Rows that failed validation.", no_args_is_help=True)
+app.add_typer(quarantine_app, name="quarantine")
+lake_app = typer.Typer(help="Versioned lake tables.", no_args_is_help=True)
+app.add_typer(lake_app, name="lake")
+landing_app = typer.Typer(help="Raw files as received.", no_args_is_help=True)
+app.add_typer(landing_app, name="landing")
+cube_app = typer.Typer(help="OLAP cubes: build, refresh, query, describe.", no_args_is_help=True)
+app.add_typer(cube_app, name="cube")
+console = Console()
+err = Console(stderr=True)
+
+CatalogOpt = Annotated[Path, typer.Option("--catalog", "-c", help="catalog file")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
+WorkspaceOpt = Annotated[Path | None, typer.Option(help="workspace folder")]
+ClusterOpt = Annotated[str | None, typer.Option(help="profile name or scheduler address")]
+DEFAULT_CATALOG = Path("data_catalog.yaml")
+
+
+def _fail(exc: WorkbenchError) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    return typer.Exit(exc.exit_code)
+
+
+@contextmanager
+def _reported() -> Iterator[None]:
+    """Turn a WorkbenchError into its message on stderr and its exit code."""
+    try:
+        yield
+    except WorkbenchError as exc:
+        raise _fail(exc) from exc
+
+
+@contextmanager
+def _cluster(cluster: str | None) -> Iterator:
+    """A client for the profile (argument > config > local), closed afterwards."""
+    from workbench import config
+    from workbench.cluster import close_client, get_client
+
+    client = get_client(config.get("cluster.profile", cluster))
+    try:
+        yield client
+    finally:
+        close_client(client)
+
+
+@catalog_app.command("list")
+def catalog_list(catalog: CatalogOpt = DEFAULT_CATALOG, as_json: JsonOpt = False) -> None:
+    """List datasets, cubes and models."""
+    with _reported():
+        cat = load_catalog(catalog)
+    rows = [
+        {"name": n, "kind": "dataset", "zone": d.zone, "description": d.description}
+        for n, d in cat.datasets.items()
+    ]
+    rows += [
+        {"name": n, "kind": "cube", "zone": "cubes", "description": f"from {c.source}"}
+        for n, c in cat.cubes.items()
+    ]
+    rows += [
+        {"name": n, "kind": "model", "zone": "models", "description": f"from {m.source}"}
+        for n, m in cat.models.items()
+    ]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table("name", "kind", "zone", "description", title=str(catalog))
+    for r in rows:
+        table.add_row(*r.values())
+    console.print(table)
+
+
+@catalog_app.command("show")
+def catalog_show(
+    name: str, catalog: CatalogOpt = DEFAULT_CATALOG, as_json: JsonOpt = False
+) -> None:
+    """Show one dataset, cube or model as the catalog declares it."""
+    with _reported():
+        cat = load_catalog(catalog)
+        for kind in ("datasets", "cubes", "models"):
+            entries = getattr(cat, kind)
+            if name in entries:
+                data = entries[name].model_dump(mode="json", by_alias=True, exclude_defaults=True)
+                if kind == "datasets":
+                    data["columns"] = columns_of(cat, name)
+                break
+        else:
+            raise DatasetNotFound(
+                f"no dataset, cube or model named {name!r}; known: {', '.join(cat.names())}"
+            )
+    if as_json:
+        print(json.dumps(data, indent=2))
+    else:
+        console.print_json(json.dumps(data))
+
+
+@catalog_app.command("check")
+def catalog_check(catalog: CatalogOpt = DEFAULT_CATALOG) -> None:
+    """Check the catalog: syntax, keys, types, references, cycles, columns."""
+    with _reported():
+        cat = load_catalog(catalog)
+    console.print(
+        f"[green]ok[/] {catalog}: {len(cat.datasets)} datasets, {len(cat.cubes)} cubes, "
+        f"{len(cat.models)} models"
+    )
+
+
+def _run_steps(
+    catalog: Path,
+    workspace: Path | None,
+    cluster: str | None,
+    targets: list[str],
+    out: Console,
+    upstream: bool = True,
+):
+    """Start the cluster, run the steps with a line per step, close the cluster."""
+    from workbench import config
+    from workbench.pipeline import run_pipeline
+
+    logging.getLogger("distributed.shuffle").setLevel(logging.ERROR)
+    cat, ws = _open(catalog, workspace)
+    with _cluster(cluster) as client, out.status("starting") as status:
+        out.print(f"Dask dashboard: {client.dashboard_link}")
+
+        def on_step(event, step, result):
+            if event == "start":
+                status.update(f"{step.name} ...")
+                return
+            mark = "[red]✗[/]" if result.status == "failed" else "[green]✓[/]"
+            rows = f"{result.rows_out:>10,} rows" if result.rows_out is not None else ""
+            out.print(f"{mark} {step.name:<28} {result.seconds:6.1f} s {rows}")
+
+        return run_pipeline(
+            cat,
+            ws,
+            targets,
+            cluster=config.get("cluster.profile", cluster),
+            on_step=on_step,
+            upstream=upstream,
+        )
+
+
+@app.command()
+def run(
+    targets: Annotated[
+        list[str] | None, typer.Argument(help="datasets, cubes, models or steps")
+    ] = None,
+    catalog: CatalogOpt = DEFAULT_CATALOG,
+    cluster: ClusterOpt = None,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the pipeline (everything, or TARGETS and what they need) on a Dask cluster."""
+    with _reported():
+        result = _run_steps(catalog, workspace, cluster, targets or [], err if as_json else console)
+    if as_json:
+        _print_json(result.to_dict())
+    else:
+        print_run_summary(result)
+
+
+def _open(catalog: Path, workspace: Path | None):
+    cat = load_catalog(catalog)
+    return cat, Workspace.for_catalog(cat, workspace)
+
+
+def _print_json(data) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+@app.command()
+def validate(
+    dataset: str,
+    catalog: CatalogOpt = DEFAULT_CATALOG,
+    cluster: ClusterOpt = None,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Land and validate one dataset's source now; exit 1 when it fails its thresholds."""
+    from workbench.validation.report import previous_reports, report_dir, rule_table
+
+    failure = None
+    try:
+        _run_steps(catalog, workspace, cluster, [f"promote:{dataset}"], err)
+    except WorkbenchError as exc:
+        if exc.exit_code != 1:
+            raise _fail(exc) from exc
+        failure = exc
+    _, ws = _open(catalog, workspace)
+    report = previous_reports(ws, dataset)[-1]
+    if as_json:
+        _print_json(report)
+    else:
+        table = Table(
+            "reason",
+            "severity",
+            "failing rows",
+            "rate",
+            title=f"{dataset} batch {report['batch_id']}: {report['rows_read']:,} rows, "
+            f"{report['promoted']:,} promoted, {report['quarantined']:,} quarantined",
+        )
+        for row in rule_table(report).itertuples():
+            if row.failed:
+                table.add_row(row.reason, row.severity, f"{row.failed:,}", f"{row.rate:.3%}")
+        console.print(table)
+        for f in report["findings"]:
+            mark = "[green]pass[/]" if f["passed"] else "[red]fail[/]"
+            console.print(f"{mark} {f['rule']} ({f['severity']}): {f['detail']}")
+        console.print(f"Report: {report_dir(ws, dataset) / (report['batch_id'] + '.html')}")
+    if failure is not None:
+        raise _fail(failure)
+
+
+def print_run_summary(result) -> None:
+    """The demo's closing summary: rows per zone, quarantine reasons, cube, model, paths."""
+    steps = {s.step: s for s in result.steps}
+    per_zone = Table(
+        "dataset",
+        "landed",
+        "promoted to lake",
+        "quarantined",
+        "warned",
+        "curated",
+        title="Rows per dataset and zone",
+    )
+    reasons = Table(
+        "dataset",
+        "reason",
+        "action",
+        "rows",
+        title="Why rows were quarantined (error) or flagged (warn)",
+    )
+    for name, s in steps.items():
+        kind, target = name.split(":", 1)
+        if kind == "promote":
+            d = s.details
+            per_zone.add_row(
+                target,
+                f"{s.rows_in:,}",
+                f"{s.rows_out:,}",
+                f"{d['quarantined']:,}",
+                f"{d['warned']:,}",
+                "",
+            )
+            for code, r in d["reasons"].items():
+                action = "quarantined" if r["severity"] == "error" else "flagged, kept"
+                reasons.add_row(target, code, action, f"{r['rows']:,}")
+        elif kind == "curate":
+            per_zone.add_row(target, "", "", "", "", f"{s.rows_out:,}")
+    console.print(per_zone)
+    if reasons.row_count:
+        console.print(reasons)
+    for name, s in steps.items():
+        kind, target = name.split(":", 1)
+        if kind == "cube":
+            shape = " x ".join(f"{k} {v}" for k, v in s.details["shape"].items())
+            console.print(
+                f"[bold]Cube[/] {target}: {shape} = {s.rows_out:,} cells from "
+                f"{s.rows_in:,} rows -> {s.outputs['cube']}"
+            )
+        if kind == "train":
+            m = s.details["metrics"]
+            console.print(
+                f"[bold]Model[/] {target} v{s.outputs['version']}: ROC AUC {m['roc_auc']:.3f} on "
+                f"{m['test_rows']:,} test rows (a constant predictor scores 0.500); accuracy "
+                f"{m['accuracy']:.3f} vs {m['baseline_accuracy']:.3f} for the majority class "
+                f"-> {s.outputs['model']}"
+            )
+    console.print(
+        f"\nRun {result.run_id} {result.status}; everything is under "
+        f"{result.workspace} (run record in runs.sqlite)."
+    )
+    console.print(
+        "Next: [cyan]make serve[/] (dashboard), [cyan]make lab[/] (notebooks), "
+        "[cyan].venv/bin/workbench catalog list[/], "
+        "[cyan].venv/bin/workbench run flight_delays --json[/]"
+    )
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    sys.exit(app())
+
+
+# Sub-command groups live in their own modules; importing them registers their commands.
+from workbench.cli import cubes, zones  # noqa: E402, F401
