@@ -81,26 +81,14 @@ def needed_columns(cube: Cube) -> list[str]:
 
 def prepare_cells(df: pd.DataFrame, cube: Cube) -> pd.DataFrame:
     """Per partition: grain members, parent members, one reducible column per measure."""
-    out = {}
-    for key, dim in cube.dimensions.items():
-        grain = dim.grain(key)
-        out[grain] = (
-            truncate(df[dim.column], grain) if dim.levels else category_members(df[dim.column])
+    out = _members_frame(df, cube)
+    for name, values in measure_values(df, cube).items():
+        out[name] = (
+            values.astype("int64")
+            if name == ROWS or (cube.measures[name].agg == "count")
+            else values
         )
-        for parent in dim.parents:
-            out[parent] = category_members(df[parent])
-    for name, m in cube.measures.items():
-        keep = df.eval(m.where).fillna(False).astype(bool) if m.where else None
-        if m.agg == "count":
-            values = df[m.column].notna() if m.column else pd.Series(True, index=df.index)
-            values = values.astype("int64")
-        else:
-            values = df[m.column].astype("float64")
-        if keep is not None:
-            values = values.where(keep, 0 if m.agg in ("sum", "count") else np.nan)
-        out[name] = values
-    out[ROWS] = pd.Series(1, index=df.index, dtype="int64")
-    return pd.DataFrame(out, index=df.index)
+    return out
 
 
 def _grains(cube: Cube) -> dict[str, str]:
