@@ -29,6 +29,9 @@ import workbench as wb
 from workbench.cubes import Query
 from workbench.io.delta import open_table
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import PeakMemory  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 TABLES = ("lineitem", "orders", "customer", "nation", "region", "part")
 
@@ -168,12 +171,13 @@ def main() -> None:
     )
     wb.run_pipeline(catalog, ws, [f"promote:{t}" for t in TABLES])
 
-    t0 = time.perf_counter()
-    wb.build_curated(catalog, ws, "sales")
-    t_curate = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    build = wb.build_cube(catalog, ws, "sales_cube")
-    t_cube = time.perf_counter() - t0
+    with PeakMemory() as mem:
+        t0 = time.perf_counter()
+        wb.build_curated(catalog, ws, "sales")
+        t_curate = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        build = wb.build_cube(catalog, ws, "sales_cube")
+        t_cube = time.perf_counter() - t0
     wb.close_client(client)
     con = duck(ws)
     t0 = time.perf_counter()
@@ -202,6 +206,7 @@ def main() -> None:
     ]:
         table.add_row(name, f"{secs:.2f}", f"{secs / t_duck:.1f}")
     console.print(table)
+    console.print(f"peak memory of client + workers during join + cube: {mem.peak / 2**30:.2f} GiB")
 
     table = Table(
         "query",
