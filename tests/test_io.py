@@ -57,3 +57,24 @@ def test_vacuum_removes_old_versions_and_crash_leftovers(client, tmp_path):
     assert len(after) == len(open_table(path).file_uris()) < len(before)
     assert any("never-committed" in f for f in removed)
     assert read_table(path).compute().a.tolist() == list(range(10))
+
+
+def test_direct_lookup_join_equals_a_hash_merge():
+    from workbench.catalog.models import Join
+    from workbench.zones.curated import DirectLookup
+
+    right = pd.DataFrame(
+        {"__key0": [1, 3, 4, 7], "name": ["a", "c", "d", "g"], "size": [10, 30, 40, 70]}
+    )
+    left = pd.DataFrame({"k": pd.array([3, 2, None, 7, 1, 9], dtype="Int64"), "x": range(6)})
+    for how in ("left", "inner"):
+        join = Join(dataset="r", left_on=["k"], right_on=["id"], how=how)
+        lookup = DirectLookup.build(right, ["__key0"])
+        assert lookup is not None
+        got = lookup.join(left, join).reset_index(drop=True)
+        want = left.merge(right, how=how, left_on="k", right_on="__key0").drop(columns="__key0")
+        assert got["x"].tolist() == want["x"].tolist()
+        assert got["name"].fillna("?").tolist() == want["name"].fillna("?").tolist()
+        assert got["size"].astype("Float64").tolist() == want["size"].astype("Float64").tolist()
+    sparse = pd.DataFrame({"__key0": [1, 10_000_000], "name": ["a", "b"]})
+    assert DirectLookup.build(sparse, ["__key0"]) is None  # too sparse: hash merge instead

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import dask.dataframe as dd
+import numpy as np
 import pandas as pd
 
 from workbench import config
@@ -77,9 +78,64 @@ def _broadcast_join(frame: dd.DataFrame, right: pd.DataFrame, join: Join) -> dd.
             f"{dup[keys].head(3).to_dict('records')}), so the join would duplicate rows. Add a "
             f"`unique` rule on {join.right_keys} to datasets.{join.dataset}."
         )
+    lookup = DirectLookup.build(right, keys)
+    if lookup is not None:
+        meta = lookup.join(frame._meta, join)
+        return frame.map_partitions(_take, share(lookup), join, meta=meta)
     small = share(right)
     meta = _merge(frame._meta, right.iloc[:0], join)
     return frame.map_partitions(_merge, small, join, meta=meta)
+
+
+@dataclass(frozen=True)
+class DirectLookup:
+    """A right table addressed by its integer key: ``position[key]`` is the key's row.
+
+    When the key is one integer column that is dense enough (its largest value within a few
+    times the row count), joining a partition is one array lookup per row and a ``take`` per
+    column, instead of building a hash table of the whole right table in every task.
+    """
+
+    right: pd.DataFrame
+    position: np.ndarray
+
+    @classmethod
+    def build(cls, right: pd.DataFrame, keys: list[str]) -> DirectLookup | None:
+        if len(keys) != 1 or not pd.api.types.is_integer_dtype(right[keys[0]]) or right.empty:
+            return None
+        key = right[keys[0]]
+        if key.isna().any() or key.min() < 0 or key.max() >= 4 * len(right) + 1024:
+            return None
+        position = np.full(int(key.max()) + 1, -1, dtype=np.int64)
+        position[key.to_numpy(dtype="int64")] = np.arange(len(right))
+        values = right.drop(columns=keys).reset_index(drop=True)
+        # Nullable types: a key with no match gives <NA> in every partition alike, instead of
+        # turning integers into floats only where a miss happens.
+        for column in values.columns:
+            dtype = values[column].dtype
+            if pd.api.types.is_bool_dtype(dtype) and not isinstance(dtype, pd.BooleanDtype):
+                values[column] = values[column].astype("boolean")
+            elif pd.api.types.is_integer_dtype(dtype) and isinstance(dtype, np.dtype):
+                values[column] = values[column].astype("Int64")
+        return cls(values, position)
+
+    def join(self, left: pd.DataFrame, join: Join) -> pd.DataFrame:
+        keys = left[join.left_keys[0]]
+        ids = keys.to_numpy(dtype="float64", na_value=np.nan) if len(keys) else np.zeros(0)
+        inside = ~np.isnan(ids) & (ids >= 0) & (ids < len(self.position))
+        rows = np.full(len(left), -1, dtype=np.int64)
+        rows[inside] = self.position[ids[inside].astype(np.int64)]
+        out = left.copy()
+        for column in self.right.columns:
+            taken = pd.api.extensions.take(self.right[column].array, rows, allow_fill=True)
+            out[column] = pd.Series(taken, index=left.index)
+        if join.how == "inner":
+            out = out[rows >= 0]
+        return out
+
+
+def _take(left: pd.DataFrame, lookup: DirectLookup, join: Join) -> pd.DataFrame:
+    return lookup.join(left, join)
 
 
 def _merge(left: pd.DataFrame, right: pd.DataFrame, join: Join) -> pd.DataFrame:
