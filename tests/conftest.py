@@ -5,6 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -61,3 +65,28 @@ def small_catalog(tmp_path):
     path = tmp_path / "catalog.yaml"
     shutil.copy(DEMO_CATALOG, path)
     return path
+
+
+def cli_process(*args: str, env: dict | None = None) -> subprocess.Popen:
+    """``workbench ARGS`` in its own process group, so a test can kill it and its workers."""
+    return subprocess.Popen(
+        [sys.executable, "-c", "from workbench.cli import app; app()", *args],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def kill_when(proc: subprocess.Popen, seen, timeout: float = 120) -> bool:
+    """SIGKILL the process group as soon as ``seen()`` is true; False if it ended first."""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if seen():
+                os.killpg(proc.pid, signal.SIGKILL)
+                return True
+            time.sleep(0.01)
+        return False
+    finally:
+        proc.wait(timeout=30)

@@ -4,10 +4,6 @@ the next run completes the work."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import time
 import zipfile
 
 import pandas as pd
@@ -17,7 +13,7 @@ import workbench as wb
 from workbench.io.delta import open_table
 from workbench.io.sources import resolve_source
 
-from .conftest import DEMO_CATALOG
+from .conftest import DEMO_CATALOG, cli_process, kill_when
 
 
 def _snapshot(catalog, ws):
@@ -46,35 +42,10 @@ def test_kill_during_promotion_leaves_last_version(client, tmp_path):
     lines = csv.read_text().splitlines(keepends=True)
     csv.write_text("".join(lines[:-5000]))  # a new delivery: a different batch
     env = {**os.environ, "DASK_WORKBENCH__PARTITION_ROWS": "4000"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from workbench.cli import app; app()",
-            "run",
-            "promote:flights",
-            "--catalog",
-            str(cat_path),
-            "--workspace",
-            str(ws.root),
-        ],
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+    proc = cli_process(
+        "run", "promote:flights", "--catalog", str(cat_path), "--workspace", str(ws.root), env=env
     )
-    deadline = time.monotonic() + 120
-    killed = False
-    while time.monotonic() < deadline and proc.poll() is None:
-        staged = {str(p) for p in lake.glob("*.parquet")} - {
-            u.removeprefix("file://") for u in committed
-        }
-        if staged:
-            os.killpg(proc.pid, signal.SIGKILL)
-            killed = True
-            break
-        time.sleep(0.01)
-    proc.wait(timeout=30)
+    killed = kill_when(proc, lambda: {str(p) for p in lake.glob("*.parquet")} - committed)
     assert killed, "the promotion finished before any data file was seen"
     assert {str(p) for p in lake.glob("*.parquet")} - committed  # it died mid-write
     assert open_table(lake).version() == version

@@ -1,6 +1,6 @@
 """The catalog: the single source of truth for datasets, cubes and models."""
 
-from workbench.catalog.load import columns_of, load_catalog, parse_catalog
+from workbench.catalog.load import columns_of, expression_names, load_catalog, parse_catalog
 from workbench.catalog.models import Catalog, Cube, Dataset, Join, Measure, Model, Rule
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "Model",
     "Rule",
     "columns_of",
+    "expression_names",
     "load_catalog",
     "parse_catalog",
 ]

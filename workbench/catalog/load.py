@@ -187,6 +187,15 @@ def _check_references(catalog: Catalog, path: Path, lines: dict[tuple, int]) -> 
     _check_columns(catalog, path, lines)
 
 
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def expression_names(expr: str | None) -> list[str]:
+    """Identifiers an expression mentions, in order (columns, and also keywords or methods:
+    callers keep the ones that are columns)."""
+    return list(dict.fromkeys(_NAME.findall(expr or "")))
+
+
 def columns_of(catalog: Catalog, name: str) -> list[str]:
     """The columns dataset ``name`` will have, derived from the declarations alone."""
     ds: Dataset = catalog.datasets[name]
@@ -229,7 +238,7 @@ def _cube_level_problems(name: str, cube, path: Path, lines: dict[tuple, int]) -
     known = set(cube.measures)
     for m_name, expr in cube.derived_measures.items():
         loc = ("cubes", name, "derived_measures", m_name)
-        names = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", expr))
+        names = set(expression_names(expr))
         unknown = sorted(names - known)
         if unknown:
             problems.append(

@@ -41,11 +41,10 @@ from workbench.cubes.spec import cuboid_name, default_aggregates, truncate
 from workbench.cubes.store import (
     BASE,
     CURRENT,
-    _new_folder,
-    _publish,
     current_cube_path,
     current_version,
     load_parents,
+    staged_version,
     write_cuboid,
 )
 from workbench.io.workspace import Workspace, write_json_atomic
@@ -82,7 +81,7 @@ def compute_cells(
     catalog: Catalog, ws: Workspace, cube: Cube, *, since: pd.Timestamp | None = None
 ) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     """Base cells (one row per occupied cell) and each dimension's (grain, parents) pairs."""
-    frame = read_dataset(catalog, ws, cube.source, columns=needed_columns(cube))
+    frame = read_dataset(catalog, ws, cube.source, columns=needed_columns(catalog, cube))
     if since is not None:
         time_key = _time_dim(cube)
         column = cube.dimensions[time_key].column
@@ -154,13 +153,9 @@ def build_cube(catalog: Catalog, ws: Workspace, name: str) -> CubeBuild:
         parents = check_nesting(cube, pairs)
         base = cells_to_dataset(cells, cube, parents)
     base = add_labels(catalog, ws, cube, base)
-    version, folder = _new_folder(ws, name)
-    staging = folder.with_name(f".{folder.name}.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    sizes = _write_all(staging, base, cube, parents, _meta(name, cube, base, "full"))
-    staging.rename(folder)
-    _publish(ws, name, folder, version, cube.keep_versions)
+    with staged_version(ws, name, cube.keep_versions) as (version, staging, folder):
+        staging.mkdir(parents=True)
+        sizes = _write_all(staging, base, cube, parents, _meta(name, cube, base, "full"))
     return CubeBuild(
         name,
         version,
@@ -216,32 +211,26 @@ def refresh_cube(
     parents = check_nesting(cube, pairs)
     other = {g: pd.Index(base[g].values) for g in _grains(cube).values() if g != grain}
     new_other = {g: cells.index.unique(g).difference(m) for g, m in other.items()}
-    stale_parents = _parents_changed(parents, load_parents(folder))
-    if any(len(v) for v in new_other.values()) or stale_parents:
+    known_parents = load_parents(folder)
+    if any(len(v) for v in new_other.values()) or _parents_changed(parents, known_parents):
         build = build_cube(catalog, ws, name)
         return CubeBuild(**{**build.__dict__, "mode": "full (new members)"})
     tail = stamps[start:].union(cells.index.unique(grain)).sort_values()
     index = {g: (tail if g == grain else other[g]) for g in _grains(cube).values()}
-    part = add_labels(
-        catalog, ws, cube, cells_to_dataset(cells, cube, load_parents(folder), index=index)
-    )
-    version, new_folder = _new_folder(ws, name)
-    staging = new_folder.with_name(f".{new_folder.name}.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(folder, staging)
-    _write_tail(part, staging / f"{BASE}.zarr", grain, start, len(stamps))
-    merged = xr.open_zarr(staging / f"{BASE}.zarr", consolidated=True, chunks=None).load()
-    merged = attach_level_coords(merged, cube, load_parents(folder))
-    sizes = _write_all(
-        staging,
-        merged,
-        cube,
-        load_parents(folder),
-        _meta(name, cube, merged, "refresh"),
-        skip_base=True,
-    )
-    staging.rename(new_folder)
-    _publish(ws, name, new_folder, version, cube.keep_versions)
+    part = add_labels(catalog, ws, cube, cells_to_dataset(cells, cube, known_parents, index=index))
+    with staged_version(ws, name, cube.keep_versions) as (version, staging, new_folder):
+        shutil.copytree(folder, staging)
+        _write_tail(part, staging / f"{BASE}.zarr", grain, start, len(stamps))
+        merged = xr.open_zarr(staging / f"{BASE}.zarr", consolidated=True, chunks=None).load()
+        merged = attach_level_coords(merged, cube, known_parents)
+        sizes = _write_all(
+            staging,
+            merged,
+            cube,
+            known_parents,
+            _meta(name, cube, merged, "refresh"),
+            skip_base=True,
+        )
     return CubeBuild(
         name,
         version,

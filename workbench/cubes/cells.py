@@ -8,14 +8,14 @@ rows hold the measure's identity: 0 for sums and counts, NaN for min and max.
 from __future__ import annotations
 
 import math
-import re
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from workbench import config
-from workbench.catalog.models import Cube
+from workbench.catalog.load import columns_of, expression_names
+from workbench.catalog.models import Catalog, Cube
 from workbench.cubes.spec import category_members, time_coords, truncate
 from workbench.errors import WorkbenchError
 
@@ -31,15 +31,16 @@ class CubeError(WorkbenchError):
     exit_code = 1
 
 
-def needed_columns(cube: Cube) -> list[str]:
+def needed_columns(catalog: Catalog, cube: Cube) -> list[str]:
+    """The source columns a build reads: dimensions, parents, measures and their conditions."""
+    known = set(columns_of(catalog, cube.source))
     cols = []
     for dim in cube.dimensions.values():
         cols += [dim.column, *dim.parents]
     for m in cube.measures.values():
         cols += [m.column] if m.column else []
-        cols += re.findall(r"[A-Za-z_][A-Za-z0-9_]*", m.where or "")
-    words = {"and", "or", "not", "True", "False", "isna", "notna"}
-    return [c for c in dict.fromkeys(cols) if c not in words]
+        cols += [c for c in expression_names(m.where) if c in known]
+    return list(dict.fromkeys(cols))
 
 
 def _members_frame(df: pd.DataFrame, cube: Cube) -> pd.DataFrame:

@@ -141,7 +141,7 @@ def compute_dense(
     dense array with ``numpy.bincount``; arrays are combined pairwise in a tree. No shuffle,
     no group-by on text.
     """
-    columns = needed_columns(cube)
+    columns = needed_columns(catalog, cube)
     dim_cols = list(
         dict.fromkeys(c for d in cube.dimensions.values() for c in [d.column, *d.parents])
     )

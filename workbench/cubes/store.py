@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +82,22 @@ def _new_folder(ws: Workspace, name: str) -> tuple[int, Path]:
     versions = _versions(root)
     version = (versions[-1] + 1) if versions else 1
     return version, root / f"v{version:06d}"
+
+
+@contextmanager
+def staged_version(ws: Workspace, name: str, keep: int) -> Iterator[tuple[int, Path, Path]]:
+    """Yield (version, staging folder, final folder); the caller fills the staging folder.
+
+    On success the folder is renamed into place and ``CURRENT.json`` switched to it; if the
+    body raises (or the process dies), only the hidden staging folder is left, and the next
+    build of the cube removes it.
+    """
+    version, folder = _new_folder(ws, name)
+    staging = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    yield version, staging, folder
+    staging.rename(folder)
+    _publish(ws, name, folder, version, keep)
 
 
 def load_parents(folder: Path) -> dict[str, pd.DataFrame]:

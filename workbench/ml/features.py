@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import dask.dataframe as dd
 import pandas as pd
 
-from workbench.catalog.load import columns_of
+from workbench.catalog.load import columns_of, expression_names
 from workbench.catalog.models import Catalog, Model
 from workbench.io.delta import open_table
 from workbench.io.workspace import Workspace
@@ -49,11 +49,9 @@ def _split_frame(df: pd.DataFrame, spec: Model, categories: dict[str, list[str]]
 def training_data(catalog: Catalog, ws: Workspace, name: str) -> TrainingData:
     spec = catalog.models[name]
     version = open_table(table_path(catalog, ws, spec.source)).version()
-    columns = list(
-        dict.fromkeys(
-            [*spec.features, spec.label, spec.split.column, *_where_columns(catalog, spec)]
-        )
-    )
+    known = set(columns_of(catalog, spec.source))
+    filters = [c for c in expression_names(spec.where) if c in known]
+    columns = list(dict.fromkeys([*spec.features, spec.label, spec.split.column, *filters]))
     frame = read_dataset(catalog, ws, spec.source, columns=columns, version=version)
     levels = dd.compute(
         *[frame[c].dropna().astype("str").unique(split_out=1) for c in spec.categorical]
@@ -65,9 +63,3 @@ def training_data(catalog: Catalog, ws: Workspace, name: str) -> TrainingData:
     train = prepared[~prepared["__test"]].drop(columns="__test")
     test = prepared[prepared["__test"]].drop(columns="__test")
     return TrainingData(train, test, categories, version)
-
-
-def _where_columns(catalog: Catalog, spec: Model) -> list[str]:
-    known = set(columns_of(catalog, spec.source))
-    words = (spec.where or "").replace("(", " ").replace(")", " ").split()
-    return [w for w in words if w in known]

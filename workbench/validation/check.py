@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import dask
 import dask.dataframe as dd
@@ -27,8 +28,11 @@ class CheckPlan:
     dataset: Dataset
     context: RuleContext
 
+    @cached_property
     def codes(self) -> dict[str, str]:
-        """reason code -> severity, in catalog order (cast failures first, always errors)."""
+        """reason code -> severity, in catalog order (cast failures first, always errors).
+
+        Computed once (rules evaluated on an empty frame) and shipped with the plan."""
         out = {code: "error" for code in PARSE_CODES}
         out |= {f"dtype:{c}": "error" for c in self.dataset.schema_}
         empty = _empty_typed(self.dataset)
@@ -89,7 +93,7 @@ def check_partition(raw: pd.DataFrame, plan: CheckPlan) -> pd.DataFrame:
     masks = {code: np.asarray(m, dtype=bool) & parsed for code, m in masks.items()}
     for code in PARSE_CODES:
         masks[code] = parse.str.startswith(code).to_numpy()
-    codes = plan.codes()
+    codes = plan.codes
     typed[LINE_COLUMN] = raw[LINE_COLUMN]
     typed[FILE_COLUMN] = raw[FILE_COLUMN]
     typed[ERRORS] = _join_reasons(masks, [c for c, s in codes.items() if s == "error"], raw.index)

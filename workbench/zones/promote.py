@@ -110,7 +110,7 @@ def _promote_checked(
     catalog: Catalog, ws: Workspace, name: str, batch: Batch, raw: dd.DataFrame, plan: CheckPlan
 ) -> Promotion:
     dataset = plan.dataset
-    codes = plan.codes()
+    codes = plan.codes
     prefix = batch_prefix(batch.batch_id)
     meta = check_partition(raw._meta, plan)
     lake = StagedTable(
@@ -228,7 +228,7 @@ def process_partition(
     checked = check_partition(raw, plan)
     good = lake_rows(checked, plan.dataset, batch_id)
     bad = quarantine_rows(raw, checked, batch_id)
-    codes = list(plan.codes())
+    codes = list(plan.codes)
     return PartitionOutcome(
         lake=write_part(good, str(lake.path), lake.schema, prefix) if len(good) else None,
         quarantine=(
