@@ -1,8 +1,10 @@
 """Cube build and query latency against DuckDB and Polars on TPC-H (one run, ratios printed).
 
-Build: the workbench's curated star join (lineitem, orders, customer, nation, region, part) plus
-the cube build (year-month x nation x brand x ship mode x return flag), against DuckDB and
-Polars joining and grouping the same lake Parquet files. Queries: slice, roll-up, drill-down
+Build: the cube build (year-month x nation x brand x ship mode x return flag over lineitem
+joined with orders, customer, nation, region and part: the build tasks do the broadcast joins
+themselves), against DuckDB and Polars joining and grouping the same lake Parquet files. The
+time to materialise the curated star join, which the cube does not wait for, is shown apart.
+Queries: slice, roll-up, drill-down
 and pivot on the built cube (median and p95 over --runs), against DuckDB answering the same
 question from the lake tables. Also the cube's size on disk against the source Parquet.
 
@@ -196,13 +198,13 @@ def main() -> None:
         "x DuckDB",
         title=f"TPC-H SF{args.sf:g}: {groups:,} groups, cube base {build.cuboids['base']:,} cells",
     )
-    ours = t_curate + t_cube
+    # The cube build joins the lake tables inside its own tasks (the curated table is current),
+    # so it answers the same question from the same files as DuckDB and Polars do.
     for name, secs in [
-        ("workbench: curated star join", t_curate),
-        ("workbench: cube build", t_cube),
-        ("workbench: join + cube", ours),
+        ("workbench: cube build (star join + group-by)", t_cube),
         ("DuckDB: join + group by", t_duck),
         ("Polars: join + group by", t_polars),
+        ("workbench: curated table materialised (not in the cube's path)", t_curate),
     ]:
         table.add_row(name, f"{secs:.2f}", f"{secs / t_duck:.1f}")
     console.print(table)

@@ -98,3 +98,44 @@ def test_versions_are_kept_and_switched(demo, tmp_path):
     assert second.version == first.version + 1
     assert current_version(ws, "flight_delays")[0] == second.version
     assert first.path.exists()  # the previous version stays until keep_versions is exceeded
+
+
+def test_cube_over_a_current_curated_table_joins_on_the_fly_and_equals_reading_it(demo):
+    """The fused build (lake tables joined inside the build tasks) gives the very cells the
+    materialised curated table gives; it is taken only while that table is current."""
+    import dask
+
+    from workbench.cubes.dense import source_files
+    from workbench.zones.curated import is_current
+
+    catalog, ws, _ = demo
+    cube = catalog.cubes["flight_delays"]
+    assert is_current(catalog, ws, "flights_enriched")
+    fused = source_files(catalog, ws, cube)
+    assert fused.view is not None and fused.view.source == "flights"
+    wb.build_cube(catalog, ws, "flight_delays")
+    got = _cuboids(ws)
+    with dask.config.set({"workbench.cube-fuse-joins": False}):
+        assert source_files(catalog, ws, cube).view is None
+        wb.build_cube(catalog, ws, "flight_delays")
+    want = _cuboids(ws)
+    assert set(got) == set(want)
+    for name in want:
+        xr.testing.assert_identical(got[name], want[name])
+
+
+def test_a_curated_table_older_than_its_sources_is_read_not_recomputed(demo, tmp_path):
+    catalog, ws, _ = demo
+    from workbench.cubes.dense import source_files
+    from workbench.zones.curated import is_current
+
+    _, other = _workspace_with(demo, tmp_path, lambda df: df)  # written by hand: no sources
+    assert not is_current(catalog, other, "flights_enriched")
+    assert source_files(catalog, other, catalog.cubes["flight_delays"]).view is None
+    for name in ("flights", "airports", "planes", "weather"):
+        write_table(read_table(ws.path("lake", name)), other.path("lake", name))
+    wb.build_curated(catalog, other, "flights_enriched")
+    assert is_current(catalog, other, "flights_enriched")
+    airlines = read_table(other.path("lake", "airlines"))
+    write_table(airlines, other.path("lake", "airlines"))  # a new version of one source
+    assert not is_current(catalog, other, "flights_enriched")

@@ -1,14 +1,21 @@
-"""The base cuboid without a group-by: integer member codes and ``numpy.bincount``.
+"""The base cuboid without a group-by: integer member codes and ``numpy.bincount``, one pass.
 
-Pass one finds every level's members; pass two gives each task a group of Parquet files and the
-member lists, turns members into codes (text dimensions are read dictionary-encoded, so only the
-dictionary is looked up) and sums each measure into a dense array. A pairwise tree combines the
-partial arrays, so only a few leave each worker. No shuffle, no hashing of millions of strings.
+Each task reads a group of Parquet files and, per file, turns every dimension into integer codes
+over the members it sees (a factorize of the raw values, then the level's truncation applied to
+the few distinct values only; text is read dictionary-encoded, so only its dictionary is
+looked at). It sums each measure into a dense array over its own members' grid with
+``numpy.bincount``. A pairwise tree merges the partial grids, aligning their members, so only a
+few small arrays leave each worker. No shuffle and no hashing of millions of strings.
+
+When the cube's source is a curated dataset whose joins can all be broadcast, the tasks read
+the curated dataset's ``from`` table and apply the joins themselves (``CuratedView``), so the
+build does not wait for, nor read back, the materialised join.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import dask
 import numpy as np
@@ -20,83 +27,227 @@ import xarray as xr
 from workbench import config
 from workbench.catalog.models import Catalog, Cube
 from workbench.cluster import share
-from workbench.cubes.cells import (
-    ROWS,
-    _grains,
-    _members_frame,
-    attach_level_coords,
-    check_nesting,
-    measure_values,
-    needed_columns,
-)
-from workbench.cubes.spec import MISSING_MEMBER, category_members, truncate
+from workbench.cubes.cells import ROWS, attach_level_coords, check_nesting, measure_values
+from workbench.cubes.cells import needed_columns as cube_columns
+from workbench.cubes.spec import category_members, truncate
 from workbench.io.delta import open_table
 from workbench.io.workspace import Workspace
+from workbench.zones.curated import CuratedView, curated_view
 from workbench.zones.tables import table_path
 
 
-def member_codes(values: pd.Series, index: pd.Index, level: str | None) -> np.ndarray:
-    """Positions of each row's member in ``index``; dictionary-encoded text maps only its
-    dictionary (a few entries) and then takes by the integer codes."""
-    if isinstance(values.dtype, pd.CategoricalDtype) and level is None:
-        lookup = index.get_indexer(category_members(pd.Series(values.cat.categories)))
-        codes = values.cat.codes.to_numpy()
-        missing = index.get_indexer([MISSING_MEMBER])[0]
-        return np.where(codes >= 0, lookup[np.maximum(codes, 0)], missing)
-    members = truncate(values, level) if level else category_members(values)
-    return index.get_indexer(members)
+def level_codes(values: pd.Series, level: str | None) -> tuple[np.ndarray, pd.Index]:
+    """Each row's position among the members present, and those members (in no order).
+
+    The raw values are factorised first (cheap on dictionary-encoded text and on integers);
+    the level's truncation or the missing-member label then applies to the distinct values
+    only, and a second factorize merges raw values that land on the same member.
+    """
+    raw, uniques = pd.factorize(values, use_na_sentinel=False)
+    distinct = pd.Series(uniques)
+    if isinstance(distinct.dtype, pd.CategoricalDtype):
+        distinct = distinct.astype(distinct.dtype.categories.dtype)
+    members = truncate(distinct, level) if level else category_members(distinct)
+    merged, final = pd.factorize(members, use_na_sentinel=False)
+    return merged[raw], pd.Index(final)
 
 
-def dense_partition(df: pd.DataFrame, cube: Cube, index: dict[str, pd.Index]) -> dict:
-    """One frame reduced straight into dense arrays over the whole cell grid."""
-    shape = tuple(len(i) for i in index.values())
-    size = math.prod(shape)
-    codes = []
+@dataclass
+class Partial:
+    """A dense grid over the members one task saw: ``arrays`` are shaped by ``index``."""
+
+    index: dict[str, pd.Index]
+    arrays: dict[str, np.ndarray]
+    pairs: dict[str, pd.DataFrame]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(len(i) for i in self.index.values())
+
+
+def _agg(cube: Cube, name: str) -> str:
+    return cube.measures[name].agg if name in cube.measures else "count"
+
+
+def _too_big(cube: Cube, shape: tuple[int, ...]) -> bool:
+    cells = math.prod(shape)
+    return cells * (len(cube.measures) + 1) * 8 > config.get("cube-dense-mb") * 2**20
+
+
+@dataclass
+class Coded:
+    """One frame as integer codes per dimension over the members it holds, plus the measures."""
+
+    codes: list[np.ndarray]
+    index: dict[str, pd.Index]
+    values: dict[str, np.ndarray]
+    pairs: dict[str, pd.DataFrame]
+
+
+def code_frame(df: pd.DataFrame, cube: Cube) -> Coded:
+    codes, index, pairs = [], {}, {}
     for key, dim in cube.dimensions.items():
         grain = dim.grain(key)
-        codes.append(member_codes(df[dim.column], index[grain], grain if dim.levels else None))
-    linear = np.ravel_multi_index(codes, shape) if len(df) else np.zeros(0, dtype=np.int64)
-    out = {}
-    for name, values in measure_values(df, cube).items():
-        agg = cube.measures[name].agg if name in cube.measures else "count"
+        dim_codes, members = level_codes(df[dim.column], grain if dim.levels else None)
+        codes.append(dim_codes)
+        index[grain] = members
+        if dim.parents:
+            pairs[key] = _pairs(df, dim.parents, grain, dim_codes, members)
+    return Coded(codes, index, measure_values(df, cube), pairs)
+
+
+def dense_partition(frames: list[Coded], cube: Cube) -> Partial | None:
+    """Coded frames reduced into one dense grid over the members they hold (None if the grid
+    would be too big): codes are moved onto the union of members, then one ``bincount`` per
+    measure covers all the frames."""
+    index = {grain: _union([f.index[grain] for f in frames]) for grain in frames[0].index}
+    shape = tuple(len(i) for i in index.values())
+    if _too_big(cube, shape):
+        return None
+    size = math.prod(shape)
+    linear = []
+    for frame in frames:
+        codes = [
+            union.get_indexer(members)[codes]
+            for codes, members, union in zip(
+                frame.codes, frame.index.values(), index.values(), strict=True
+            )
+        ]
+        n = len(codes[0]) if codes else 0
+        linear.append(np.ravel_multi_index(codes, shape) if n else np.zeros(0, dtype=np.int64))
+    linear = np.concatenate(linear)
+    arrays = {}
+    for name in frames[0].values:
+        values = np.concatenate([f.values[name] for f in frames])
+        agg = _agg(cube, name)
         if agg in ("sum", "count"):
-            out[name] = np.bincount(linear, weights=np.nan_to_num(values), minlength=size)
+            arrays[name] = np.bincount(linear, weights=np.nan_to_num(values), minlength=size)
         else:
             dense = np.full(size, np.nan)
             present = ~np.isnan(values)
             if present.any():
                 reduced = getattr(pd.Series(values[present]).groupby(linear[present]), agg)()
                 dense[reduced.index.to_numpy()] = reduced.to_numpy()
-            out[name] = dense
-    return out
-
-
-def members_files(files: list[str], columns: list[str], text: list[str], cube: Cube) -> dict:
-    """Distinct members of every level (and parent pairs) in a group of Parquet files."""
-    frames = [
-        _members_frame(pq.read_table(p, columns=columns, read_dictionary=text).to_pandas(), cube)
-        for p in files
-    ]
-    members = pd.concat(frames, ignore_index=True)
-    out = {
-        dim.grain(key): pd.unique(members[dim.grain(key)]) for key, dim in cube.dimensions.items()
+            arrays[name] = dense
+    pairs = {
+        key: pd.concat([f.pairs[key] for f in frames], ignore_index=True).drop_duplicates()
+        for key in frames[0].pairs
     }
-    for key, dim in cube.dimensions.items():
-        if dim.parents:
-            out[f"pairs:{key}"] = members[[dim.grain(key), *dim.parents]].drop_duplicates()
+    return _sorted(Partial(index, {k: v.reshape(shape) for k, v in arrays.items()}, pairs))
+
+
+def _union(indexes: list[pd.Index]) -> pd.Index:
+    out = indexes[0]
+    for other in indexes[1:]:
+        if not other.equals(out):
+            out = out.append(other[~other.isin(out)])
     return out
 
 
-def dense_files(
-    files: list[str], columns: list[str], text: list[str], cube: Cube, index: dict[str, pd.Index]
-) -> dict:
-    """Several Parquet files read and reduced in one task: one partial leaves the worker."""
-    total = None
-    for path in files:
-        frame = pq.read_table(path, columns=columns, read_dictionary=text).to_pandas()
-        part = dense_partition(frame, cube, index)
-        total = part if total is None else _combine(cube, total, part)
-    return total
+def _pairs(
+    df: pd.DataFrame, parents: list[str], grain: str, codes: np.ndarray, members: pd.Index
+) -> pd.DataFrame:
+    """The distinct (member, parents...) combinations of one frame, found on integer codes:
+    a presence grid over the few members, not a sort of every row."""
+    columns, found = [codes], [members]
+    for parent in parents:
+        parent_codes, parent_members = level_codes(df[parent], None)
+        columns.append(parent_codes)
+        found.append(parent_members)
+    shape = tuple(len(m) for m in found)
+    present = np.zeros(math.prod(shape), dtype=bool)
+    if len(df):
+        present[np.ravel_multi_index(columns, shape)] = True
+    combos = np.unravel_index(np.flatnonzero(present), shape)
+    names = [grain, *parents]
+    return pd.DataFrame({name: m.take(c) for name, m, c in zip(names, found, combos, strict=True)})
+
+
+def merge_partials(cube: Cube, a: Partial | None, b: Partial | None) -> Partial | None:
+    """Two partial grids on the union of their members: sums added, minima and maxima kept."""
+    if a is None or b is None:
+        return None
+    if all(a.index[g].equals(b.index[g]) for g in a.index):
+        arrays = {
+            name: _add(cube, name, values, b.arrays[name]) for name, values in a.arrays.items()
+        }
+        return Partial(a.index, arrays, _merged_pairs(a, b))
+    index, where_a, where_b = {}, [], []
+    for grain, members_a in a.index.items():
+        members_b = b.index[grain]
+        union = members_a.append(members_b[~members_b.isin(members_a)])
+        index[grain] = union
+        where_a.append(np.arange(len(members_a)))
+        where_b.append(union.get_indexer(members_b))
+    shape = tuple(len(i) for i in index.values())
+    if _too_big(cube, shape):
+        return None
+    cells_a, cells_b = np.ix_(*where_a), np.ix_(*where_b)
+    arrays = {}
+    for name, values in a.arrays.items():
+        agg = _agg(cube, name)
+        out = np.zeros(shape) if agg in ("sum", "count") else np.full(shape, np.nan)
+        out[cells_a] = values
+        if agg in ("sum", "count"):
+            out[cells_b] += b.arrays[name]
+        else:
+            out[cells_b] = (np.fmin if agg == "min" else np.fmax)(out[cells_b], b.arrays[name])
+        arrays[name] = out
+    return _sorted(Partial(index, arrays, _merged_pairs(a, b)))
+
+
+def _add(cube: Cube, name: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    agg = _agg(cube, name)
+    if agg in ("sum", "count"):
+        return a + b
+    return (np.fmin if agg == "min" else np.fmax)(a, b)
+
+
+def _merged_pairs(a: Partial, b: Partial) -> dict[str, pd.DataFrame]:
+    return {
+        key: pd.concat([frame, b.pairs[key]], ignore_index=True).drop_duplicates()
+        for key, frame in a.pairs.items()
+    }
+
+
+@dataclass(frozen=True)
+class SourceFiles:
+    """What the build tasks read: files, their columns (text ones dictionary-encoded) and,
+    for a curated source computed on the fly, the view that joins and derives."""
+
+    files: list[str]
+    columns: list[str]
+    text: list[str]
+    view: CuratedView | None
+
+    def frame(self, path: str, view: CuratedView | None) -> pd.DataFrame:
+        table = pq.read_table(path, columns=self.columns, read_dictionary=self.text)
+        frame = table.to_pandas()
+        return view.apply(frame) if view is not None else frame
+
+
+def source_files(catalog: Catalog, ws: Workspace, cube: Cube) -> SourceFiles:
+    """The files of the cube's source, or of its curated source's ``from`` table."""
+    wanted = cube_columns(catalog, cube)
+    view = curated_view(catalog, ws, cube.source, wanted) if config.get("cube-fuse-joins") else None
+    if view is not None:
+        table = open_table(table_path(catalog, ws, view.source), view.versions[view.source])
+        columns = view.columns
+    else:
+        table = open_table(table_path(catalog, ws, cube.source))
+        columns = wanted
+    schema = pa.schema(table.schema().to_arrow())
+    text = [
+        f.name
+        for f in schema
+        if f.name in columns and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
+    ]
+    return SourceFiles(table.file_uris(), columns, text, view)
+
+
+def dense_files(source: SourceFiles, files: list[str], cube: Cube, view) -> Partial | None:
+    """Several Parquet files reduced in one task: one partial grid leaves it."""
+    return dense_partition([code_frame(source.frame(path, view), cube) for path in files], cube)
 
 
 def _workers() -> dict:
@@ -108,89 +259,51 @@ def _workers() -> dict:
         return {}
 
 
-def _text_columns(catalog: Catalog, ws: Workspace, cube: Cube) -> set[str]:
-    """Categorical dimension columns stored as text: read them dictionary-encoded."""
-    schema = pa.schema(open_table(table_path(catalog, ws, cube.source)).schema().to_arrow())
-    wanted = {c for d in cube.dimensions.values() if not d.levels for c in [d.column, *d.parents]}
-    return {
-        f.name
-        for f in schema
-        if f.name in wanted and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
-    }
-
-
-def _combine(cube: Cube, a: dict, b: dict) -> dict:
-    out = {}
-    for name, values in a.items():
-        agg = cube.measures[name].agg if name in cube.measures else "count"
-        out[name] = (
-            values + b[name]
-            if agg in ("sum", "count")
-            else (np.fmin if agg == "min" else np.fmax)(values, b[name])
-        )
-    return out
+def _sorted(partial: Partial) -> Partial:
+    """Members in order along every dimension (missing ones last)."""
+    index, order = {}, []
+    for grain, members in partial.index.items():
+        index[grain], positions = members.sort_values(return_indexer=True)
+        order.append(positions)
+    cells = np.ix_(*order)
+    return Partial(index, {k: v[cells] for k, v in partial.arrays.items()}, partial.pairs)
 
 
 def compute_dense(
     catalog: Catalog, ws: Workspace, cube: Cube
 ) -> tuple[xr.Dataset, dict[str, pd.DataFrame]] | None:
-    """The base cuboid by bincount over integer codes, or None when it would be too large.
-
-    Pass one reads only the dimension columns and finds every level's members; pass two gives
-    each partition the member lists, turns members into codes and sums each measure into a
-    dense array with ``numpy.bincount``; arrays are combined pairwise in a tree. No shuffle,
-    no group-by on text.
-    """
-    columns = needed_columns(catalog, cube)
-    dim_cols = list(
-        dict.fromkeys(c for d in cube.dimensions.values() for c in [d.column, *d.parents])
-    )
-    files = open_table(table_path(catalog, ws, cube.source)).file_uris()
-    workers = max(1, len(_workers()))
-    groups = [files[i :: 2 * workers] for i in range(min(len(files), 2 * workers))]
-    text = [c for c in columns if c in _text_columns(catalog, ws, cube)]
-    found = dask.compute(
-        *[dask.delayed(members_files, pure=True)(g, dim_cols, text, cube) for g in groups]
-    )
-    grains = _grains(cube)
-    index = {
-        g: pd.Index(pd.unique(np.concatenate([f[g] for f in found]))).sort_values()
-        for g in grains.values()
-    }
-    size = math.prod(len(i) for i in index.values())
-    if size * (len(cube.measures) + 1) * 8 > config.get("cube-dense-mb") * 2**20:
+    """The base cuboid by bincount over integer codes, or None when it would be too large."""
+    source = source_files(catalog, ws, cube)
+    if not source.files:
         return None
-    pairs = {
-        key: pd.concat([f[f"pairs:{key}"] for f in found]).drop_duplicates()
-        for key, dim in cube.dimensions.items()
-        if dim.parents
-    }
-    parents = check_nesting(cube, pairs)
-    shared = share(index)
-    parts = [dask.delayed(dense_files, pure=True)(g, columns, text, cube, shared) for g in groups]
+    workers = max(1, len(_workers()))
+    files = source.files
+    groups = [files[i :: 2 * workers] for i in range(min(len(files), 2 * workers))]
+    view = share(source.view) if source.view is not None else None
+    plain = SourceFiles([], source.columns, source.text, None)
+    parts = [dask.delayed(dense_files, pure=True)(plain, g, cube, view) for g in groups]
     while len(parts) > 1:  # pairwise tree: memory stays at a few dense grids per worker
         parts = [
-            dask.delayed(_combine, pure=True)(cube, *parts[i : i + 2])
+            dask.delayed(merge_partials, pure=True)(cube, *parts[i : i + 2])
             if i + 1 < len(parts)
             else parts[i]
             for i in range(0, len(parts), 2)
         ]
-    arrays = parts[0].compute()
-    shape = tuple(len(i) for i in index.values())
+    result = parts[0].compute()
+    if result is None:
+        return None
+    parents = check_nesting(cube, result.pairs)
+    dims = list(result.index)
     data = {}
     for name, m in cube.measures.items():
-        values = arrays[name].reshape(shape)
+        values = result.arrays[name]
         if m.agg == "count":
             values = np.rint(values).astype("int64")
         data[name] = (
-            list(index),
+            dims,
             values,
             {"agg": m.agg, "column": m.column or "", "where": m.where or ""},
         )
-    data[ROWS] = (
-        list(index),
-        np.rint(arrays[ROWS].reshape(shape)).astype("int64"),
-        {"agg": "count"},
-    )
-    dataset = xr.Dataset(data, coords=dict(index))
+    data[ROWS] = (dims, np.rint(result.arrays[ROWS]).astype("int64"), {"agg": "count"})
+    dataset = xr.Dataset(data, coords=dict(result.index))
     return attach_level_coords(dataset, cube, parents), parents

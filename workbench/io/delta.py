@@ -143,11 +143,21 @@ def commit_table(
 
 
 def write_table(
-    ddf: dd.DataFrame, path: Path, *, mode: str = "overwrite", operation: str = "workbench write"
+    ddf: dd.DataFrame,
+    path: Path,
+    *,
+    mode: str = "overwrite",
+    operation: str = "workbench write",
+    info: dict | None = None,
 ) -> int:
     """Compute ``ddf`` into a new version of the Delta table at ``path``."""
     staged = stage_table(ddf, path)
-    return commit_table(staged, staged.actions.compute(), mode=mode, operation=operation)
+    return commit_table(staged, staged.actions.compute(), mode=mode, operation=operation, info=info)
+
+
+def commit_info(path: Path) -> dict:
+    """The latest commit's metadata (``workbench.*`` keys among them)."""
+    return open_table(path).history(1)[0]
 
 
 def _files(table: DeltaTable) -> list[str]:

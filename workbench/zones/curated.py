@@ -7,18 +7,20 @@ shuffled. Larger ones fall back to Dask's hash join.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
+from deltalake import DeltaTable
 
 from workbench import config
-from workbench.catalog.load import columns_of
+from workbench.catalog.load import columns_of, expression_names
 from workbench.catalog.models import Catalog, Derivation, Join
 from workbench.cluster import share
 from workbench.errors import WorkbenchError
-from workbench.io.delta import table_rows, write_table
+from workbench.io.delta import commit_info, open_table, table_rows, write_table
 from workbench.io.workspace import Workspace
 from workbench.zones.tables import read_dataset, table_path
 
@@ -33,16 +35,21 @@ class CuratedBuild:
 
 def build_curated(catalog: Catalog, ws: Workspace, name: str) -> CuratedBuild:
     ds = catalog.datasets[name]
+    sources = source_versions(catalog, ws, name)
     # Declared columns only: lineage columns (_batch_id, _file, _line) stay in the lake.
-    frame = read_dataset(catalog, ws, ds.from_, columns=columns_of(catalog, ds.from_))
+    frame = read_dataset(
+        catalog, ws, ds.from_, columns=columns_of(catalog, ds.from_), version=sources[ds.from_]
+    )
     limit = config.get("broadcast-max-rows")
     broadcast = []
     for join in ds.joins:
-        if table_rows(table_path(catalog, ws, join.dataset)) <= limit:
-            frame = _broadcast_join(frame, _right_side(catalog, ws, join).compute(), join)
+        version = sources[join.dataset]
+        if table_rows(table_path(catalog, ws, join.dataset), version) <= limit:
+            right = _right_side(catalog, ws, join, version).compute()
+            frame = _broadcast_join(frame, right, join)
             broadcast.append(join.dataset)
         else:
-            right = _right_side(catalog, ws, join)
+            right = _right_side(catalog, ws, join, version)
             frame = frame.merge(
                 right, how=join.how, left_on=join.left_keys, right_on=_renamed_keys(join)
             )
@@ -50,26 +57,52 @@ def build_curated(catalog: Catalog, ws: Workspace, name: str) -> CuratedBuild:
         derive_columns, ds.derived, meta=derive_columns(frame._meta, ds.derived)
     )
     path = ws.path("curated", name)
-    version = write_table(frame, path, operation="curate")
+    version = write_table(frame, path, operation="curate", info={SOURCES: json.dumps(sources)})
     return CuratedBuild(name, table_rows(path, version), version, tuple(broadcast))
+
+
+SOURCES = "workbench.sources"
+
+
+def source_versions(catalog: Catalog, ws: Workspace, name: str) -> dict[str, int]:
+    """The current version of each table curated ``name`` is made from."""
+    ds = catalog.datasets[name]
+    names = [ds.from_, *(j.dataset for j in ds.joins)]
+    return {n: open_table(table_path(catalog, ws, n)).version() for n in names}
+
+
+def is_current(catalog: Catalog, ws: Workspace, name: str) -> bool:
+    """Whether curated ``name`` was built from the current versions of its source tables, so
+    computing it again from them gives the same rows."""
+    path = ws.path("curated", name)
+    if not DeltaTable.is_deltatable(str(path)):
+        return False
+    recorded = commit_info(path).get(SOURCES)
+    try:
+        return recorded is not None and json.loads(recorded) == source_versions(catalog, ws, name)
+    except WorkbenchError:  # a source table is missing
+        return False
 
 
 def _renamed_keys(join: Join) -> list[str]:
     return [f"__key{i}" for i in range(len(join.right_keys))]
 
 
-def _right_side(catalog: Catalog, ws: Workspace, join: Join) -> dd.DataFrame:
+def _right_side(
+    catalog: Catalog, ws: Workspace, join: Join, version: int | None = None
+) -> dd.DataFrame:
     """The right table with only the join keys (renamed apart) and the requested columns."""
     renames = join.renames()
     if renames is None:
         renames = {c: c for c in columns_of(catalog, join.dataset) if c not in join.right_keys}
     keys = dict(zip(join.right_keys, _renamed_keys(join), strict=True))
-    right = read_dataset(catalog, ws, join.dataset, columns=list(dict.fromkeys([*keys, *renames])))
+    columns = list(dict.fromkeys([*keys, *renames]))
+    right = read_dataset(catalog, ws, join.dataset, columns=columns, version=version)
     right = right.assign(**{new: right[old] for old, new in keys.items()})
     return right[[*keys.values(), *renames]].rename(columns=renames)
 
 
-def _broadcast_join(frame: dd.DataFrame, right: pd.DataFrame, join: Join) -> dd.DataFrame:
+def _check_unique(right: pd.DataFrame, join: Join) -> None:
     keys = _renamed_keys(join)
     dup = right[right.duplicated(keys, keep=False)]
     if len(dup):
@@ -78,6 +111,11 @@ def _broadcast_join(frame: dd.DataFrame, right: pd.DataFrame, join: Join) -> dd.
             f"{dup[keys].head(3).to_dict('records')}), so the join would duplicate rows. Add a "
             f"`unique` rule on {join.right_keys} to datasets.{join.dataset}."
         )
+
+
+def _broadcast_join(frame: dd.DataFrame, right: pd.DataFrame, join: Join) -> dd.DataFrame:
+    _check_unique(right, join)
+    keys = _renamed_keys(join)
     lookup = DirectLookup.build(right, keys)
     if lookup is not None:
         meta = lookup.join(frame._meta, join)
@@ -125,13 +163,92 @@ class DirectLookup:
         inside = ~np.isnan(ids) & (ids >= 0) & (ids < len(self.position))
         rows = np.full(len(left), -1, dtype=np.int64)
         rows[inside] = self.position[ids[inside].astype(np.int64)]
-        out = left.copy()
+        out = left.copy(deep=False)  # copy-on-write: new columns only
         for column in self.right.columns:
             taken = pd.api.extensions.take(self.right[column].array, rows, allow_fill=True)
             out[column] = pd.Series(taken, index=left.index)
         if join.how == "inner":
             out = out[rows >= 0]
         return out
+
+
+@dataclass(frozen=True)
+class JoinStep:
+    """One broadcast join applied to a pandas frame: a direct lookup, or a merge."""
+
+    join: Join
+    lookup: DirectLookup | None
+    right: pd.DataFrame | None
+
+    def apply(self, left: pd.DataFrame) -> pd.DataFrame:
+        if self.lookup is not None:
+            return self.lookup.join(left, self.join)
+        return _merge(left, self.right, self.join)
+
+
+@dataclass(frozen=True)
+class CuratedView:
+    """A curated dataset computed on the fly from its ``from`` table's files, unmaterialised.
+
+    Built only when every right-hand table is small enough to broadcast. ``columns`` are the
+    ``from`` columns to read; joins bring only the wanted columns (text as categoricals, so a
+    join takes integer codes instead of copying strings); only the wanted derivations run.
+    """
+
+    source: str
+    versions: dict[str, int]
+    columns: list[str]
+    steps: list[JoinStep]
+    derived: dict[str, Derivation]
+
+    def apply(self, frame: pd.DataFrame) -> pd.DataFrame:
+        for step in self.steps:
+            frame = step.apply(frame)
+        return derive_columns(frame, self.derived) if self.derived else frame
+
+
+def curated_view(
+    catalog: Catalog, ws: Workspace, name: str, wanted: list[str]
+) -> CuratedView | None:
+    """The plan to compute ``wanted`` columns of curated ``name`` per partition of its source.
+
+    None when ``name`` is not curated, was not built from the current source versions (so its
+    stored rows could differ from a fresh join), or a join is too large to broadcast.
+    """
+    ds = catalog.datasets[name]
+    if ds.zone != "curated" or not is_current(catalog, ws, name):
+        return None
+    versions = source_versions(catalog, ws, name)
+    limit = config.get("broadcast-max-rows")
+    if any(
+        table_rows(table_path(catalog, ws, j.dataset), versions[j.dataset]) > limit
+        for j in ds.joins
+    ):
+        return None
+    need = set(wanted)
+    derived = {}
+    for column, spec in reversed(list(ds.derived.items())):
+        if column in need:
+            derived[column] = spec
+            need |= set(spec.inputs) | set(expression_names(spec.expr or ""))
+    need |= {key for join in ds.joins for key in join.left_keys}
+    steps = []
+    for join in reversed(ds.joins):
+        right = _right_side(catalog, ws, join, versions[join.dataset])
+        keep = [c for c in right.columns if c in need]
+        if not keep and join.how == "left":
+            continue  # a left join on unique keys that brings nothing wanted changes nothing
+        right = right[[*_renamed_keys(join), *keep]].compute()
+        _check_unique(right, join)
+        for column in keep:
+            if right[column].dtype.kind not in "biufmM":
+                right[column] = right[column].astype("category")
+        lookup = DirectLookup.build(right, _renamed_keys(join))
+        steps.append(JoinStep(join, lookup, None if lookup is not None else right))
+    source_cols = columns_of(catalog, ds.from_)
+    columns = [c for c in source_cols if c in need]
+    derived = dict(reversed(derived.items()))
+    return CuratedView(ds.from_, versions, columns, steps[::-1], derived)
 
 
 def _take(left: pd.DataFrame, lookup: DirectLookup, join: Join) -> pd.DataFrame:
@@ -146,7 +263,7 @@ def _merge(left: pd.DataFrame, right: pd.DataFrame, join: Join) -> pd.DataFrame:
 
 def derive_columns(df: pd.DataFrame, derived: dict[str, Derivation]) -> pd.DataFrame:
     """Add the catalog's derived columns to one partition, vectorised."""
-    df = df.copy()
+    df = df.copy(deep=False)
     for name, spec in derived.items():
         if spec.expr is not None:
             df[name] = df.eval(spec.expr)
