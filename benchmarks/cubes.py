@@ -5,7 +5,8 @@ joined with orders, customer, nation, region and part: the build tasks do the br
 themselves), against DuckDB and Polars joining and grouping the same lake Parquet files. The
 time to materialise the curated star join, which the cube does not wait for, is shown apart.
 Queries: slice, roll-up, drill-down and pivot on the built cube (median and p95 over --runs),
-against DuckDB answering the same question from the lake tables. Also the cube's size on disk against the source Parquet.
+against DuckDB answering the same question from the lake tables.
+Also the cube's size on disk against the source Parquet.
 
     python benchmarks/cubes.py [--sf 1] [--parts 8] [--runs 50]
 """

@@ -148,3 +148,29 @@ def test_landing_gc_keeps_unpromoted_and_young_batches(tmp_path, client):
     assert len(later.removed) == 1 and len(later.kept_unpromoted) == 1
     assert len(wb.list_batches(ws, "orders")) == 1
     assert pd.Timestamp(wb.list_batches(ws, "orders")[0].landed_at) <= pd.Timestamp(now)
+
+
+def test_curated_join_by_shuffle_equals_the_broadcast_join(demo, tmp_path):
+    """Right tables too big to broadcast go through Dask's hash join: same rows either way."""
+    import dask
+
+    from workbench.io.delta import read_table, write_table
+    from workbench.zones.curated import can_broadcast
+
+    catalog, ws, _ = demo
+    other = wb.Workspace(tmp_path)
+    for name in ("flights", "airlines", "airports", "planes", "weather"):
+        write_table(read_table(ws.path("lake", name)), other.path("lake", name))
+    planes = next(j for j in catalog.datasets["flights_enriched"].joins if j.dataset == "planes")
+    assert can_broadcast(catalog, other, planes, None)  # auto: 3,322 rows fit any worker
+    with dask.config.set({"workbench.broadcast-memory-fraction": 1e-9}):
+        assert not can_broadcast(catalog, other, planes, None)
+    with dask.config.set({"workbench.broadcast-max-rows": 10}):
+        built = wb.build_curated(catalog, other, "flights_enriched")
+    assert built.broadcast == ()
+    key = ["year", "month", "day", "carrier", "flight", "origin", "sched_dep_time"]
+    got = read_table(other.path("curated", "flights_enriched")).compute()
+    want = read_table(ws.path("curated", "flights_enriched")).compute()
+    got = got.sort_values(key).reset_index(drop=True)
+    want = want.sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, want[got.columns], check_dtype=False)

@@ -1,8 +1,8 @@
 """Curated tables: a lake table joined with others as declared, plus derived columns.
 
-Right-hand tables small enough (``workbench.broadcast-max-rows``) are read once, checked for
-unique keys and broadcast to every partition as one pandas frame, so the big table is never
-shuffled. Larger ones fall back to Dask's hash join.
+Right-hand tables small enough (``workbench.broadcast-max-rows``: by default, sized against the
+workers' memory) are read once, checked for unique keys and broadcast to every partition as one
+pandas frame, so the big table is never shuffled. Larger ones fall back to Dask's hash join.
 """
 
 from __future__ import annotations
@@ -40,19 +40,18 @@ def build_curated(catalog: Catalog, ws: Workspace, name: str) -> CuratedBuild:
     frame = read_dataset(
         catalog, ws, ds.from_, columns=columns_of(catalog, ds.from_), version=sources[ds.from_]
     )
-    limit = config.get("broadcast-max-rows")
     broadcast = []
     for join in ds.joins:
         version = sources[join.dataset]
-        if table_rows(table_path(catalog, ws, join.dataset), version) <= limit:
+        if can_broadcast(catalog, ws, join, version):
             right = _right_side(catalog, ws, join, version).compute()
             frame = _broadcast_join(frame, right, join)
             broadcast.append(join.dataset)
         else:
             right = _right_side(catalog, ws, join, version)
-            frame = frame.merge(
-                right, how=join.how, left_on=join.left_keys, right_on=_renamed_keys(join)
-            )
+            keys = _renamed_keys(join)
+            frame = frame.merge(right, how=join.how, left_on=join.left_keys, right_on=keys)
+            frame = frame.drop(columns=keys)
     frame = frame.map_partitions(
         derive_columns, ds.derived, meta=derive_columns(frame._meta, ds.derived)
     )
@@ -82,6 +81,39 @@ def is_current(catalog: Catalog, ws: Workspace, name: str) -> bool:
         return recorded is not None and json.loads(recorded) == source_versions(catalog, ws, name)
     except WorkbenchError:  # a source table is missing
         return False
+
+
+def can_broadcast(catalog: Catalog, ws: Workspace, join: Join, version: int | None) -> bool:
+    """Whether the right side of ``join`` is small enough to send whole to every worker.
+
+    ``broadcast-max-rows`` set to a number is a row limit. ``auto`` sizes the table in memory
+    (8 bytes a value for its keys and requested columns, plus a direct-lookup array of up to
+    four entries a row) against ``broadcast-memory-fraction`` of the smallest worker's memory.
+    """
+    rows = table_rows(table_path(catalog, ws, join.dataset), version)
+    limit = config.get("broadcast-max-rows")
+    if limit != "auto":
+        return rows <= int(limit)
+    renames = join.renames()
+    columns = len(join.right_keys) + (
+        len(renames) if renames is not None else len(columns_of(catalog, join.dataset))
+    )
+    return rows * 8 * (columns + 4) <= config.get("broadcast-memory-fraction") * worker_memory()
+
+
+def worker_memory() -> float:
+    """The smallest worker memory limit of the current cluster (a share of this machine's
+    memory when there is none, or the workers have no limit)."""
+    import psutil
+
+    try:
+        from distributed import get_client
+
+        limits = [w["memory_limit"] for w in get_client().scheduler_info()["workers"].values()]
+    except ValueError:
+        limits = []
+    limits = [m for m in limits if m]
+    return float(min(limits)) if limits else psutil.virtual_memory().total / 4
 
 
 def _renamed_keys(join: Join) -> list[str]:
@@ -219,11 +251,7 @@ def curated_view(
     if ds.zone != "curated" or not is_current(catalog, ws, name):
         return None
     versions = source_versions(catalog, ws, name)
-    limit = config.get("broadcast-max-rows")
-    if any(
-        table_rows(table_path(catalog, ws, j.dataset), versions[j.dataset]) > limit
-        for j in ds.joins
-    ):
+    if not all(can_broadcast(catalog, ws, j, versions[j.dataset]) for j in ds.joins):
         return None
     need = set(wanted)
     derived = {}
