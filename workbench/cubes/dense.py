@@ -100,6 +100,8 @@ def dense_partition(frames: list[Coded], cube: Cube) -> Partial | None:
     """Coded frames reduced into one dense grid over the members they hold (None if the grid
     would be too big): codes are moved onto the union of members, then one ``bincount`` per
     measure covers all the frames."""
+    # Empty frames hold no members (and untyped ones): leave them out unless all are empty.
+    frames = [f for f in frames if f.codes and len(f.codes[0])] or frames[:1]
     index = {grain: _union([f.index[grain] for f in frames]) for grain in frames[0].index}
     shape = tuple(len(i) for i in index.values())
     if _too_big(cube, shape):
@@ -167,6 +169,8 @@ def merge_partials(cube: Cube, a: Partial | None, b: Partial | None) -> Partial 
     """Two partial grids on the union of their members: sums added, minima and maxima kept."""
     if a is None or b is None:
         return None
+    if not math.prod(b.shape) or not math.prod(a.shape):  # an empty grid adds nothing
+        return a if math.prod(a.shape) else b
     if all(a.index[g].equals(b.index[g]) for g in a.index):
         arrays = {
             name: _add(cube, name, values, b.arrays[name]) for name, values in a.arrays.items()
