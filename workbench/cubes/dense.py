@@ -37,7 +37,7 @@ from workbench.zones.tables import table_path
 
 
 def level_codes(values: pd.Series, level: str | None) -> tuple[np.ndarray, pd.Index]:
-    """Each row's position among the members present, and those members (in no order).
+    """Each row's position among the members present, and those members, sorted.
 
     The raw values are factorised first (cheap on dictionary-encoded text and on integers);
     the level's truncation or the missing-member label then applies to the distinct values
@@ -49,7 +49,10 @@ def level_codes(values: pd.Series, level: str | None) -> tuple[np.ndarray, pd.In
         distinct = distinct.astype(distinct.dtype.categories.dtype)
     members = truncate(distinct, level) if level else category_members(distinct)
     merged, final = pd.factorize(members, use_na_sentinel=False)
-    return merged[raw], pd.Index(final)
+    ordered, order = pd.Index(final).sort_values(return_indexer=True)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return rank[merged][raw], ordered
 
 
 @dataclass
@@ -135,14 +138,15 @@ def dense_partition(frames: list[Coded], cube: Cube) -> Partial | None:
         key: pd.concat([f.pairs[key] for f in frames], ignore_index=True).drop_duplicates()
         for key in frames[0].pairs
     }
-    return _sorted(Partial(index, {k: v.reshape(shape) for k, v in arrays.items()}, pairs))
+    return Partial(index, {k: v.reshape(shape) for k, v in arrays.items()}, pairs)
 
 
 def _union(indexes: list[pd.Index]) -> pd.Index:
+    """Sorted members of several sorted indexes (most often all equal: nothing to do)."""
     out = indexes[0]
     for other in indexes[1:]:
         if not other.equals(out):
-            out = out.append(other[~other.isin(out)])
+            out = out.append(other[~other.isin(out)]).sort_values()
     return out
 
 
@@ -178,11 +182,10 @@ def merge_partials(cube: Cube, a: Partial | None, b: Partial | None) -> Partial 
         return Partial(a.index, arrays, _merged_pairs(a, b))
     index, where_a, where_b = {}, [], []
     for grain, members_a in a.index.items():
-        members_b = b.index[grain]
-        union = members_a.append(members_b[~members_b.isin(members_a)])
+        union = _union([members_a, b.index[grain]])
         index[grain] = union
-        where_a.append(np.arange(len(members_a)))
-        where_b.append(union.get_indexer(members_b))
+        where_a.append(union.get_indexer(members_a))
+        where_b.append(union.get_indexer(b.index[grain]))
     shape = tuple(len(i) for i in index.values())
     if _too_big(cube, shape):
         return None
@@ -197,7 +200,7 @@ def merge_partials(cube: Cube, a: Partial | None, b: Partial | None) -> Partial 
         else:
             out[cells_b] = (np.fmin if agg == "min" else np.fmax)(out[cells_b], b.arrays[name])
         arrays[name] = out
-    return _sorted(Partial(index, arrays, _merged_pairs(a, b)))
+    return Partial(index, arrays, _merged_pairs(a, b))
 
 
 def _add(cube: Cube, name: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -251,7 +254,13 @@ def source_files(catalog: Catalog, ws: Workspace, cube: Cube) -> SourceFiles:
 
 def dense_files(source: SourceFiles, files: list[str], cube: Cube, view) -> Partial | None:
     """Several Parquet files reduced in one task: one partial grid leaves it."""
-    return dense_partition([code_frame(source.frame(path, view), cube) for path in files], cube)
+    total = None
+    for i, path in enumerate(files):  # one file's rows at a time: memory stays at one grid
+        part = dense_partition([code_frame(source.frame(path, view), cube)], cube)
+        total = part if i == 0 else merge_partials(cube, total, part)
+        if total is None:
+            return None
+    return total
 
 
 def _workers() -> dict:
@@ -261,16 +270,6 @@ def _workers() -> dict:
         return get_client().scheduler_info()["workers"]
     except ValueError:
         return {}
-
-
-def _sorted(partial: Partial) -> Partial:
-    """Members in order along every dimension (missing ones last)."""
-    index, order = {}, []
-    for grain, members in partial.index.items():
-        index[grain], positions = members.sort_values(return_indexer=True)
-        order.append(positions)
-    cells = np.ix_(*order)
-    return Partial(index, {k: v[cells] for k, v in partial.arrays.items()}, partial.pairs)
 
 
 def compute_dense(
