@@ -159,7 +159,12 @@ def _script(
     if local_dir:
         lines.append(f"export DASK_TEMPORARY_DIRECTORY={shlex.quote(str(local_dir))}")
     if layout == "srun":
-        runner += ["--layout", "srun", "--dask-options", json.dumps(_srun_options(prof, threads, per_worker, local_dir))]
+        runner += [
+            "--layout",
+            "srun",
+            "--dask-options",
+            json.dumps(_srun_options(prof, threads, per_worker, local_dir)),
+        ]
         command = ["srun", "--kill-on-bad-exit=1", *runner, "--", *targets]
     else:
         env = {"N_WORKERS": processes, "THREADS_PER_WORKER": threads}
@@ -276,7 +281,10 @@ def _first_error(ws, result, run_id, folder: Path, sched: SchedulerState | None)
     if line:
         return line
     if sched:
-        return f"the batch system reports {sched.state} (exit code {sched.exit_code}, reason {sched.reason})"
+        return (
+            f"the batch system reports {sched.state} "
+            f"(exit code {sched.exit_code}, reason {sched.reason})"
+        )
     return None
 
 

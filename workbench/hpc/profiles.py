@@ -99,9 +99,7 @@ class HpcProfile:
             "walltime": self.walltime,
             "lifetime": _seconds_text(self.lifetime),
             "lifetime-stagger": _seconds_text(self.lifetime_stagger),
-            "scheduler": {
-                k: v for k, v in kwargs["scheduler_options"].items() if k != "security"
-            },
+            "scheduler": {k: v for k, v in kwargs["scheduler_options"].items() if k != "security"},
             "tls": "security" in kwargs,
         }
 
@@ -149,7 +147,9 @@ def resolve_profile(name: str, **overrides: Any) -> HpcProfile:
     kwargs["scheduler_options"] = scheduler_options
     walltime = settings.get("walltime") or jobqueue.get("walltime")
     lifetime, stagger = _lifetime(name, settings, walltime, kind)
-    kwargs["worker_extra_args"] = _worker_args(settings, jobqueue, scheduler_options, lifetime, stagger)
+    kwargs["worker_extra_args"] = _worker_args(
+        settings, jobqueue, scheduler_options, lifetime, stagger
+    )
     security = _security(name, settings.get("security"))
     if security is not None:
         kwargs["security"] = security
@@ -220,9 +220,7 @@ def hpc_client(name: str, **overrides: Any) -> Client:
     cluster = start_cluster(profile)
     try:
         if profile.adaptive:
-            cluster.adapt(
-                minimum_jobs=profile.minimum_jobs or 0, maximum_jobs=profile.maximum_jobs
-            )
+            cluster.adapt(minimum_jobs=profile.minimum_jobs or 0, maximum_jobs=profile.maximum_jobs)
         else:
             if profile.jobs < 1:
                 raise ClusterError(
@@ -259,9 +257,7 @@ def _cluster_class(kind: str):
     try:
         import dask_jobqueue
     except ImportError as exc:
-        raise ClusterError(
-            "HPC profiles need dask-jobqueue: pip install 'workbench[hpc]'"
-        ) from exc
+        raise ClusterError("HPC profiles need dask-jobqueue: pip install 'workbench[hpc]'") from exc
     return getattr(dask_jobqueue, CLUSTER_CLASSES[kind])
 
 
@@ -316,7 +312,9 @@ def _worker_args(
     lifetime: float | None,
     stagger: float | None,
 ) -> list[str]:
-    args = [str(a) for a in settings.get("worker-extra-args") or jobqueue.get("worker-extra-args") or []]
+    args = [
+        str(a) for a in settings.get("worker-extra-args") or jobqueue.get("worker-extra-args") or []
+    ]
     host = str(scheduler_options.get("host") or "")
     if _is_loopback(host) and "--host" not in args:
         # A scheduler on loopback means a single machine: keep the workers' ports there too.

@@ -39,7 +39,9 @@ def _say(text: str) -> None:
     print(f"[{dt.datetime.now():%H:%M:%S}] {text}", flush=True)
 
 
-def run_in_job(job_dir: Path, catalog: Path, workspace: Path, targets: list[str], label: str) -> int:
+def run_in_job(
+    job_dir: Path, catalog: Path, workspace: Path, targets: list[str], label: str
+) -> int:
     """Run the pipeline on the current Dask client; record the outcome in ``job_dir``."""
     from workbench.catalog import load_catalog
     from workbench.errors import WorkbenchError
@@ -103,7 +105,9 @@ def _local(args: argparse.Namespace, run: Callable[[], int]) -> int:
     from workbench.cluster import close_client, get_client
 
     client = get_client("local")
-    _say(f"local cluster: {len(client.scheduler_info()['workers'])} workers, {client.dashboard_link}")
+    _say(
+        f"local cluster: {len(client.scheduler_info()['workers'])} workers, {client.dashboard_link}"
+    )
     try:
         return run()
     finally:
