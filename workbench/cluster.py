@@ -16,7 +16,7 @@ from pathlib import Path
 from distributed import Client, LocalCluster
 
 from workbench import config
-from workbench.errors import ClusterError
+from workbench.errors import ClusterError, ProfileError
 
 Profile = Callable[..., Client]
 _PROFILES: dict[str, Profile] = {}
@@ -70,7 +70,7 @@ def get_client(profile: str | None = None, **overrides: object) -> Client:
     hpc = hpc_profile_names()
     if profile not in hpc and set(overrides) - set(_LOCAL_KEYS):
         options = ", ".join(sorted(set(overrides) - set(_LOCAL_KEYS)))
-        raise ClusterError(
+        raise ProfileError(
             f"{options} apply to HPC profiles ({', '.join(hpc)}), not to {profile!r}; "
             "use e.g. --cluster slurm, or drop them."
         )
@@ -89,7 +89,7 @@ def get_client(profile: str | None = None, **overrides: object) -> Client:
             "Check that the scheduler is running and the address is right."
         ) from exc
     known = ", ".join(sorted(_PROFILES) + hpc)
-    raise ClusterError(
+    raise ProfileError(
         f"unknown cluster profile {profile!r}: use one of {known}, a scheduler "
         "address such as tcp://127.0.0.1:8786, or a scheduler file (*.json)."
     )

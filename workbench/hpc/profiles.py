@@ -22,7 +22,7 @@ from dask.utils import parse_timedelta
 from distributed import Client
 
 from workbench import config
-from workbench.errors import ClusterError
+from workbench.errors import ClusterError, ProfileError
 
 # dask-jobqueue's cluster class for each kind of batch system.
 CLUSTER_CLASSES = {
@@ -109,11 +109,13 @@ def hpc_profile_names() -> list[str]:
     return sorted(config.get("cluster.profiles") or {})
 
 
-def resolve_profile(name: str, **overrides: Any) -> HpcProfile:
+def resolve_profile(
+    name: str, *, default_log_directory: str | None = None, **overrides: Any
+) -> HpcProfile:
     """Merge overrides, the named profile, the HPC defaults and the ``jobqueue`` config.
 
     Overrides use Python names (``maximum_jobs=4``) or config names (``"maximum-jobs"``);
-    ``None`` values are ignored.
+    ``None`` values are ignored. ``default_log_directory`` applies when no setting names one.
 
     Examples
     --------
@@ -123,7 +125,7 @@ def resolve_profile(name: str, **overrides: Any) -> HpcProfile:
     """
     profiles = config.get("cluster.profiles") or {}
     if name not in profiles:
-        raise ClusterError(
+        raise ProfileError(
             f"no HPC profile {name!r}; known: {', '.join(hpc_profile_names())}. Add one under "
             f"workbench.cluster.profiles.{name} in a Dask config file (kind: slurm, pbs, sge, "
             "lsf or htcondor, plus any jobqueue key)."
@@ -132,7 +134,7 @@ def resolve_profile(name: str, **overrides: Any) -> HpcProfile:
     settings = {**config.get("cluster.hpc"), **(profiles[name] or {}), **given}
     kind = settings.pop("kind", None) or name
     if kind not in CLUSTER_CLASSES:
-        raise ClusterError(
+        raise ProfileError(
             f"workbench.cluster.profiles.{name}.kind is {kind!r}; use one of "
             f"{', '.join(CLUSTER_CLASSES)}."
         )
@@ -143,6 +145,8 @@ def resolve_profile(name: str, **overrides: Any) -> HpcProfile:
         for k, v in settings.items()
         if k not in WORKBENCH_KEYS and v is not None
     }
+    if default_log_directory and not (kwargs.get("log_directory") or jobqueue.get("log-directory")):
+        kwargs["log_directory"] = str(default_log_directory)
     scheduler_options = _scheduler_options(settings, jobqueue)
     kwargs["scheduler_options"] = scheduler_options
     walltime = settings.get("walltime") or jobqueue.get("walltime")
@@ -174,12 +178,12 @@ def start_cluster(profile: HpcProfile):
         return cls(**profile.cluster_kwargs)
     except ValueError as exc:
         if "cores and memory" in str(exc):
-            raise ClusterError(
+            raise ProfileError(
                 f"profile {profile.name!r} needs cores and memory per job: pass --cores 8 "
                 f"--memory 32GB, or set cores and memory under workbench.cluster.profiles."
                 f"{profile.name} or jobqueue.{profile.kind} in a Dask config file."
             ) from exc
-        raise ClusterError(f"profile {profile.name!r}: {exc}") from exc
+        raise ProfileError(f"profile {profile.name!r}: {exc}") from exc
     except ImportError as exc:
         raise ClusterError(
             f"profile {profile.name!r}: {exc}. `security: temporary` needs the `cryptography` "
@@ -223,7 +227,7 @@ def hpc_client(name: str, **overrides: Any) -> Client:
             cluster.adapt(minimum_jobs=profile.minimum_jobs or 0, maximum_jobs=profile.maximum_jobs)
         else:
             if profile.jobs < 1:
-                raise ClusterError(
+                raise ProfileError(
                     f"profile {name!r} starts no worker job: set jobs (--jobs 2) or "
                     "maximum-jobs (--max-jobs 10) for adaptive scaling."
                 )
@@ -269,13 +273,13 @@ def _jobqueue(kind: str) -> dict[str, Any]:
 def _check_keys(name: str, kind: str, settings: dict, jobqueue: dict) -> None:
     for key in settings:
         if key in _DEPRECATED:
-            raise ClusterError(
+            raise ProfileError(
                 f"workbench.cluster.profiles.{name}: {key!r} was renamed "
                 f"{_DEPRECATED[key]!r} in dask-jobqueue; use the new name."
             )
         if key not in WORKBENCH_KEYS and key not in jobqueue:
             valid = sorted(WORKBENCH_KEYS | (jobqueue.keys() - _DEPRECATED.keys()))
-            raise ClusterError(
+            raise ProfileError(
                 f"unknown setting {key!r} for profile {name!r} ({kind}); use one of "
                 f"{', '.join(valid)}."
             )
@@ -370,7 +374,7 @@ def parse_walltime(text: Any, kind: str) -> float:
     """
     match = _WALLTIME.match(str(text).strip())
     if not match:
-        raise ClusterError(
+        raise ProfileError(
             f"walltime {text!r} is not understood; write it as HH:MM:SS (e.g. 01:00:00)"
             + (" or HH:MM for LSF" if kind == "lsf" else "")
             + "."
@@ -404,7 +408,7 @@ def _security(name: str, value: Any):
     if value in (True, "temporary"):
         return True
     if not isinstance(value, dict) or "ca-file" not in value:
-        raise ClusterError(
+        raise ProfileError(
             f"workbench.cluster.profiles.{name}.security must be null, 'temporary' or a "
             "mapping with ca-file, cert and key (files readable on every node)."
         )
@@ -421,7 +425,7 @@ def _timedelta(name: str, key: str, value: Any) -> float | None:
     try:
         return float(parse_timedelta(value, default="s"))
     except (ValueError, KeyError) as exc:
-        raise ClusterError(
+        raise ProfileError(
             f"{key} {value!r} in profile {name!r} is not a duration; write e.g. 50m or 3600s."
         ) from exc
 
