@@ -22,7 +22,7 @@ from typing import Any
 from dask.utils import parse_bytes
 
 from workbench.errors import ClusterError, WorkspaceError
-from workbench.hpc.profiles import HpcProfile, resolve_profile
+from workbench.hpc.profiles import HpcProfile, parse_walltime, resolve_profile
 from workbench.hpc.systems import Request, SchedulerState, batch_system
 from workbench.io.workspace import Workspace, write_json_atomic
 from workbench.runs import RunStore
@@ -89,6 +89,12 @@ def submit_job(
         raise ClusterError("more than one node needs --layout srun (workers started by srun).")
     if layout == "srun" and prof.kind != "slurm":
         raise ClusterError(f"--layout srun needs SLURM; profile {profile!r} is {prof.kind}.")
+    host = str(prof.cluster_kwargs["scheduler_options"].get("host") or "")
+    if nodes > 1 and (host.startswith("127.") or host == "localhost"):
+        raise ClusterError(
+            f"{nodes} nodes need a scheduler the other nodes can reach, but profile {profile!r} "
+            f"puts it on {host}: set interface (e.g. ib0) or scheduler-interface in the profile."
+        )
     job_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     folder = ws.path("jobs", job_id)
     folder.mkdir(parents=True)
@@ -135,7 +141,7 @@ def _script(
         name=f"workbench-{folder.name}",
         out=str(folder / "job.out"),
         err=str(folder / "job.err"),
-        walltime=prof.walltime,
+        walltime=prof.walltime and system.walltime(parse_walltime(prof.walltime, prof.kind)),
         nodes=nodes,
         tasks=tasks,
         cpus_per_task=threads if layout == "srun" else cores,

@@ -24,6 +24,11 @@ from distributed import Client
 from workbench import config
 from workbench.errors import ClusterError, ProfileError
 
+try:  # at import: dask-jobqueue registers its `jobqueue` defaults in dask.config
+    import dask_jobqueue
+except ImportError:  # the `hpc` extra is not installed; profiles say so when used
+    dask_jobqueue = None
+
 # dask-jobqueue's cluster class for each kind of batch system.
 CLUSTER_CLASSES = {
     "slurm": "SLURMCluster",
@@ -139,6 +144,8 @@ def resolve_profile(
             f"{', '.join(CLUSTER_CLASSES)}."
         )
     jobqueue = _jobqueue(kind)
+    if "account" in settings and "account" not in jobqueue and "project" in jobqueue:
+        settings["project"] = settings.pop("account")  # SGE and LSF call it a project
     _check_keys(name, kind, settings, jobqueue)
     kwargs = {
         k.replace("-", "_"): v
@@ -258,10 +265,8 @@ def _wait_for_first_worker(client: Client, cluster, profile: HpcProfile) -> None
 
 
 def _cluster_class(kind: str):
-    try:
-        import dask_jobqueue
-    except ImportError as exc:
-        raise ClusterError("HPC profiles need dask-jobqueue: pip install 'workbench[hpc]'") from exc
+    if dask_jobqueue is None:
+        raise ClusterError("HPC profiles need dask-jobqueue: pip install 'workbench[hpc]'")
     return getattr(dask_jobqueue, CLUSTER_CLASSES[kind])
 
 
@@ -383,9 +388,11 @@ def parse_walltime(text: Any, kind: str) -> float:
     numbers = [int(p) for p in parts if p is not None]
     if len(numbers) == 3:
         h, m, s = numbers
+    elif days:  # SLURM's D-HH and D-HH:MM
+        h, m, s = (*numbers, 0, 0)[:3]
     elif len(numbers) == 2:
-        # LSF writes [HH:]MM; SLURM writes MM:SS (and D-HH:MM with a day); PBS/SGE HH:MM:SS.
-        h, m, s = (numbers[0], numbers[1], 0) if kind == "lsf" or days else (0, *numbers)
+        # LSF writes [HH:]MM, SLURM MM:SS.
+        h, m, s = (numbers[0], numbers[1], 0) if kind == "lsf" else (0, *numbers)
     else:
         # A bare number: minutes for SLURM and LSF, seconds for PBS, SGE and HTCondor.
         h, m, s = (0, numbers[0], 0) if kind in ("slurm", "lsf") else (0, 0, numbers[0])

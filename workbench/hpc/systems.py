@@ -56,6 +56,11 @@ class BatchSystem:
     def directives(self, req: Request) -> list[str]:
         raise NotImplementedError
 
+    def walltime(self, seconds: float) -> str:
+        """The walltime as this system writes it."""
+        minutes, secs = divmod(int(seconds), 60)
+        return f"{minutes // 60:02d}:{minutes % 60:02d}:{secs:02d}"
+
     def header(self, req: Request) -> str:
         return "\n".join(f"{self.prefix} {d}" for d in [*self.directives(req), *req.extra])
 
@@ -140,11 +145,15 @@ class Sge(BatchSystem):
         if req.queue:
             lines.append(f"-q {req.queue}")
         if req.account:
-            lines.append(f"-A {req.account}")
+            lines.append(f"-P {req.account}")
         return lines
 
 
 class Lsf(BatchSystem):
+    def walltime(self, seconds: float) -> str:
+        minutes = -(-int(seconds) // 60)  # LSF counts whole minutes: round up
+        return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
     def directives(self, req: Request) -> list[str]:
         from dask_jobqueue.lsf import lsf_format_bytes_ceil
 
