@@ -459,6 +459,7 @@ def test_a_worker_job_cancelled_mid_run_still_gives_the_right_lake(slurm, demo, 
             proc.kill()
     ws = wb.Workspace(tmp_path)
     run = wb.RunStore(ws.runs_db).runs()[0]
+    print(f"worker job {victim} cancelled mid-run: exit {code}, run {run['status']}")
     if code == 0:
         assert run["status"] == "succeeded"
         flights = _lake(catalog, ws, "flights")
