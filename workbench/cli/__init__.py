@@ -53,6 +53,10 @@ ProcessesOpt = Annotated[
     int | None, typer.Option(help="HPC: worker processes per job", rich_help_panel="HPC")
 ]
 JobsOpt = Annotated[int | None, typer.Option(help="HPC: worker jobs", rich_help_panel="HPC")]
+HPC_OPTIONS = (
+    "cores", "memory", "processes", "jobs", "minimum_jobs", "maximum_jobs", "walltime", "queue",
+    "account",
+)  # fmt: skip
 MinJobsOpt = Annotated[
     int | None, typer.Option("--min-jobs", help="HPC: adaptive minimum", rich_help_panel="HPC")
 ]
@@ -209,8 +213,8 @@ def run(
     memory: MemoryOpt = None,
     processes: ProcessesOpt = None,
     jobs: JobsOpt = None,
-    min_jobs: MinJobsOpt = None,
-    max_jobs: MaxJobsOpt = None,
+    minimum_jobs: MinJobsOpt = None,
+    maximum_jobs: MaxJobsOpt = None,
     walltime: WalltimeOpt = None,
     queue: QueueOpt = None,
     account: AccountOpt = None,
@@ -219,9 +223,7 @@ def run(
 
     With an HPC profile (`--cluster slurm`) the client runs here and the workers are batch jobs.
     """
-    hpc_options = dict(cores=cores, memory=memory, processes=processes, jobs=jobs)
-    hpc_options |= dict(walltime=walltime, queue=queue, account=account)
-    hpc_options |= dict(minimum_jobs=min_jobs, maximum_jobs=max_jobs)
+    hpc_options = {k: v for k, v in locals().items() if k in HPC_OPTIONS}
     with _reported():
         result = _run_steps(
             catalog,

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from workbench.cli import (
     DEFAULT_CATALOG,
+    HPC_OPTIONS,
     AccountOpt,
     CatalogOpt,
     CoresOpt,
@@ -68,8 +69,8 @@ def cluster_info(
     memory: MemoryOpt = None,
     processes: ProcessesOpt = None,
     jobs: JobsOpt = None,
-    min_jobs: MinJobsOpt = None,
-    max_jobs: MaxJobsOpt = None,
+    minimum_jobs: MinJobsOpt = None,
+    maximum_jobs: MaxJobsOpt = None,
     walltime: WalltimeOpt = None,
     queue: QueueOpt = None,
     account: AccountOpt = None,
@@ -78,8 +79,7 @@ def cluster_info(
     """Show a profile's settings and the job script one worker job would be submitted with."""
     from workbench.hpc import job_script, resolve_profile
 
-    options = dict(cores=cores, memory=memory, processes=processes, jobs=jobs, walltime=walltime)
-    options |= dict(minimum_jobs=min_jobs, maximum_jobs=max_jobs, queue=queue, account=account)
+    options = {k: v for k, v in locals().items() if k in HPC_OPTIONS}
     with _reported():
         described = resolve_profile(profile, **options).describe()
         script = job_script(profile, **options)

@@ -61,6 +61,12 @@ class BatchSystem:
         minutes, secs = divmod(int(seconds), 60)
         return f"{minutes // 60:02d}:{minutes % 60:02d}:{secs:02d}"
 
+    def _limits(self, req: Request, walltime: str, account: str) -> list[str]:
+        """Walltime, queue and account lines, spelled the way this system wants them."""
+        lines = [walltime.format(req.walltime)] if req.walltime else []
+        lines += [f"-q {req.queue}"] if req.queue else []
+        return lines + ([account.format(req.account)] if req.account else [])
+
     def header(self, req: Request) -> str:
         return "\n".join(f"{self.prefix} {d}" for d in [*self.directives(req), *req.extra])
 
@@ -124,13 +130,7 @@ class Pbs(BatchSystem):
         if req.memory:
             select += f":mem={pbs_format_bytes_ceil(parse_bytes(req.memory))}"
         lines = [f"-N {req.name}", f"-o {req.out}", f"-e {req.err}", f"-l {select}"]
-        if req.walltime:
-            lines.append(f"-l walltime={req.walltime}")
-        if req.queue:
-            lines.append(f"-q {req.queue}")
-        if req.account:
-            lines.append(f"-A {req.account}")
-        return lines
+        return lines + self._limits(req, "-l walltime={}", "-A {}")
 
 
 class Sge(BatchSystem):
@@ -140,13 +140,7 @@ class Sge(BatchSystem):
         if req.memory:
             per_slot = parse_bytes(req.memory) // (req.cpus_per_task * req.tasks)
             lines.append(f"-l h_vmem={per_slot // 2**20}M")
-        if req.walltime:
-            lines.append(f"-l h_rt={req.walltime}")
-        if req.queue:
-            lines.append(f"-q {req.queue}")
-        if req.account:
-            lines.append(f"-P {req.account}")
-        return lines
+        return lines + self._limits(req, "-l h_rt={}", "-P {}")
 
 
 class Lsf(BatchSystem):
@@ -162,13 +156,7 @@ class Lsf(BatchSystem):
         lines.append('-R "span[hosts=1]"')
         if req.memory:
             lines.append(f"-M {lsf_format_bytes_ceil(parse_bytes(req.memory))}")
-        if req.walltime:
-            lines.append(f"-W {req.walltime}")
-        if req.queue:
-            lines.append(f"-q {req.queue}")
-        if req.account:
-            lines.append(f'-P "{req.account}"')
-        return lines
+        return lines + self._limits(req, "-W {}", '-P "{}"')
 
 
 _SLURM_STATES = {
