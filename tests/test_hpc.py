@@ -528,3 +528,29 @@ def _model_versions(ws: wb.Workspace) -> list[str]:
     return sorted(
         p.name for p in ws.path("models", "departure_delay").iterdir() if p.name[0] != "."
     )
+
+
+@pytest.mark.slurm
+def test_adaptive_profile_submits_jobs_for_work_and_releases_them(slurm, tmp_path):
+    client = wb.get_client(
+        "slurm", cores=1, memory="1GB", minimum_jobs=0, maximum_jobs=2,
+        default_log_directory=str(tmp_path / "logs"),
+    )  # fmt: skip
+    try:
+        assert client.scheduler_info()["workers"] == {}  # nothing asked for yet
+
+        def slow_square(x):
+            time.sleep(0.5)
+            return x * x
+
+        futures = client.map(slow_square, range(20))
+        assert client.gather(futures) == [x * x for x in range(20)]
+        started = sorted(p.name for p in (tmp_path / "logs").glob("*.err"))
+        assert 1 <= len(started) <= 2, started  # worker jobs came, within maximum-jobs
+        del futures
+        deadline = time.monotonic() + 90
+        while client.scheduler_info()["workers"] and time.monotonic() < deadline:
+            time.sleep(1)
+        assert client.scheduler_info()["workers"] == {}, "idle worker jobs were not released"
+    finally:
+        wb.close_client(client)
