@@ -12,13 +12,16 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import dask.config
 import pandas as pd
 import pytest
 import xarray as xr
+from typer.testing import CliRunner
 
 import workbench as wb
+from workbench.cli import app
 from workbench.hpc import job_script, job_status, resolve_profile, submit_job
 from workbench.hpc.profiles import parse_walltime
 from workbench.testing import orders_catalog, random_orders, write_customers
@@ -51,7 +54,13 @@ def slurm():
         pytest.skip(message)
 
 
-def _cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+def _cli(*args: str) -> SimpleNamespace:
+    """``workbench ARGS`` in this process (fast); ``run --cluster slurm`` gets its own process."""
+    result = CliRunner().invoke(app, list(args))
+    return SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)
+
+
+def _cli_process(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", "from workbench.cli import app; app()", *args],
         capture_output=True,
@@ -328,7 +337,7 @@ def _lake(catalog, ws, name) -> pd.DataFrame:
 @pytest.mark.slurm
 def test_demo_pipeline_with_workers_as_slurm_jobs_equals_the_local_run(slurm, demo, tmp_path):
     catalog, local_ws, local = demo
-    done = _cli(
+    done = _cli_process(
         "run", "--json", "--catalog", str(DEMO_CATALOG), "--workspace", str(tmp_path),
         "--cluster", "slurm", "--cores", "1", "--memory", "3GB", "--jobs", "2",
         "--walltime", "00:20:00",
@@ -378,7 +387,7 @@ def test_job_submit_runs_the_demo_and_cancel_keeps_the_last_commit(slurm, demo, 
     assert done.returncode == 0, done.stderr
     job = json.loads(done.stdout)
     assert job["status"] in ("pending", "running") and job["scheduler_id"]
-    done = _cli("job", "status", job["id"], "--wait", "400", "--json", *common, timeout=450)
+    done = _cli("job", "status", job["id"], "--wait", "400", "--json", *common)
     info = json.loads(done.stdout)
     assert done.returncode == 0 and info["status"] == "succeeded", _cli(
         "job", "logs", job["id"], *common
@@ -413,7 +422,7 @@ def test_job_submit_runs_the_demo_and_cancel_keeps_the_last_commit(slurm, demo, 
         time.sleep(0.05)
     else:
         pytest.fail("the second job never reached train:departure_delay")
-    done = _cli("job", "cancel", second.id, "--wait", "60", "--json", *common, timeout=120)
+    done = _cli("job", "cancel", second.id, "--wait", "60", "--json", *common)
     cancelled = json.loads(done.stdout)
     assert cancelled["status"] == "cancelled", cancelled
     assert "during train:departure_delay" in cancelled["error"]
@@ -498,7 +507,7 @@ def test_failed_job_reports_the_first_error_of_its_run(slurm, tmp_path):
     path, catalog, ws = _orders(tmp_path)
     (tmp_path / "data" / "customers.csv").unlink()  # the catalog names a file that is gone
     job = submit_job(path, ws, cores=1, memory="1GB", walltime="00:05:00")
-    info = _wait_job(ws, job.id, timeout=120)
+    info = _wait_job(ws, job.id)
     assert info.status == "failed"
     assert "customers" in info.error and "customers.csv" in info.error
     run = wb.RunStore(ws.runs_db).runs()[0]
