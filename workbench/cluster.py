@@ -1,7 +1,10 @@
 """One way to get a Dask client, whatever the cluster: named profiles -> ``distributed.Client``.
 
 ``local`` (default) starts a LocalCluster of worker processes bound to 127.0.0.1, one per core.
-An address (``tcp://host:8786``) or a scheduler file (``*.json``) connects to a running scheduler.
+HPC profiles (``slurm``, ``pbs``, ``sge``, ``lsf``, ``htcondor`` and any configured under
+``workbench.cluster.profiles``) start a dask-jobqueue cluster whose workers are batch jobs
+(:mod:`workbench.hpc.profiles`). An address (``tcp://host:8786``) or a scheduler file
+(``*.json``) connects to a running scheduler.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from pathlib import Path
 from distributed import Client, LocalCluster
 
 from workbench import config
-from workbench.errors import ClusterError
+from workbench.errors import ClusterError, ProfileError
 
 Profile = Callable[..., Client]
 _PROFILES: dict[str, Profile] = {}
@@ -27,19 +30,26 @@ def register_profile(name: str) -> Callable[[Profile], Profile]:
     return wrap
 
 
+_LOCAL_KEYS = ("n_workers", "threads_per_worker")
+
+
 @register_profile("local")
 def _local(**overrides: object) -> Client:
-    settings = config.get("cluster.local")
-    n_workers = overrides.get("n_workers") or settings["n-workers"] or os.cpu_count() or 1
+    # One key at a time: dask.config.get matches n_workers to n-workers (as set by the
+    # DASK_WORKBENCH__CLUSTER__LOCAL__N_WORKERS variable), a plain dict lookup does not.
+    def setting(key: str):
+        return config.get(f"cluster.local.{key}")
+
+    n_workers = overrides.get("n_workers") or setting("n-workers") or os.cpu_count() or 1
     cluster = LocalCluster(
         n_workers=int(n_workers),
         threads_per_worker=int(
-            overrides.get("threads_per_worker") or settings["threads-per-worker"]
+            overrides.get("threads_per_worker") or setting("threads-per-worker")
         ),
         processes=True,
-        host=settings["host"],
-        dashboard_address=settings["dashboard-address"],
-        memory_limit=settings["memory-limit"],
+        host=setting("host"),
+        dashboard_address=setting("dashboard-address"),
+        memory_limit=setting("memory-limit"),
     )
     return Client(cluster)
 
@@ -51,9 +61,22 @@ def get_client(profile: str | None = None, **overrides: object) -> Client:
     --------
     >>> client = get_client()                       # doctest: +SKIP
     >>> client = get_client("tcp://127.0.0.1:8786")  # doctest: +SKIP
+    >>> client = get_client("slurm", cores=8, memory="32GB", jobs=4)  # doctest: +SKIP
     """
+    from workbench.hpc.profiles import hpc_client, hpc_profile_names
+
     profile = config.get("cluster.profile", profile)
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    hpc = hpc_profile_names()
+    if profile not in hpc and set(overrides) - set(_LOCAL_KEYS):
+        options = ", ".join(sorted(set(overrides) - set(_LOCAL_KEYS)))
+        raise ProfileError(
+            f"{options} apply to HPC profiles ({', '.join(hpc)}), not to {profile!r}; "
+            "use e.g. --cluster slurm, or drop them."
+        )
     try:
+        if profile in hpc:
+            return hpc_client(profile, **overrides)
         if profile in _PROFILES:
             return _PROFILES[profile](**overrides)
         if "://" in profile:
@@ -65,8 +88,8 @@ def get_client(profile: str | None = None, **overrides: object) -> Client:
             f"cannot reach the Dask scheduler for profile {profile!r}: {exc}. "
             "Check that the scheduler is running and the address is right."
         ) from exc
-    known = ", ".join(sorted(_PROFILES))
-    raise ClusterError(
+    known = ", ".join(sorted(_PROFILES) + hpc)
+    raise ProfileError(
         f"unknown cluster profile {profile!r}: use one of {known}, a scheduler "
         "address such as tcp://127.0.0.1:8786, or a scheduler file (*.json)."
     )

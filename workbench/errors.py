@@ -39,6 +39,12 @@ class ClusterError(WorkbenchError):
     """A Dask cluster could not be started or reached."""
 
 
+class ProfileError(ClusterError):
+    """A cluster profile is unknown, or its settings are missing or invalid."""
+
+    exit_code = 2
+
+
 class StepFailed(WorkbenchError):
     """A pipeline step raised; the run store holds the record."""
 

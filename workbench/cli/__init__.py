@@ -44,6 +44,31 @@ CatalogOpt = Annotated[Path, typer.Option("--catalog", "-c", help="catalog file"
 JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
 WorkspaceOpt = Annotated[Path | None, typer.Option(help="workspace folder")]
 ClusterOpt = Annotated[str | None, typer.Option(help="profile name or scheduler address")]
+# Settings of HPC profiles (slurm, pbs, sge, lsf, htcondor): each overrides the profile's own.
+CoresOpt = Annotated[int | None, typer.Option(help="HPC: cores per job", rich_help_panel="HPC")]
+MemoryOpt = Annotated[
+    str | None, typer.Option(help="HPC: memory per job, e.g. 32GB", rich_help_panel="HPC")
+]
+ProcessesOpt = Annotated[
+    int | None, typer.Option(help="HPC: worker processes per job", rich_help_panel="HPC")
+]
+JobsOpt = Annotated[int | None, typer.Option(help="HPC: worker jobs", rich_help_panel="HPC")]
+HPC_OPTIONS = (
+    "cores", "memory", "processes", "jobs", "minimum_jobs", "maximum_jobs", "walltime", "queue",
+    "account",
+)  # fmt: skip
+MinJobsOpt = Annotated[
+    int | None, typer.Option("--min-jobs", help="HPC: adaptive minimum", rich_help_panel="HPC")
+]
+MaxJobsOpt = Annotated[
+    int | None,
+    typer.Option("--max-jobs", help="HPC: scale adaptively up to this", rich_help_panel="HPC"),
+]
+WalltimeOpt = Annotated[
+    str | None, typer.Option(help="HPC: walltime, e.g. 01:00:00", rich_help_panel="HPC")
+]
+QueueOpt = Annotated[str | None, typer.Option(help="HPC: queue/partition", rich_help_panel="HPC")]
+AccountOpt = Annotated[str | None, typer.Option(help="HPC: account", rich_help_panel="HPC")]
 DEFAULT_CATALOG = Path("data_catalog.yaml")
 
 
@@ -62,12 +87,12 @@ def _reported() -> Iterator[None]:
 
 
 @contextmanager
-def _cluster(cluster: str | None) -> Iterator:
+def _cluster(cluster: str | None, **options) -> Iterator:
     """A client for the profile (argument > config > local), closed afterwards."""
     from workbench import config
     from workbench.cluster import close_client, get_client
 
-    client = get_client(config.get("cluster.profile", cluster))
+    client = get_client(config.get("cluster.profile", cluster), **options)
     try:
         yield client
     finally:
@@ -142,14 +167,19 @@ def _run_steps(
     targets: list[str],
     out: Console,
     upstream: bool = True,
+    cluster_options: dict | None = None,
 ):
     """Start the cluster, run the steps with a line per step, close the cluster."""
     from workbench import config
+    from workbench.hpc import hpc_profile_names
     from workbench.pipeline import run_pipeline
 
     logging.getLogger("distributed.shuffle").setLevel(logging.ERROR)
     cat, ws = _open(catalog, workspace)
-    with _cluster(cluster) as client, out.status("starting") as status:
+    options = dict(cluster_options or {})
+    if config.get("cluster.profile", cluster) in hpc_profile_names():
+        options["default_log_directory"] = str(ws.path("jobs", "workers"))
+    with _cluster(cluster, **options) as client, out.status("starting") as status:
         out.print(f"Dask dashboard: {client.dashboard_link}")
 
         def on_step(event, step, result):
@@ -179,10 +209,30 @@ def run(
     cluster: ClusterOpt = None,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
+    cores: CoresOpt = None,
+    memory: MemoryOpt = None,
+    processes: ProcessesOpt = None,
+    jobs: JobsOpt = None,
+    minimum_jobs: MinJobsOpt = None,
+    maximum_jobs: MaxJobsOpt = None,
+    walltime: WalltimeOpt = None,
+    queue: QueueOpt = None,
+    account: AccountOpt = None,
 ) -> None:
-    """Run the pipeline (everything, or TARGETS and what they need) on a Dask cluster."""
+    """Run the pipeline (everything, or TARGETS and what they need) on a Dask cluster.
+
+    With an HPC profile (`--cluster slurm`) the client runs here and the workers are batch jobs.
+    """
+    hpc_options = {k: v for k, v in locals().items() if k in HPC_OPTIONS}
     with _reported():
-        result = _run_steps(catalog, workspace, cluster, targets or [], err if as_json else console)
+        result = _run_steps(
+            catalog,
+            workspace,
+            cluster,
+            targets or [],
+            err if as_json else console,
+            cluster_options=hpc_options,
+        )
     if as_json:
         _print_json(result.to_dict())
     else:
@@ -312,4 +362,4 @@ def main() -> None:  # pragma: no cover - console entry point
 
 
 # Sub-command groups live in their own modules; importing them registers their commands.
-from workbench.cli import cubes, zones  # noqa: E402, F401
+from workbench.cli import cubes, hpc, zones  # noqa: E402, F401
