@@ -21,14 +21,16 @@ def _period(text: str) -> dt.timedelta:
 
 def retrain_reasons(catalog: Catalog, ws: Workspace, name: str) -> list[str]:
     """Why the model should be retrained now under its catalog ``retrain:`` policy (empty: it
-    should not). The reference is the production version (else the latest)."""
+    should not). New data is judged against the newest registered version; drift, decay and
+    age against production (else the newest)."""
     spec = model_spec(catalog, name)
-    if not list_versions(ws, name):
+    versions = list_versions(ws, name)
+    if not versions:
         return ["no registered version yet"]
     meta = model_metadata(ws, name)
     policy, reasons = spec.retrain, []
     current = feature_info(ws, spec.feature_set)["version"]
-    trained_on = meta["data"]["feature_version"]
+    trained_on = versions[-1]["feature_version"]  # the newest version saw the newest data
     if "new_data" in policy.when and current != trained_on:
         reasons.append(f"new data: features v{current}, the model saw v{trained_on}")
     if "schedule" in policy.when:
