@@ -383,7 +383,9 @@ class Split(_Strict):
     kind: Literal["time", "random"] = "time"
     column: str | None = None
     validation_from: dt.date | None = None
-    test_from: dt.date | None = Field(None, description="rows on or after this date form the test set")
+    test_from: dt.date | None = Field(
+        None, description="rows on or after this date form the test set"
+    )
     validation_fraction: float = Field(0.1, ge=0, lt=1)
     test_fraction: float = Field(0.2, gt=0, lt=1)
     seed: int = 42

@@ -273,16 +273,22 @@ def model_monitor(
     if as_json:
         _print_json(report)
     else:
-        table = Table("feature", "PSI", "KS / chi2 p", "drifted", title=f"{name}: {report['window']}")
+        table = Table(
+            "feature", "PSI", "KS / chi2 p", "drifted", title=f"{name}: {report['window']}"
+        )
         for f in report["features"]:
             test = f"{f['ks']:.3f}" if "ks" in f else f"{f.get('chi2_pvalue', float('nan')):.1e}"
-            table.add_row(f["feature"], f"{f['psi']:.3f}", test, "[red]yes[/]" if f["drifted"] else "no")
+            table.add_row(
+                f["feature"], f"{f['psi']:.3f}", test, "[red]yes[/]" if f["drifted"] else "no"
+            )
         console.print(table)
         console.print(f"prediction PSI {report['prediction']['psi']:.3f}")
         if report["performance"]:
             p = report["performance"]
             console.print(f"{p['metric']}: {p['window']:.4f} (reference {p['reference']:.4f})")
-        status = "[red]ALERT[/]: " + "; ".join(report["alerts"]) if report["alert"] else "[green]ok[/]"
+        status = (
+            "[red]ALERT[/]: " + "; ".join(report["alerts"]) if report["alert"] else "[green]ok[/]"
+        )
         console.print(f"{status}\nReport: {report['html']}")
     if report["alert"]:
         err.print(f"drift alert for {name}: {'; '.join(report['alerts'])}")

@@ -30,8 +30,11 @@ SCORE = "__score"
 PERF = "__perf"
 _AUC_BINS = 1000
 _COUNTS_META = pd.DataFrame(
-    {"feature": pd.Series([], dtype="str"), "bin": pd.Series([], dtype="str"),
-     "count": pd.Series([], dtype="float64")}
+    {
+        "feature": pd.Series([], dtype="str"),
+        "bin": pd.Series([], dtype="str"),
+        "count": pd.Series([], dtype="float64"),
+    }
 )
 
 
@@ -206,9 +209,7 @@ def performance(perf: dict[str, float], task: str, reference: dict, m: Monitor) 
     }
 
 
-def compare_window(
-    predictor: Any, meta: dict, window: dd.DataFrame, m: Monitor
-) -> dict[str, Any]:
+def compare_window(predictor: Any, meta: dict, window: dd.DataFrame, m: Monitor) -> dict[str, Any]:
     """Drift of ``window`` (raw feature rows, with the label when known) from the reference."""
     reference = meta["reference"]
     features = reference["features"]

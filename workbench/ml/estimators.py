@@ -1,11 +1,10 @@
 """The estimator registry: how each catalog ``estimator:`` fits on Dask, resumes and predicts.
 
-| name | fits with | stored as |
-| --- | --- | --- |
-| ``lightgbm_classifier`` / ``lightgbm_regressor`` | ``lightgbm.dask`` on every worker | LightGBM text |
-| ``logistic_regression`` / ``linear_regression`` | dask-ml GLM (``solver: lbfgs``) | skops |
-| ``sgd_classifier`` / ``sgd_regressor`` | dask-ml ``Incremental``, one pass per epoch | skops |
-| ``sklearn`` (``sklearn_class:``) | the class itself, wrapped in ``ParallelPostFit`` | skops |
+- ``lightgbm_classifier``, ``lightgbm_regressor``: ``lightgbm.dask`` on every worker; stored
+  as LightGBM text.
+- ``logistic_regression``, ``linear_regression``: dask-ml GLMs (``solver: lbfgs``); skops.
+- ``sgd_classifier``, ``sgd_regressor``: dask-ml ``Incremental``, one pass per epoch; skops.
+- ``sklearn`` (with ``sklearn_class:``): the class itself, wrapped in ``ParallelPostFit``; skops.
 
 Linear and SGD models run inside one scikit-learn ``Pipeline`` with dask-ml's
 ``StandardScaler`` (missing values become the mean, 0 after scaling). Categorical features are
@@ -81,7 +80,9 @@ class Predictor:
         """Gain (LightGBM) or summed absolute scaled coefficients per feature."""
         if self.kind == "lightgbm":
             gains = self.model.feature_importance("gain")
-            return {n: round(float(g), 2) for n, g in zip(self.model.feature_name(), gains)}
+            return {
+                n: round(float(g), 2) for n, g in zip(self.model.feature_name(), gains, strict=True)
+            }
         final = self.model[-1] if hasattr(self.model, "steps") else self.model
         final = getattr(final, "estimator", final)
         values = getattr(final, "feature_importances_", None)

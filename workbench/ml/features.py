@@ -28,6 +28,7 @@ from workbench.zones.tables import read_dataset, table_path
 SPLIT = "_split"
 _INFO_KEY = "workbench.features"
 _PRIME = 2**61 - 1
+_DATE_PARTS = {"dayofweek": "day_of_week", "dayofyear": "day_of_year"}  # pandas 3 names
 
 
 @dataclass(frozen=True)
@@ -77,9 +78,9 @@ def build_features(
     source_version = open_table(table_path(catalog, ws, spec.source)).version()
     digest = spec_hash(spec)
     path = feature_path(ws, name)
-    if not force and (last := _latest_info(path)) is not None:
-        if last["spec_hash"] == digest and last["source_version"] == source_version:
-            return FeatureBuild(name, last["version"], last["rows"], source_version, True)
+    last = None if force else _latest_info(path)
+    if last and last["spec_hash"] == digest and last["source_version"] == source_version:
+        return FeatureBuild(name, last["version"], last["rows"], source_version, True)
     known = set(columns_of(catalog, spec.source))
     frame = read_dataset(
         catalog, ws, spec.source, columns=spec.source_columns(known), version=source_version
@@ -94,8 +95,7 @@ def build_features(
     )
     rows = {k: int(counts.get(k, 0)) for k in ("train", "validation", "test")}
     content = f"{int(partial.sum()) % _PRIME:x}"
-    last = _latest_info(path)
-    if not force and last is not None and last.get("content") == content:
+    if last and last.get("content") == content:
         # The source got a new version with the same rows: keep the current features version.
         for file in actions["path"]:
             (path / file).unlink(missing_ok=True)
@@ -107,7 +107,9 @@ def build_features(
         "spec_hash": digest,
         "content": content,
         "rows": rows,
-        "categories": {c: sorted(map(str, v)) for c, v in zip(spec.categorical, found, strict=True)},
+        "categories": {
+            c: sorted(map(str, v)) for c, v in zip(spec.categorical, found, strict=True)
+        },
         "features": spec.features,
         "categorical": spec.categorical,
         "label": spec.label,
@@ -129,9 +131,7 @@ def make_features(frame: dd.DataFrame, spec: FeatureSet) -> dd.DataFrame:
         )
     time_column = [spec.split.column] if spec.split.column else []
     columns = list(dict.fromkeys([*spec.keys, *time_column, *spec.features, spec.label, SPLIT]))
-    return out.map_partitions(
-        _finish, spec, columns, meta=_finish(out._meta, spec, columns)
-    )
+    return out.map_partitions(_finish, spec, columns, meta=_finish(out._meta, spec, columns))
 
 
 def _content_hash(df: pd.DataFrame) -> pd.Series:
@@ -149,7 +149,10 @@ def _row_features(df: pd.DataFrame, spec: FeatureSet) -> pd.DataFrame:
     for col, parts in spec.date_parts.items():
         when = pd.to_datetime(df[col])
         for part in parts:
-            value = when.dt.dayofweek >= 5 if part == "weekend" else getattr(when.dt, part)
+            if part == "weekend":
+                value = when.dt.day_of_week >= 5
+            else:
+                value = getattr(when.dt, _DATE_PARTS.get(part, part))
             df[f"{col}_{part}"] = value.astype("float64")
     df[SPLIT] = assign_split(df, spec)
     return df

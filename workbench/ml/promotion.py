@@ -64,7 +64,9 @@ def promote_model(
     if version is None:
         from workbench.errors import ModelNotFound
 
-        raise ModelNotFound(f"model {name!r} has no candidate; train one with `workbench run {name}`.")
+        raise ModelNotFound(
+            f"model {name!r} has no candidate; train one with `workbench run {name}`."
+        )
     current = held.get("production")
     metric, margin = spec.promotion_metric, spec.promote_margin
 
@@ -74,8 +76,17 @@ def promote_model(
         return Promotion(name, version, promoted, metric, new, current, old, margin, reason)
 
     if current == version:
-        return Promotion(name, version, False, metric, None, current, None, margin,
-                         f"version {version} is already production")
+        return Promotion(
+            name,
+            version,
+            False,
+            metric,
+            None,
+            current,
+            None,
+            margin,
+            f"version {version} is already production",
+        )
     if current is None:
         return result(True, None, None, "first production version")
     new, old = compare_on_test(ws, name, version, current, metric)
@@ -84,7 +95,9 @@ def promote_model(
     if better(metric, new, old, margin):
         return result(True, new, old, f"{metric} {new:.4f} beats {old:.4f} by more than {margin}")
     return result(
-        False, new, old,
+        False,
+        new,
+        old,
         f"refused: {metric} {new:.4f} does not beat production v{current}'s {old:.4f} on the "
         f"same test rows by the margin {margin}; use --force to promote anyway",
     )

@@ -47,7 +47,9 @@ class RegisteredModel:
     metadata: dict
 
 
-def register_model(ws: Workspace, name: str, predictor: Predictor, metadata: dict) -> RegisteredModel:
+def register_model(
+    ws: Workspace, name: str, predictor: Predictor, metadata: dict
+) -> RegisteredModel:
     """Store ``predictor`` as a new version; the folder appears complete and is never rewritten."""
     root = ws.path("models", name)
     root.mkdir(parents=True, exist_ok=True)
@@ -171,9 +173,7 @@ def load_predictor(
             "changed after registration. Refusing to load it; retrain instead of editing."
         )
     model = model_from_bytes(meta["kind"], data, str(folder / meta["file"]))
-    return Predictor(
-        meta["kind"], model, meta["task"], meta["features"], meta["categories"], meta
-    )
+    return Predictor(meta["kind"], model, meta["task"], meta["features"], meta["categories"], meta)
 
 
 def load_model(

@@ -22,7 +22,13 @@ from workbench.errors import DatasetNotFound
 from workbench.io.workspace import Workspace
 from workbench.ml.drift import reference_profile
 from workbench.ml.estimators import LABEL, Checkpoint, FitData, Predictor, get_estimator
-from workbench.ml.features import SPLIT, build_features, encode_features, feature_info, read_features
+from workbench.ml.features import (
+    SPLIT,
+    build_features,
+    encode_features,
+    feature_info,
+    read_features,
+)
 from workbench.ml.metrics import calibration_table, classification_metrics, regression_metrics
 from workbench.ml.registry import RegisteredModel, register_model, set_alias
 
@@ -66,7 +72,9 @@ def _encoded(frame: dd.DataFrame, info: dict, task: str) -> dd.DataFrame:
 def fit_data(catalog: Catalog, ws: Workspace, name: str, feature_version: int) -> FitData:
     spec = model_spec(catalog, name)
     info = feature_info(ws, spec.feature_set, feature_version)
-    rows = {s: split_rows(ws, spec.feature_set, feature_version, s) for s in ("train", "validation")}
+    rows = {
+        s: split_rows(ws, spec.feature_set, feature_version, s) for s in ("train", "validation")
+    }
     return FitData(
         _encoded(rows["train"], info, spec.task),
         _encoded(rows["validation"], info, spec.task),
@@ -113,9 +121,11 @@ def train_model(
     params: dict[str, Any] | None = None,
     promote: bool = True,
     reason: str = "trained",
+    extra: dict[str, Any] | None = None,
 ) -> TrainedModel:
     """Fit on the training rows, evaluate on the test rows, register, mark as candidate and
     (unless ``promote=False``) promote it when it beats production by the catalog's margin.
+    ``params`` override the catalog's; ``extra`` is added to the version's metadata.
 
     Examples
     --------
@@ -168,7 +178,8 @@ def train_model(
                 "source_version": info["source_version"],
                 "rows": info["rows"],
             },
-        },
+        }
+        | (extra or {}),
     )
     checkpoint.clear()
     set_alias(ws, name, "candidate", registered.version, reason)
@@ -178,4 +189,3 @@ def train_model(
 
         promotion = promote_model(catalog, ws, name, registered.version)
     return TrainedModel(registered, metrics, time.perf_counter() - started, promotion)
-
