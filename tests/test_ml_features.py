@@ -43,7 +43,10 @@ def test_feature_table_records_its_source_and_rows(demo, curated, features):
 
 def test_date_parts_and_lags_equal_pandas(curated, features):
     kept = curated[~curated.cancelled.astype(bool)].copy()
-    assert features.flight_date_dayofweek.sum() == pd.to_datetime(kept.flight_date).dt.day_of_week.sum()
+    assert (
+        features.flight_date_dayofweek.sum()
+        == pd.to_datetime(kept.flight_date).dt.day_of_week.sum()
+    )
     # The plane's previous departure delay, computed independently. Planes with two departures
     # in one scheduled hour have no defined order: leave them out of the comparison.
     ties = kept.dropna(subset=["tailnum"]).duplicated(["tailnum", "time_hour"], keep=False)
@@ -92,8 +95,10 @@ def test_rolling_lag_and_random_split_do_not_depend_on_partitions():
     share = results[0][SPLIT].value_counts(normalize=True)
     assert share["test"] == pytest.approx(0.2, abs=0.03)
     assert share["validation"] == pytest.approx(0.1, abs=0.03)
-    expected = pdf.sort_values("t").groupby("key")["x"].transform(
-        lambda s: s.shift(1).rolling(3, min_periods=1).mean()
+    expected = (
+        pdf.sort_values("t")
+        .groupby("key")["x"]
+        .transform(lambda s: s.shift(1).rolling(3, min_periods=1).mean())
     )
     np.testing.assert_allclose(results[1]["x_mean3"].to_numpy(), expected.sort_index().to_numpy())
 
@@ -109,5 +114,7 @@ def test_feature_set_with_unknown_column_names_the_line(tmp_path):
     from .ml_helpers import catalog_with
 
     path = catalog_with(tmp_path, replace={"columns: [month, day,": "columns: [mnth, day,"})
-    with pytest.raises(wb.CatalogError, match=r"catalog.yaml:\d+: features.flight_features.columns"):
+    with pytest.raises(
+        wb.CatalogError, match=r"catalog.yaml:\d+: features.flight_features.columns"
+    ):
         wb.load_catalog(path)
