@@ -459,7 +459,8 @@ class FeatureSet(_Strict):
     def features(self) -> list[str]:
         """Every model input, in a fixed order: columns, derived, date parts, lags."""
         parts = [f"{c}_{p}" for c, ps in self.date_parts.items() for p in ps]
-        return list(dict.fromkeys([*self.columns, *self.derived, *parts, *self.lags]))
+        names = [*self.columns, *self.derived, *parts, *self.lags]
+        return [n for n in dict.fromkeys(names) if n != self.label]  # a derived label is no input
 
     def source_columns(self, known: set[str]) -> list[str]:
         from workbench.catalog.load import expression_names
