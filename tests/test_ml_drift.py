@@ -39,7 +39,7 @@ def test_temperature_plus_15F_is_flagged_and_a_training_sample_is_not(demo, wind
     shifted = monitor_model(catalog, ws, NAME, window=hot, label="temp + 15F")
     assert shifted["alert"] and shifted["drifted"] == ["temp"]
     temp = next(f for f in shifted["features"] if f["feature"] == "temp")
-    assert temp["psi"] > 0.5 and temp["ks"] > 0.3 and temp["ks_pvalue"] < 1e-6
+    assert temp["psi"] > 0.5 and temp["ks"] > 0.2 and temp["ks_pvalue"] < 1e-6
 
     # The same PSI and KS from the raw values with numpy and scipy.
     edges = np.asarray(load_predictor(ws, NAME).fit_info["reference"]["features"]["temp"]["edges"])

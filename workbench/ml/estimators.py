@@ -69,6 +69,8 @@ class Predictor:
         return self.predict_encoded(encode_features(rows, self.features, self.categories))
 
     def predict_encoded(self, encoded: pd.DataFrame) -> np.ndarray:
+        if encoded.empty:  # an empty partition, or Dask's meta
+            return np.empty(0, dtype="float64")
         if self.kind == "lightgbm":
             return np.asarray(self.model.predict(encoded[self.features]), dtype="float64")
         matrix = design_matrix(encoded[self.features]).to_numpy()
