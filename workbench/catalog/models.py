@@ -518,6 +518,9 @@ class Monitor(_Strict):
     prediction_psi: float = Field(0.2, gt=0)
     performance_drop: float = Field(0.05, gt=0, description="largest allowed metric loss")
     max_drifted_features: int = Field(0, ge=0, description="alert when more features drift")
+    ignore: list[str] = Field(
+        default_factory=list, description="features reported but never alerting (e.g. month)"
+    )
 
 
 class Retrain(_Strict):

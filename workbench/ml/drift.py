@@ -222,6 +222,9 @@ def compare_window(predictor: Any, meta: dict, window: dd.DataFrame, m: Monitor)
     a, b = _aligned(reference["score"]["counts"], counts.get(SCORE, {}), order)
     prediction = {"psi": psi(a, b), "drifted": psi(a, b) > m.prediction_psi}
     perf = performance(counts.get(PERF, {}), predictor.task, meta["metrics"], m)
+    for r in rows:
+        r["ignored"] = r["feature"] in m.ignore
+        r["drifted"] = bool(r["drifted"]) and not r["ignored"]
     drifted = [r["feature"] for r in rows if r["drifted"]]
     alerts = []
     if len(drifted) > m.max_drifted_features:

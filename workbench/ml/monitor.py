@@ -16,6 +16,7 @@ from bokeh.plotting import figure
 from bokeh.resources import INLINE
 
 from workbench.catalog.models import Catalog
+from workbench.errors import CatalogError
 from workbench.io.workspace import Workspace, write_json_atomic
 from workbench.ml.drift import compare_window, drift_dir
 from workbench.ml.features import SPLIT, read_features
@@ -33,18 +34,30 @@ def default_window(
 ) -> tuple[dd.DataFrame, str]:
     """Rows of the feature set's current table between ``start`` and ``end`` on the split's
     time column, or its test rows (the most recent period) when no range is given."""
-    fs = catalog.features[model_spec(catalog, name).feature_set]
-    frame = read_features(ws, model_spec(catalog, name).feature_set)
+    fs_name = model_spec(catalog, name).feature_set
+    fs = catalog.features[fs_name]
+    frame = read_features(ws, fs_name)
     if start is None and end is None:
         return frame[frame[SPLIT] == "test"], "test rows of the current feature table"
     column = fs.split.column
-    when = dd.to_datetime(frame[column])
+    if column is None:
+        raise CatalogError(
+            f"features.{fs_name}: --from/--to need a time split column; this feature set "
+            "splits at random, so monitor its test rows (no range) instead."
+        )
+    window = frame.map_partitions(_in_range, column, start, end, meta=frame._meta)
+    return window, f"{column} in [{start or '...'}, {end or '...'})"
+
+
+def _in_range(df: pd.DataFrame, column: str, start: str | None, end: str | None) -> pd.DataFrame:
+    when = pd.to_datetime(df[column])
+    tz = getattr(when.dt, "tz", None)
     keep = when.notna()
     if start is not None:
-        keep &= when >= pd.Timestamp(start)
+        keep &= when >= pd.Timestamp(start, tz=tz)
     if end is not None:
-        keep &= when < pd.Timestamp(end)
-    return frame[keep], f"{column} in [{start or '...'}, {end or '...'})"
+        keep &= when < pd.Timestamp(end, tz=tz)
+    return df[keep]
 
 
 def monitor_model(
