@@ -17,6 +17,7 @@ scikit-learn here; the registry makes ``lbfgs`` the default.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -227,6 +228,8 @@ class _LightGBM(Estimator):
     def fit(self, data: FitData, params: dict[str, Any], checkpoint: Checkpoint | None):
         import lightgbm.dask
 
+        # LightGBM prints progress to stdout by default, which would corrupt `--json` output.
+        lightgbm.register_logger(logging.getLogger("lightgbm"))
         total = int(params["n_estimators"])
         done, init = 0, None
         if checkpoint is not None and (found := checkpoint.latest()) is not None:
