@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import PeakMemory  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-console = Console()
+console = Console(width=170)
 
 
 def timed(func):

@@ -316,8 +316,9 @@ def _check_columns(catalog: Catalog, path: Path, lines: dict[tuple, int]) -> Non
         for key in ("columns", "keys"):
             for c in getattr(fs, key):
                 need((*loc, key), c, fs.source, have)
-        for c in [fs.label, *fs.date_parts, *filter(None, [fs.split.column])]:
+        for c in [*fs.date_parts, *filter(None, [fs.split.column])]:
             need(loc, c, fs.source, have)
+        need(loc, fs.label, f"{fs.source} or the derived features", [*have, *fs.derived])
         for lag_name, lag in fs.lags.items():
             for c in lag.inputs:
                 need((*loc, "lags", lag_name), c, fs.source, have)
