@@ -186,6 +186,7 @@ def test_tampered_model_file_is_refused(demo, tmp_path):
     copy = wb.Workspace(tmp_path)
     shutil.copytree(ws.path("models"), copy.path("models"))
     model_file = next(copy.path("models", "departure_delay").glob("*/model.txt"))
+    model_file.chmod(0o644)  # registered files are read-only
     model_file.write_text(model_file.read_text().replace("tree", "tree ", 1))
     with pytest.raises(wb.WorkbenchError, match="sha256"):
         wb.load_model(copy, "departure_delay")

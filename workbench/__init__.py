@@ -25,7 +25,17 @@ from workbench.errors import (
     WorkspaceError,
 )
 from workbench.io import Workspace, read_table
-from workbench.ml import load_model, train_model
+from workbench.ml import (
+    build_features,
+    list_versions,
+    load_model,
+    load_predictor,
+    monitor_model,
+    predict_one,
+    read_predictions,
+    score_batch,
+    train_model,
+)
 from workbench.pipeline import RunResult, plan_steps, run_pipeline, select_steps
 from workbench.runs import RunStore
 from workbench.zones import build_curated, land, list_batches, promote_batch, read_dataset
@@ -49,21 +59,28 @@ __all__ = [
     "WorkspaceError",
     "build_cube",
     "build_curated",
+    "build_features",
     "close_client",
     "columns_of",
     "config",
     "get_client",
     "land",
     "list_batches",
+    "list_versions",
     "load_catalog",
     "load_model",
+    "load_predictor",
+    "monitor_model",
     "open_cube",
     "parse_catalog",
     "plan_steps",
+    "predict_one",
     "promote_batch",
     "read_dataset",
+    "read_predictions",
     "read_table",
     "run_pipeline",
+    "score_batch",
     "select_steps",
     "train_model",
 ]

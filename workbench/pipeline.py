@@ -1,7 +1,8 @@
 """The pipeline: steps derived from the catalog, run in dependency order on one Dask client.
 
 Step names are ``<kind>:<target>``: ``land`` and ``promote`` for lake datasets, ``curate`` for
-curated datasets, ``cube`` and ``train`` for cubes and models. Each step computes once on the
+curated datasets, ``cube`` for cubes, ``features`` for feature sets and ``train`` for models
+(which retrains only when the model's ``retrain:`` policy fires). Each step computes once on the
 cluster, commits its outputs atomically and is recorded in the run store.
 """
 
@@ -19,6 +20,8 @@ from workbench.cubes.build import build_cube
 from workbench.errors import DatasetNotFound, StepFailed, WorkbenchError
 from workbench.io.sources import resolve_source
 from workbench.io.workspace import Workspace
+from workbench.ml.features import build_features
+from workbench.ml.policy import retrain_reasons
 from workbench.ml.train import train_model
 from workbench.runs import RunStore, now
 from workbench.zones.curated import build_curated
@@ -81,8 +84,10 @@ def plan_steps(catalog: Catalog) -> dict[str, Step]:
         steps[f"cube:{name}"] = Step(
             "cube", name, tuple(dict.fromkeys(producer(d) for d in [cube.source, *labels]))
         )
+    for name, fs in catalog.features.items():
+        steps[f"features:{name}"] = Step("features", name, (producer(fs.source),))
     for name, model in catalog.models.items():
-        steps[f"train:{name}"] = Step("train", name, (producer(model.source),))
+        steps[f"train:{name}"] = Step("train", name, (f"features:{model.feature_set}",))
     return steps
 
 
@@ -258,14 +263,35 @@ def _execute(catalog: Catalog, ws: Workspace, step: Step, batches: dict[str, Bat
             outputs={"cube": str(b.path), "version": b.version},
             details={"shape": b.shape, "cuboids": b.cuboids},
         )
-    if step.kind == "train":
-        t = train_model(catalog, ws, name)
+    if step.kind == "features":
+        f = build_features(catalog, ws, name)
         return StepResult(
             step.name,
-            "succeeded",
+            "reused" if f.reused else "succeeded",
             0.0,
-            rows_in=t.metrics["train_rows"],
-            outputs={"model": str(t.registered.path), "version": t.registered.version},
-            details={"metrics": t.metrics},
+            rows_out=sum(f.rows.values()),
+            outputs={"features": str(ws.path("features", name)), "version": f.version},
+            details={"rows": f.rows, "source_version": f.source_version},
         )
+    if step.kind == "train":
+        return _train_step(catalog, ws, step)
     raise WorkbenchError(f"unknown step kind {step.kind!r}")
+
+
+def _train_step(catalog: Catalog, ws: Workspace, step: Step) -> StepResult:
+    reasons = retrain_reasons(catalog, ws, step.target)
+    if not reasons:
+        return StepResult(step.name, "reused", 0.0, details={"reasons": []})
+    t = train_model(catalog, ws, step.target, reason="; ".join(reasons))
+    return StepResult(
+        step.name,
+        "succeeded",
+        0.0,
+        rows_in=t.metrics["train_rows"],
+        outputs={"model": str(t.registered.path), "version": t.registered.version},
+        details={
+            "metrics": t.metrics,
+            "reasons": reasons,
+            "promotion": t.promotion.to_dict() if t.promotion else None,
+        },
+    )

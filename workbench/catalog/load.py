@@ -159,8 +159,8 @@ def _refs(catalog: Catalog) -> Iterator[tuple[tuple, str]]:
                     ("cubes", name, "dimensions", dim_name, "labels", "dataset"),
                     dim.labels.dataset,
                 )
-    for name, model in catalog.models.items():
-        yield ("models", name, "source"), model.source
+    for name, fs in catalog.features.items():
+        yield ("features", name, "source"), fs.source
 
 
 def _check_references(catalog: Catalog, path: Path, lines: dict[tuple, int]) -> None:
@@ -171,6 +171,14 @@ def _check_references(catalog: Catalog, path: Path, lines: dict[tuple, int]) -> 
             problems.append(
                 f"{path}:{_line(lines, loc)}: {_dotted(loc)}: no dataset named "
                 f"'{target}' (known: {known}). Declare it under `datasets:` or fix the name."
+            )
+    for name, model in catalog.models.items():
+        if model.feature_set not in catalog.features:
+            loc = ("models", name, "feature_set")
+            problems.append(
+                f"{path}:{_line(lines, loc)}: {_dotted(loc)}: no feature set named "
+                f"'{model.feature_set}' (known: {', '.join(catalog.features) or 'none'}). "
+                "Declare it under `features:` or fix the name."
             )
     if problems:
         raise CatalogError("invalid catalog:\n  " + "\n  ".join(problems))
@@ -302,9 +310,24 @@ def _check_columns(catalog: Catalog, path: Path, lines: dict[tuple, int]) -> Non
         for m_name, m in cube.measures.items():
             if m.column:
                 need(("cubes", name, "measures", m_name, "column"), m.column, cube.source, have)
-    for name, model in catalog.models.items():
-        have = columns_of(catalog, model.source)
-        for c in [*model.features, model.label, model.split.column]:
-            need(("models", name), c, model.source, have)
+    for name, fs in catalog.features.items():
+        have = columns_of(catalog, fs.source)
+        loc = ("features", name)
+        for key in ("columns", "keys"):
+            for c in getattr(fs, key):
+                need((*loc, key), c, fs.source, have)
+        for c in [*fs.date_parts, *filter(None, [fs.split.column])]:
+            need(loc, c, fs.source, have)
+        need(loc, fs.label, f"{fs.source} or the derived features", [*have, *fs.derived])
+        for lag_name, lag in fs.lags.items():
+            for c in lag.inputs:
+                need((*loc, "lags", lag_name), c, fs.source, have)
+        clash = sorted(set(fs.derived) | set(fs.lags))
+        clash = [c for c in clash if c in have]
+        if clash:
+            problems.append(
+                f"{path}:{_line(lines, loc)}: {_dotted(loc)}: derived or lag features {clash} "
+                f"reuse names of columns of {fs.source}; give them new names."
+            )
     if problems:
         raise CatalogError("invalid catalog:\n  " + "\n  ".join(problems))

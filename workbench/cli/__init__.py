@@ -37,6 +37,10 @@ landing_app = typer.Typer(help="Raw files as received.", no_args_is_help=True)
 app.add_typer(landing_app, name="landing")
 cube_app = typer.Typer(help="OLAP cubes: build, refresh, query, describe.", no_args_is_help=True)
 app.add_typer(cube_app, name="cube")
+model_app = typer.Typer(
+    help="Models: train, tune, list, promote, roll back, score, monitor.", no_args_is_help=True
+)
+app.add_typer(model_app, name="model")
 console = Console()
 err = Console(stderr=True)
 
@@ -338,7 +342,7 @@ def print_run_summary(result) -> None:
                 f"[bold]Cube[/] {target}: {shape} = {s.rows_out:,} cells from "
                 f"{s.rows_in:,} rows -> {s.outputs['cube']}"
             )
-        if kind == "train":
+        if kind == "train" and "metrics" in s.details:
             m = s.details["metrics"]
             console.print(
                 f"[bold]Model[/] {target} v{s.outputs['version']}: ROC AUC {m['roc_auc']:.3f} on "
@@ -362,4 +366,4 @@ def main() -> None:  # pragma: no cover - console entry point
 
 
 # Sub-command groups live in their own modules; importing them registers their commands.
-from workbench.cli import cubes, hpc, zones  # noqa: E402, F401
+from workbench.cli import cubes, hpc, models, zones  # noqa: E402, F401

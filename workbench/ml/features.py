@@ -1,65 +1,259 @@
-"""Model inputs from a lake or curated table: features, label, and a time-based split."""
+"""Feature sets: declared in the catalog, materialised as versioned ``features/<name>`` tables.
+
+A feature table holds the row keys, every feature (numeric ones as float64, categorical ones as
+text), the label, and ``_split`` (train / validation / test). Each Delta version carries, in its
+commit, the source dataset and version it was built from, the spec hash and the category levels
+seen in training rows, so a model always knows exactly which data trained it.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
+from typing import Any
 
+import dask
 import dask.dataframe as dd
+import numpy as np
 import pandas as pd
 
-from workbench.catalog.load import columns_of, expression_names
-from workbench.catalog.models import Catalog, Model
-from workbench.io.delta import open_table
+from workbench.catalog.load import columns_of
+from workbench.catalog.models import Catalog, FeatureSet, Lag
+from workbench.errors import DatasetNotFound, WorkspaceError
+from workbench.io.delta import commit_table, history, open_table, read_table, stage_table
 from workbench.io.workspace import Workspace
 from workbench.zones.tables import read_dataset, table_path
 
+SPLIT = "_split"
+_INFO_KEY = "workbench.features"
+_PRIME = 2**61 - 1
+_DATE_PARTS = {"dayofweek": "day_of_week", "dayofyear": "day_of_year"}  # pandas 3 names
+
 
 @dataclass(frozen=True)
-class TrainingData:
-    """Lazy train and test frames, with what the model needs to encode new data the same way."""
+class FeatureBuild:
+    """One materialisation of a feature set (``reused`` when nothing had changed)."""
 
-    train: dd.DataFrame
-    test: dd.DataFrame
-    categories: dict[str, list[str]]
+    name: str
+    version: int
+    rows: dict[str, int]
     source_version: int
+    reused: bool
 
 
-def encode_features(
-    df: pd.DataFrame, spec: Model, categories: dict[str, list[str]]
-) -> pd.DataFrame:
-    """Numeric features as float64, categorical ones as pandas categories with fixed levels."""
-    out = {}
-    for col in spec.features:
-        if col in categories:
-            out[col] = pd.Categorical(df[col].astype("str"), categories=categories[col])
-        else:
-            out[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
-    return pd.DataFrame(out, index=df.index)
+def feature_path(ws: Workspace, name: str):
+    return ws.path("features", name)
 
 
-def _split_frame(df: pd.DataFrame, spec: Model, categories: dict[str, list[str]]) -> pd.DataFrame:
+def spec_hash(spec: FeatureSet) -> str:
+    text = json.dumps(spec.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _feature_set(catalog: Catalog, name: str) -> FeatureSet:
+    try:
+        return catalog.features[name]
+    except KeyError:
+        raise DatasetNotFound(
+            f"no feature set named {name!r} (known: {', '.join(catalog.features) or 'none'}); "
+            "declare it under `features:` in the catalog."
+        ) from None
+
+
+def build_features(
+    catalog: Catalog, ws: Workspace, name: str, *, force: bool = False
+) -> FeatureBuild:
+    """Materialise feature set ``name`` as a new version of ``features/<name>``.
+
+    Skipped (``reused``) when the latest version came from the same spec and source version,
+    or when the rows come out identical (same content fingerprint) to the latest version's.
+
+    Examples
+    --------
+    >>> build = build_features(catalog, ws, "flight_features")  # doctest: +SKIP
+    >>> build.version, build.rows["train"]  # doctest: +SKIP
+    """
+    spec = _feature_set(catalog, name)
+    source_version = open_table(table_path(catalog, ws, spec.source)).version()
+    digest = spec_hash(spec)
+    path = feature_path(ws, name)
+    last = None if force else _latest_info(path)
+    if last and last["spec_hash"] == digest and last["source_version"] == source_version:
+        return FeatureBuild(name, last["version"], last["rows"], source_version, True)
+    known = set(columns_of(catalog, spec.source))
+    frame = read_dataset(
+        catalog, ws, spec.source, columns=spec.source_columns(known), version=source_version
+    )
+    table = make_features(frame, spec)
+    staged = stage_table(table, path)
+    train = table[table[SPLIT] == "train"]
+    levels = [train[c].dropna().unique(split_out=1) for c in spec.categorical]
+    hashes = table.map_partitions(_content_hash, meta=pd.Series([], dtype="int64"))
+    actions, counts, partial, *found = dask.compute(
+        staged.actions, table[SPLIT].value_counts(), hashes, *levels
+    )
+    rows = {k: int(counts.get(k, 0)) for k in ("train", "validation", "test")}
+    content = f"{int(partial.sum()) % _PRIME:x}"
+    if last and last.get("content") == content:
+        # The source got a new version with the same rows: keep the current features version.
+        for file in actions["path"]:
+            (path / file).unlink(missing_ok=True)
+        return FeatureBuild(name, last["version"], last["rows"], last["source_version"], True)
+    info = {
+        "feature_set": name,
+        "source": spec.source,
+        "source_version": source_version,
+        "spec_hash": digest,
+        "content": content,
+        "rows": rows,
+        "categories": {
+            c: sorted(map(str, v)) for c, v in zip(spec.categorical, found, strict=True)
+        },
+        "features": spec.features,
+        "categorical": spec.categorical,
+        "label": spec.label,
+        "keys": spec.keys,
+    }
+    version = commit_table(
+        staged, actions, operation=f"features {name}", info={_INFO_KEY: json.dumps(info)}
+    )
+    return FeatureBuild(name, version, rows, source_version, False)
+
+
+def make_features(frame: dd.DataFrame, spec: FeatureSet) -> dd.DataFrame:
+    """The lazy feature table for a source frame: filter, derive, lag, split, select."""
+    out = frame.map_partitions(_row_features, spec, meta=_row_features(frame._meta, spec))
+    for lag_name, lag in spec.lags.items():
+        # All rows of one key in one partition, then a sort and a grouped shift per partition.
+        out = out.shuffle(on=lag.by).map_partitions(
+            _add_lag, lag_name, lag, meta=_add_lag(out._meta, lag_name, lag)
+        )
+    time_column = [spec.split.column] if spec.split.column else []
+    columns = list(dict.fromkeys([*spec.keys, *time_column, *spec.features, spec.label, SPLIT]))
+    return out.map_partitions(_finish, spec, columns, meta=_finish(out._meta, spec, columns))
+
+
+def _content_hash(df: pd.DataFrame) -> pd.Series:
+    """An order-independent fingerprint of a partition's rows (sum of row hashes mod a prime)."""
+    hashed = pd.util.hash_pandas_object(df, index=False).to_numpy() % _PRIME
+    return pd.Series([int(hashed.sum(dtype="object") % _PRIME)], dtype="int64")
+
+
+def _row_features(df: pd.DataFrame, spec: FeatureSet) -> pd.DataFrame:
     if spec.where:
         df = df[df.eval(spec.where).fillna(False).astype(bool)]
-    out = encode_features(df, spec, categories)
-    out["__label"] = df[spec.label].fillna(False).astype("int64")
-    out["__test"] = pd.to_datetime(df[spec.split.column]) >= pd.Timestamp(spec.split.test_from)
+    df = df.reset_index(drop=True)
+    for col, expr in spec.derived.items():
+        df[col] = df.eval(expr)
+    for col, parts in spec.date_parts.items():
+        when = pd.to_datetime(df[col])
+        for part in parts:
+            if part == "weekend":
+                value = when.dt.day_of_week >= 5
+            else:
+                value = getattr(when.dt, _DATE_PARTS.get(part, part))
+            df[f"{col}_{part}"] = value.astype("float64")
+    df[SPLIT] = assign_split(df, spec)
+    return df
+
+
+def assign_split(df: pd.DataFrame, spec: FeatureSet) -> np.ndarray:
+    """``train`` / ``validation`` / ``test`` for each row, from the spec's split."""
+    split = spec.split
+    if split.kind == "time":
+        when = pd.to_datetime(df[split.column])
+        tz = getattr(when.dt, "tz", None)
+        test = when >= pd.Timestamp(split.test_from, tz=tz)
+        valid = pd.Series(False, index=df.index)
+        if split.validation_from is not None:
+            valid = ~test & (when >= pd.Timestamp(split.validation_from, tz=tz))
+    else:
+        key = f"{split.seed:016d}"[-16:]
+        hashed = pd.util.hash_pandas_object(df[spec.keys], index=False, hash_key=key)
+        u = (hashed.to_numpy() % 1_000_003) / 1_000_003
+        test = pd.Series(u < split.test_fraction, index=df.index)
+        valid = pd.Series(
+            (u >= split.test_fraction) & (u < split.test_fraction + split.validation_fraction),
+            index=df.index,
+        )
+    return np.where(test, "test", np.where(valid, "validation", "train"))
+
+
+def _add_lag(df: pd.DataFrame, name: str, lag: Lag) -> pd.DataFrame:
+    df = df.reset_index(drop=True)
+    ordered = df.sort_values([*lag.by, lag.order_by], kind="stable")
+    keys = [ordered[b] for b in lag.by]
+    grouped = ordered.groupby(keys, dropna=False, sort=False)[lag.column]
+    if lag.window is None:
+        values = grouped.shift(lag.periods)
+    else:
+        before = grouped.shift(1)
+        rolled = before.groupby(keys, dropna=False, sort=False).rolling(lag.window, min_periods=1)
+        values = getattr(rolled, lag.agg)().reset_index(level=list(range(len(keys))), drop=True)
+    values = pd.to_numeric(values, errors="coerce").astype("float64")
+    df[name] = values.reindex(df.index)
+    df.loc[df[lag.by].isna().any(axis=1), name] = np.nan  # a missing key is not one group
+    return df
+
+
+def _finish(df: pd.DataFrame, spec: FeatureSet, columns: list[str]) -> pd.DataFrame:
+    out = df[[c for c in columns if c in df.columns]].copy()  # new rows may lack the label
+    for col in spec.features:
+        if col in spec.categorical:
+            out[col] = out[col].astype("str").where(out[col].notna(), None)
+        else:
+            out[col] = pd.to_numeric(out[col], errors="coerce").astype("float64")
     return out
 
 
-def training_data(catalog: Catalog, ws: Workspace, name: str) -> TrainingData:
-    spec = catalog.models[name]
-    version = open_table(table_path(catalog, ws, spec.source)).version()
-    known = set(columns_of(catalog, spec.source))
-    filters = [c for c in expression_names(spec.where) if c in known]
-    columns = list(dict.fromkeys([*spec.features, spec.label, spec.split.column, *filters]))
-    frame = read_dataset(catalog, ws, spec.source, columns=columns, version=version)
-    levels = dd.compute(
-        *[frame[c].dropna().astype("str").unique(split_out=1) for c in spec.categorical]
+def _latest_info(path) -> dict[str, Any] | None:
+    try:
+        return feature_info_at(path, None)
+    except WorkspaceError:
+        return None
+
+
+def feature_info_at(path, version: int | None) -> dict[str, Any]:
+    """What the commit of ``version`` (latest when None) of a feature table recorded."""
+    table = open_table(path, version)
+    wanted = table.version()
+    for entry in history(path):
+        if entry.get("version") == wanted and _INFO_KEY in entry:
+            return json.loads(entry[_INFO_KEY]) | {"version": wanted}
+    raise WorkspaceError(
+        f"{path} version {wanted} has no feature metadata; rebuild it with "
+        "`workbench run features:<name>`."
     )
-    categories = {c: sorted(v.tolist()) for c, v in zip(spec.categorical, levels, strict=True)}
-    prepared = frame.map_partitions(
-        _split_frame, spec, categories, meta=_split_frame(frame._meta, spec, categories)
-    )
-    train = prepared[~prepared["__test"]].drop(columns="__test")
-    test = prepared[prepared["__test"]].drop(columns="__test")
-    return TrainingData(train, test, categories, version)
+
+
+def feature_info(ws: Workspace, name: str, version: int | None = None) -> dict[str, Any]:
+    """Source, source version, categories and row counts recorded for a feature table version.
+
+    Examples
+    --------
+    >>> feature_info(ws, "flight_features")["source_version"]  # doctest: +SKIP
+    """
+    return feature_info_at(feature_path(ws, name), version)
+
+
+def read_features(
+    ws: Workspace, name: str, *, version: int | None = None, columns: list[str] | None = None
+) -> dd.DataFrame:
+    """A lazy frame over one version of ``features/<name>``."""
+    return read_table(feature_path(ws, name), columns=columns, version=version)
+
+
+def encode_features(
+    df: pd.DataFrame, features: list[str], categories: dict[str, list[str]]
+) -> pd.DataFrame:
+    """Numeric features as float64, categorical ones as pandas categories with fixed levels
+    (values never seen in training become missing)."""
+    out = {}
+    for col in features:
+        if col in categories:
+            values = df[col].astype("str").where(df[col].notna(), None)
+            out[col] = pd.Categorical(values, categories=categories[col])
+        else:
+            out[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
+    return pd.DataFrame(out, index=df.index)

@@ -1,7 +1,11 @@
-"""The model registry on disk: immutable versions with a checksum, read back safely.
+"""The model registry on disk: immutable versions with a checksum, aliases, read back safely.
 
-Models are stored in LightGBM's own text format (never pickle), with ``metadata.json``
-holding the file's sha256, parameters, metrics and data lineage.
+``models/<name>/<version>/`` holds the model file (LightGBM text, or skops for scikit-learn and
+dask-ml models; never pickle) and ``metadata.json`` with the file's sha256, parameters, metrics,
+feature set and data versions, package versions and the git commit. A version folder appears
+whole (written beside, then renamed) and its files are made read-only. ``aliases.json`` names
+the ``candidate`` and ``production`` versions and keeps each alias's past versions, so a
+promotion can be rolled back.
 """
 
 from __future__ import annotations
@@ -13,15 +17,26 @@ import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-
-import lightgbm
+from typing import Any
 
 from workbench.errors import ModelNotFound, WorkbenchError
 from workbench.io.workspace import Workspace, read_json, write_json_atomic
+from workbench.ml.estimators import Predictor, model_from_bytes
 
-MODEL_FILE = "model.txt"
 METADATA = "metadata.json"
-_PACKAGES = ("workbench", "dask", "distributed", "lightgbm", "pandas", "numpy", "scikit-learn")
+ALIASES = "aliases.json"
+ALIAS_NAMES = ("candidate", "production")
+_PACKAGES = (
+    "workbench",
+    "dask",
+    "distributed",
+    "dask-ml",
+    "lightgbm",
+    "scikit-learn",
+    "skops",
+    "pandas",
+    "numpy",
+)
 
 
 @dataclass(frozen=True)
@@ -32,51 +47,196 @@ class RegisteredModel:
     metadata: dict
 
 
-def register_model(ws: Workspace, name: str, model_text: str, metadata: dict) -> RegisteredModel:
-    """Store a new version; the folder appears complete (rename) and is never rewritten."""
+def register_model(
+    ws: Workspace, name: str, predictor: Predictor, metadata: dict
+) -> RegisteredModel:
+    """Store ``predictor`` as a new version; the folder appears complete and is never rewritten."""
     root = ws.path("models", name)
     root.mkdir(parents=True, exist_ok=True)
+    data = predictor.to_bytes()
     versions = _versions(root)
     version = (versions[-1] + 1) if versions else 1
-    staging = root / f".v{version}.tmp"
+    staging = root / f".v{version}.{os.getpid()}.tmp"
     staging.mkdir()
-    (staging / MODEL_FILE).write_text(model_text, encoding="utf-8")
-    digest = hashlib.sha256(model_text.encode()).hexdigest()
+    (staging / predictor.file_name).write_bytes(data)
     full = metadata | {
         "name": name,
         "version": version,
-        "sha256": digest,
-        "file": MODEL_FILE,
+        "kind": predictor.kind,
+        "task": predictor.task,
+        "file": predictor.file_name,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "features": predictor.features,
+        "categories": predictor.categories,
         "registered_at": dt.datetime.now(dt.UTC).isoformat(),
         "packages": _package_versions(),
         "git_commit": _git_commit(),
     }
     write_json_atomic(staging / METADATA, full)
-    os.rename(staging, root / str(version))
+    for f in staging.iterdir():
+        f.chmod(0o444)
+    while True:
+        try:
+            os.rename(staging, root / str(version))
+            break
+        except OSError:  # another process registered this number first: take the next one
+            if not (root / str(version)).exists():
+                raise
+            version += 1
+            full["version"] = version
+            (staging / METADATA).chmod(0o644)
+            write_json_atomic(staging / METADATA, full)
+            (staging / METADATA).chmod(0o444)
     return RegisteredModel(name, version, root / str(version), full)
 
 
-def load_model(
-    ws: Workspace, name: str, version: int | None = None
-) -> tuple[lightgbm.Booster, dict]:
-    """The booster and its metadata; refuses a model file whose sha256 changed."""
+def list_versions(ws: Workspace, name: str) -> list[dict[str, Any]]:
+    """Every registered version, oldest first: version, time, estimator, metrics, aliases.
+
+    Examples
+    --------
+    >>> [v["version"] for v in list_versions(ws, "departure_delay")]  # doctest: +SKIP
+    [1, 2]
+    """
+    root = ws.path("models", name)
+    if not root.exists():
+        return []
+    held = aliases(ws, name)
+    out = []
+    for v in _versions(root):
+        meta = read_json(root / str(v) / METADATA)
+        out.append(
+            {
+                "version": v,
+                "registered_at": meta["registered_at"],
+                "estimator": meta.get("estimator"),
+                "metrics": meta.get("metrics", {}),
+                "feature_version": meta.get("data", {}).get("feature_version"),
+                "aliases": [a for a, held_v in held.items() if held_v == v],
+            }
+        )
+    return out
+
+
+def model_names(ws: Workspace) -> list[str]:
+    """Names with at least one registered version."""
+    root = ws.path("models")
+    if not root.exists():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and _versions(p))
+
+
+def aliases(ws: Workspace, name: str) -> dict[str, int]:
+    """Alias -> version, e.g. ``{"production": 2, "candidate": 3}``."""
+    return {a: stack[-1] for a, stack in _alias_state(ws, name)["stacks"].items() if stack}
+
+
+def resolve_version(
+    ws: Workspace, name: str, version: int | None = None, alias: str | None = None
+) -> int:
+    """The version asked for: explicit, by alias, else production, else the latest."""
     root = ws.path("models", name)
     versions = _versions(root) if root.exists() else []
-    if not versions or (version is not None and version not in versions):
+    held = aliases(ws, name) if versions else {}
+    if alias is not None and alias not in held:
         raise ModelNotFound(
-            f"no model {name!r} version {version or 'any'} in {root}; "
-            f"registered versions: {versions or 'none'}. Train it with "
-            f"`workbench run {name}`."
+            f"model {name!r} has no {alias!r} version (aliases: {held or 'none'}); "
+            f"promote one with `workbench model promote {name}`."
         )
-    folder = root / str(version or versions[-1])
+    chosen = version or (held[alias] if alias else held.get("production"))
+    chosen = chosen or (versions[-1] if versions else None)
+    if chosen is None or chosen not in versions:
+        raise ModelNotFound(
+            f"no model {name!r} version {chosen or 'any'} in {root}; registered versions: "
+            f"{versions or 'none'}. Train it with `workbench run {name}`."
+        )
+    return chosen
+
+
+def load_predictor(
+    ws: Workspace, name: str, version: int | None = None, *, alias: str | None = None
+) -> Predictor:
+    """The fitted model of a version (default: production, else latest), sha256 verified.
+
+    Examples
+    --------
+    >>> p = load_predictor(ws, "departure_delay", alias="production")  # doctest: +SKIP
+    >>> p.predict(rows)  # doctest: +SKIP
+    """
+    chosen = resolve_version(ws, name, version, alias)
+    folder = ws.path("models", name, str(chosen))
     meta = read_json(folder / METADATA)
-    text = (folder / MODEL_FILE).read_text(encoding="utf-8")
-    if hashlib.sha256(text.encode()).hexdigest() != meta["sha256"]:
+    data = (folder / meta["file"]).read_bytes()
+    if hashlib.sha256(data).hexdigest() != meta["sha256"]:
         raise WorkbenchError(
-            f"{folder / MODEL_FILE} does not match the sha256 in its metadata: "
-            "the file was changed after registration. Retrain instead of editing."
+            f"{folder / meta['file']} does not match the sha256 in its metadata: the file was "
+            "changed after registration. Refusing to load it; retrain instead of editing."
         )
-    return lightgbm.Booster(model_str=text), meta
+    model = model_from_bytes(meta["kind"], data, str(folder / meta["file"]))
+    return Predictor(meta["kind"], model, meta["task"], meta["features"], meta["categories"], meta)
+
+
+def load_model(
+    ws: Workspace, name: str, version: int | None = None, *, alias: str | None = None
+) -> tuple[Any, dict]:
+    """The model object (a LightGBM ``Booster`` or a scikit-learn pipeline) and its metadata."""
+    predictor = load_predictor(ws, name, version, alias=alias)
+    return predictor.model, predictor.fit_info
+
+
+def model_metadata(ws: Workspace, name: str, version: int | None = None, alias: str | None = None):
+    """``metadata.json`` of a version, without loading the model."""
+    chosen = resolve_version(ws, name, version, alias)
+    return read_json(ws.path("models", name, str(chosen), METADATA))
+
+
+def set_alias(ws: Workspace, name: str, alias: str, version: int, reason: str) -> None:
+    """Point ``alias`` at ``version`` (pushed on the alias's stack, so it can be rolled back)."""
+    resolve_version(ws, name, version)
+    state = _alias_state(ws, name)
+    stack = state["stacks"].setdefault(alias, [])
+    previous = stack[-1] if stack else None
+    if previous != version:
+        stack.append(version)
+    state["history"].append(_event(alias, version, previous, reason))
+    write_json_atomic(ws.path("models", name, ALIASES), state)
+
+
+def rollback(ws: Workspace, name: str, alias: str = "production") -> int:
+    """Move ``alias`` back to the version it held before; returns that version."""
+    state = _alias_state(ws, name)
+    stack = state["stacks"].get(alias, [])
+    if len(stack) < 2:
+        raise WorkbenchError(
+            f"model {name!r}: {alias!r} has no earlier version to roll back to "
+            f"(history: {stack or 'empty'})."
+        )
+    current = stack.pop()
+    state["history"].append(_event(alias, stack[-1], current, "rollback"))
+    write_json_atomic(ws.path("models", name, ALIASES), state)
+    return stack[-1]
+
+
+def alias_history(ws: Workspace, name: str) -> list[dict[str, Any]]:
+    """Every alias move, oldest first: alias, version, previous, time, reason."""
+    return _alias_state(ws, name)["history"]
+
+
+def _event(alias: str, version: int, previous: int | None, reason: str) -> dict[str, Any]:
+    return {
+        "alias": alias,
+        "version": version,
+        "previous": previous,
+        "at": dt.datetime.now(dt.UTC).isoformat(),
+        "reason": reason,
+    }
+
+
+def _alias_state(ws: Workspace, name: str) -> dict[str, Any]:
+    path = ws.path("models", name, ALIASES)
+    if not path.exists():
+        return {"stacks": {}, "history": []}
+    return read_json(path)
 
 
 def _versions(root: Path) -> list[int]:

@@ -1,21 +1,36 @@
-"""Train a catalog model on the Dask cluster and register it in ``models/<name>/<version>/``."""
+"""Train a catalog model on the Dask cluster, evaluate it and register it as the candidate.
+
+The model reads one version of its feature table: training rows to fit, test rows to evaluate
+(against a baseline), and the training rows' distribution is kept as the drift reference.
+A long fit saves checkpoints under ``models/<name>/.checkpoints/<fit key>/``; a fit killed
+midway resumes from the last one when run again with the same data and parameters.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from dataclasses import dataclass
+from typing import Any
 
-import dask
-import lightgbm
-import numpy as np
+import dask.dataframe as dd
 import pandas as pd
-from lightgbm.dask import DaskLGBMClassifier
-from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
-from workbench.catalog.models import Catalog
+from workbench.catalog.models import Catalog, Model
+from workbench.errors import DatasetNotFound
 from workbench.io.workspace import Workspace
-from workbench.ml.features import training_data
-from workbench.ml.registry import RegisteredModel, register_model
+from workbench.ml.drift import reference_profile
+from workbench.ml.estimators import LABEL, Checkpoint, FitData, Predictor, get_estimator
+from workbench.ml.features import (
+    SPLIT,
+    build_features,
+    encode_features,
+    feature_info,
+    read_features,
+)
+from workbench.ml.metrics import calibration_table, classification_metrics, regression_metrics
+from workbench.ml.registry import RegisteredModel, register_model, set_alias
 
 
 @dataclass(frozen=True)
@@ -23,75 +38,154 @@ class TrainedModel:
     registered: RegisteredModel
     metrics: dict[str, float]
     seconds: float
+    promotion: Any = None
 
 
-def train_model(catalog: Catalog, ws: Workspace, name: str) -> TrainedModel:
-    """Fit on the rows before ``split.test_from``, score the later ones, register the model."""
-    started = time.perf_counter()
-    spec = catalog.models[name]
-    data = training_data(catalog, ws, name)
-    train = data.train.persist()
-    features = list(spec.features)
-    params = {"random_state": spec.seed, "verbose": -1, **spec.params}
-    model = DaskLGBMClassifier(**params)
-    model.fit(train[features], train["__label"])
-    booster = model.to_local().booster_
-    # Score with the trained booster per partition: a DataFrame-only graph. (dask 2026.8 returns
-    # the results of one dask.compute over mixed DataFrame and Array collections out of order.)
-    scored = data.test.map_partitions(
-        predict_partition, booster, features, meta={"__label": "int64", "score": "float64"}
+def model_spec(catalog: Catalog, name: str) -> Model:
+    try:
+        return catalog.models[name]
+    except KeyError:
+        raise DatasetNotFound(
+            f"no model named {name!r} in the catalog (known: {', '.join(catalog.models)})"
+        ) from None
+
+
+def split_rows(ws: Workspace, feature_set: str, version: int, which: str) -> dd.DataFrame:
+    """Raw feature rows of one split (train, validation or test) of a feature table version."""
+    frame = read_features(ws, feature_set, version=version)
+    return frame[frame[SPLIT] == which]
+
+
+def _encoded(frame: dd.DataFrame, info: dict, task: str) -> dd.DataFrame:
+    def encode(df: pd.DataFrame) -> pd.DataFrame:
+        out = encode_features(df, info["features"], info["categories"])
+        if task == "classification":
+            out[LABEL] = pd.to_numeric(df[info["label"]], errors="coerce").fillna(0).astype("int64")
+        else:
+            out[LABEL] = pd.to_numeric(df[info["label"]], errors="coerce").astype("float64")
+            out = out[out[LABEL].notna()]
+        return out
+
+    return frame.map_partitions(encode, meta=encode(frame._meta))
+
+
+def fit_data(catalog: Catalog, ws: Workspace, name: str, feature_version: int) -> FitData:
+    spec = model_spec(catalog, name)
+    info = feature_info(ws, spec.feature_set, feature_version)
+    rows = {
+        s: split_rows(ws, spec.feature_set, feature_version, s) for s in ("train", "validation")
+    }
+    return FitData(
+        _encoded(rows["train"], info, spec.task),
+        _encoded(rows["validation"], info, spec.task),
+        list(info["features"]),
+        info["categories"],
+        spec.task,
+        spec.seed,
     )
-    test, n_train = dask.compute(scored, train.shape[0])
-    del train
-    metrics = classification_metrics(test["__label"].to_numpy(), test["score"].to_numpy())
-    metrics |= {"train_rows": int(n_train), "test_rows": len(test)}
-    importance = dict(
-        zip(
-            booster.feature_name(),
-            booster.feature_importance("gain").round(2).tolist(),
-            strict=True,
-        )
+
+
+def fit_key(spec: Model, params: dict, feature_version: int) -> str:
+    text = json.dumps([spec.estimator, spec.sklearn_class, params, feature_version], default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def score_rows(frame: dd.DataFrame, predictor: Predictor, label: str) -> pd.DataFrame:
+    """Labels and scores of ``frame``'s rows, computed per partition."""
+
+    def score(df: pd.DataFrame) -> pd.DataFrame:
+        y = pd.to_numeric(df[label], errors="coerce").astype("float64")
+        return pd.DataFrame({"y": y.to_numpy(), "p": predictor.predict(df)}, index=df.index)
+
+    return frame.map_partitions(score, meta={"y": "float64", "p": "float64"}).compute()
+
+
+def evaluate(
+    predictor: Predictor, scored: pd.DataFrame, train_mean: float | None = None
+) -> tuple[dict[str, float], list[dict]]:
+    """Test metrics with their baselines, and the calibration table of a classifier."""
+    if predictor.task == "classification":
+        y = scored["y"].fillna(0).astype("int64").to_numpy()
+        p = scored["p"].to_numpy()
+        return classification_metrics(y, p), calibration_table(y, p)
+    known = scored[scored["y"].notna()]
+    mean = float(known["y"].mean()) if train_mean is None else train_mean
+    return regression_metrics(known["y"].to_numpy(), known["p"].to_numpy(), mean), []
+
+
+def train_model(
+    catalog: Catalog,
+    ws: Workspace,
+    name: str,
+    *,
+    params: dict[str, Any] | None = None,
+    promote: bool = True,
+    reason: str = "trained",
+    extra: dict[str, Any] | None = None,
+) -> TrainedModel:
+    """Fit on the training rows, evaluate on the test rows, register, mark as candidate and
+    (unless ``promote=False``) promote it when it beats production by the catalog's margin.
+    ``params`` override the catalog's; ``extra`` is added to the version's metadata.
+
+    Examples
+    --------
+    >>> trained = train_model(catalog, ws, "departure_delay")  # doctest: +SKIP
+    >>> trained.metrics["roc_auc"], trained.registered.version  # doctest: +SKIP
+    """
+    started = time.perf_counter()
+    spec = model_spec(catalog, name)
+    build = build_features(catalog, ws, spec.feature_set)
+    info = feature_info(ws, spec.feature_set, build.version)
+    estimator = get_estimator(spec.estimator, spec.sklearn_class, spec.task)
+    full_params = estimator.params({**spec.params, **(params or {})}, spec.seed)
+    data = fit_data(catalog, ws, name, build.version)
+    checkpoint = Checkpoint(
+        ws.path("models", name, ".checkpoints", fit_key(spec, full_params, build.version)),
+        spec.checkpoint_every,
+    )
+    predictor = estimator.fit(data, full_params, checkpoint)
+    fit_seconds = time.perf_counter() - started
+    test = split_rows(ws, spec.feature_set, build.version, "test")
+    scored = score_rows(test, predictor, info["label"])
+    train_raw = split_rows(ws, spec.feature_set, build.version, "train")
+    train_mean = None
+    if spec.task == "regression":
+        train_mean = float(pd.to_numeric(train_raw[info["label"]]).mean().compute())
+    metrics, calibration = evaluate(predictor, scored, train_mean)
+    metrics |= {"train_rows": info["rows"]["train"], "test_rows": len(scored)}
+    profile = reference_profile(
+        train_raw, info["features"], info["categorical"], spec.monitor.bins, scored["p"].to_numpy()
     )
     registered = register_model(
         ws,
         name,
-        booster.model_to_string(),
+        predictor,
         metadata={
-            "estimator": spec.estimator,
-            "params": params,
-            "features": features,
-            "categories": data.categories,
-            "label": spec.label,
+            "estimator": spec.sklearn_class or spec.estimator,
+            "params": full_params,
+            "label": info["label"],
             "metrics": metrics,
-            "feature_importance": importance,
+            "promotion_metric": spec.promotion_metric,
+            "calibration": calibration,
+            "feature_importance": predictor.importance(),
+            "reference": profile,
+            "reason": reason,
+            "fit": predictor.fit_info | {"seconds": round(fit_seconds, 2)},
             "data": {
-                "source": spec.source,
-                "source_version": data.source_version,
-                "split": spec.split.model_dump(mode="json"),
+                "feature_set": spec.feature_set,
+                "feature_version": build.version,
+                "source": info["source"],
+                "source_version": info["source_version"],
+                "rows": info["rows"],
             },
-        },
+        }
+        | (extra or {}),
     )
-    return TrainedModel(registered, metrics, time.perf_counter() - started)
+    checkpoint.clear()
+    set_alias(ws, name, "candidate", registered.version, reason)
+    promotion = None
+    if promote:
+        from workbench.ml.promotion import promote_model
 
-
-def predict_partition(
-    df: pd.DataFrame, booster: lightgbm.Booster, features: list[str]
-) -> pd.DataFrame:
-    """Probabilities of the positive class for one partition of encoded features."""
-    return pd.DataFrame(
-        {"__label": df["__label"].to_numpy(), "score": booster.predict(df[features])},
-        index=df.index,
-    )
-
-
-def classification_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    """Test-set scores, with the majority-class baseline beside them so a useless model shows."""
-    base_rate = float(y.mean())
-    return {
-        "roc_auc": float(roc_auc_score(y, p)),
-        "log_loss": float(log_loss(y, p, labels=[0, 1])),
-        "accuracy": float(accuracy_score(y, p >= 0.5)),
-        "positive_rate": base_rate,
-        "baseline_accuracy": max(base_rate, 1 - base_rate),
-        "baseline_log_loss": float(log_loss(y, np.full(len(y), base_rate), labels=[0, 1])),
-    }
+        promotion = promote_model(catalog, ws, name, registered.version)
+    return TrainedModel(registered, metrics, time.perf_counter() - started, promotion)
