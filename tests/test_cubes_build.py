@@ -85,7 +85,8 @@ def test_a_level_that_does_not_nest_is_reported_with_examples(demo, tmp_path):
         "    measures:\n      flights: {agg: count}\n\n"
     )
     path = tmp_path / "catalog.yaml"
-    path.write_text(text[: text.index("cubes:\n")] + routes + text[text.index("models:\n") :])
+    rest = text[text.index("\nfeatures:\n") + 1 :]  # feature sets and models
+    path.write_text(text[: text.index("cubes:\n")] + routes + rest)
     catalog = wb.load_catalog(path)
     with pytest.raises(CubeError, match=r"dest '\w+' has parents (EWR|JFK|LGA), "):
         wb.build_cube(catalog, ws, "routes")

@@ -117,7 +117,11 @@ def catalog_list(catalog: CatalogOpt = DEFAULT_CATALOG, as_json: JsonOpt = False
         for n, c in cat.cubes.items()
     ]
     rows += [
-        {"name": n, "kind": "model", "zone": "models", "description": f"from {m.source}"}
+        {"name": n, "kind": "features", "zone": "features", "description": f"from {f.source}"}
+        for n, f in cat.features.items()
+    ]
+    rows += [
+        {"name": n, "kind": "model", "zone": "models", "description": f"on {m.feature_set}"}
         for n, m in cat.models.items()
     ]
     if as_json:
@@ -136,7 +140,7 @@ def catalog_show(
     """Show one dataset, cube or model as the catalog declares it."""
     with _reported():
         cat = load_catalog(catalog)
-        for kind in ("datasets", "cubes", "models"):
+        for kind in ("datasets", "cubes", "features", "models"):
             entries = getattr(cat, kind)
             if name in entries:
                 data = entries[name].model_dump(mode="json", by_alias=True, exclude_defaults=True)

@@ -252,7 +252,8 @@ def encode_features(
     out = {}
     for col in features:
         if col in categories:
-            values = df[col].astype("str").where(df[col].notna(), None)
+            values = df[col].astype("str")
+            values = values.where(df[col].notna() & values.isin(categories[col]), None)
             out[col] = pd.Categorical(values, categories=categories[col])
         else:
             out[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")

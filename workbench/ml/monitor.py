@@ -122,6 +122,10 @@ def _psi_chart(report: dict[str, Any]):
 def render_drift_html(report: dict[str, Any]) -> str:
     """The report as one HTML page with Bokeh's JavaScript inline (opens offline)."""
     script, divs = components([_psi_chart(report)])
+    # INLINE.render() also links extension files by relative URL once Panel is imported in the
+    # process; the raw JavaScript keeps the page whole.
+    resources = "".join(f"<script>{js}</script>" for js in INLINE.js_raw)
+    resources += "".join(f"<style>{css}</style>" for css in INLINE.css_raw)
     return _ENV.get_template("drift.html.j2").render(
-        r=report, bokeh_resources=INLINE.render(), script=script, divs=divs
+        r=report, bokeh_resources=resources, script=script, divs=divs
     )
