@@ -82,6 +82,12 @@ class HpcProfile:
     def adaptive(self) -> bool:
         return self.maximum_jobs is not None
 
+    def setting(self, key: str) -> Any:
+        """A job setting (``cores``, ``queue``, ...), from the profile or else the ``jobqueue``
+        config, the way dask-jobqueue itself falls back."""
+        value = self.cluster_kwargs.get(key.replace("-", "_"))
+        return value if value is not None else _jobqueue(self.kind).get(key)
+
     @property
     def cluster_class(self) -> str:
         return CLUSTER_CLASSES[self.kind]
@@ -99,8 +105,8 @@ class HpcProfile:
             "kind": self.kind,
             "class": f"dask_jobqueue.{self.cluster_class}",
             "scaling": scaling,
-            "cores": kwargs.get("cores", _jobqueue(self.kind).get("cores")),
-            "memory": kwargs.get("memory", _jobqueue(self.kind).get("memory")),
+            "cores": self.setting("cores"),
+            "memory": self.setting("memory"),
             "walltime": self.walltime,
             "lifetime": _seconds_text(self.lifetime),
             "lifetime-stagger": _seconds_text(self.lifetime_stagger),
