@@ -22,7 +22,8 @@ from typing import Any
 from dask.utils import parse_bytes
 
 from workbench.errors import ClusterError, WorkspaceError
-from workbench.hpc.profiles import HpcProfile, parse_walltime, resolve_profile
+from workbench.hpc.lifetime import parse_walltime
+from workbench.hpc.profiles import HpcProfile, resolve_profile
 from workbench.hpc.systems import Request, SchedulerState, batch_system
 from workbench.io.workspace import Workspace, write_json_atomic
 from workbench.runs import RunStore
