@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 import workbench as wb
 from workbench.cli import app
 from workbench.hpc import job_script, job_status, resolve_profile, submit_job
-from workbench.hpc.profiles import parse_walltime
+from workbench.hpc.lifetime import parse_walltime
 from workbench.testing import orders_catalog, random_orders, write_customers
 
 from .conftest import DEMO_CATALOG, IN_CI

@@ -2,6 +2,7 @@
 
 - :mod:`workbench.hpc.profiles`: named profiles ``slurm``, ``pbs``, ``sge``, ``lsf``,
   ``htcondor`` (and any a user adds) over dask-jobqueue and its ``jobqueue`` dask config.
+- :mod:`workbench.hpc.lifetime`: walltimes, and worker lifetimes that end before them.
 - :mod:`workbench.hpc.systems`: what differs between batch systems (directives, commands).
 - :mod:`workbench.hpc.jobs`: ``submit_job``, ``job_status``, ``job_logs``, ``cancel_job``.
 - :mod:`workbench.hpc.runner`: what runs inside the batch job.

@@ -22,7 +22,8 @@ from typing import Any
 from dask.utils import parse_bytes
 
 from workbench.errors import ClusterError, WorkspaceError
-from workbench.hpc.profiles import HpcProfile, parse_walltime, resolve_profile
+from workbench.hpc.lifetime import parse_walltime
+from workbench.hpc.profiles import HpcProfile, resolve_profile
 from workbench.hpc.systems import Request, SchedulerState, batch_system
 from workbench.io.workspace import Workspace, write_json_atomic
 from workbench.runs import RunStore
@@ -129,9 +130,9 @@ def _script(
     layout: str,
     directives: Sequence[str],
 ) -> str:
-    cores = int(_setting(prof, "cores") or 1)
-    memory = _setting(prof, "memory")
-    processes = int(_setting(prof, "processes") or cores)
+    cores = int(prof.setting("cores") or 1)
+    memory = prof.setting("memory")
+    processes = int(prof.setting("processes") or cores)
     if cores % processes:
         raise ClusterError(f"cores ({cores}) must be a multiple of processes ({processes}).")
     threads = cores // processes
@@ -146,22 +147,22 @@ def _script(
         tasks=tasks,
         cpus_per_task=threads if layout == "srun" else cores,
         memory=memory,
-        queue=_setting(prof, "queue"),
-        account=_setting(prof, "account") or _setting(prof, "project"),
-        extra=(*(_setting(prof, "job-extra-directives") or ()), *directives),
+        queue=prof.setting("queue"),
+        account=prof.setting("account") or prof.setting("project"),
+        extra=(*(prof.setting("job-extra-directives") or ()), *directives),
     )
-    python = _setting(prof, "python") or sys.executable
+    python = prof.setting("python") or sys.executable
     runner = [python, "-m", "workbench.hpc.runner", "--job-dir", str(folder)]
     runner += ["--catalog", str(catalog), "--workspace", str(ws.root), "--kind", prof.kind]
     lines = [
-        _setting(prof, "shebang") or "#!/usr/bin/env bash",
+        prof.setting("shebang") or "#!/usr/bin/env bash",
         system.header(request),
         f"# Written by `workbench job submit` ({folder.name}): runs the pipeline in this job.",
         "set -eo pipefail",
         f"cd {shlex.quote(str(catalog.parent))}",
-        *(_setting(prof, "job-script-prologue") or ()),
+        *(prof.setting("job-script-prologue") or ()),
     ]
-    local_dir = _setting(prof, "local-directory")
+    local_dir = prof.setting("local-directory")
     if local_dir:
         lines.append(f"export DASK_TEMPORARY_DIRECTORY={shlex.quote(str(local_dir))}")
     if layout == "srun":
@@ -196,14 +197,6 @@ def _srun_options(prof: HpcProfile, threads: int, per_worker: int | None, local_
     elif scheduler.get("interface"):
         worker["interface"] = scheduler["interface"]
     return {"scheduler": scheduler, "worker": worker, "wait": prof.wait_timeout or 600}
-
-
-def _setting(prof: HpcProfile, key: str) -> Any:
-    """A profile setting, falling back to the ``jobqueue.<kind>`` config like dask-jobqueue."""
-    from workbench.hpc.profiles import _jobqueue
-
-    value = prof.cluster_kwargs.get(key.replace("-", "_"))
-    return value if value is not None else _jobqueue(prof.kind).get(key)
 
 
 def job_folder(ws: Workspace, job: str) -> Path:

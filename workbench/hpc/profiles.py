@@ -12,17 +12,15 @@ A setting is taken from the first place that has it:
 
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import dask.config
-from dask.utils import parse_timedelta
 from distributed import Client
 
 from workbench import config
 from workbench.errors import ClusterError, ProfileError
+from workbench.hpc.lifetime import clock, duration, worker_lifetime
 
 try:  # at import: dask-jobqueue registers its `jobqueue` defaults in dask.config
     import dask_jobqueue
@@ -82,6 +80,12 @@ class HpcProfile:
     def adaptive(self) -> bool:
         return self.maximum_jobs is not None
 
+    def setting(self, key: str) -> Any:
+        """A job setting (``cores``, ``queue``, ...), from the profile or else the ``jobqueue``
+        config, the way dask-jobqueue itself falls back."""
+        value = self.cluster_kwargs.get(key.replace("-", "_"))
+        return value if value is not None else _jobqueue(self.kind).get(key)
+
     @property
     def cluster_class(self) -> str:
         return CLUSTER_CLASSES[self.kind]
@@ -99,11 +103,11 @@ class HpcProfile:
             "kind": self.kind,
             "class": f"dask_jobqueue.{self.cluster_class}",
             "scaling": scaling,
-            "cores": kwargs.get("cores", _jobqueue(self.kind).get("cores")),
-            "memory": kwargs.get("memory", _jobqueue(self.kind).get("memory")),
+            "cores": self.setting("cores"),
+            "memory": self.setting("memory"),
             "walltime": self.walltime,
-            "lifetime": _seconds_text(self.lifetime),
-            "lifetime-stagger": _seconds_text(self.lifetime_stagger),
+            "lifetime": clock(self.lifetime),
+            "lifetime-stagger": clock(self.lifetime_stagger),
             "scheduler": {k: v for k, v in kwargs["scheduler_options"].items() if k != "security"},
             "tls": "security" in kwargs,
         }
@@ -157,7 +161,7 @@ def resolve_profile(
     scheduler_options = _scheduler_options(settings, jobqueue)
     kwargs["scheduler_options"] = scheduler_options
     walltime = settings.get("walltime") or jobqueue.get("walltime")
-    lifetime, stagger = _lifetime(name, settings, walltime, kind)
+    lifetime, stagger = worker_lifetime(name, settings, walltime, kind)
     kwargs["worker_extra_args"] = _worker_args(
         settings, jobqueue, scheduler_options, lifetime, stagger
     )
@@ -171,7 +175,7 @@ def resolve_profile(
         jobs=int(settings.get("jobs") or 0),
         minimum_jobs=_int_or_none(settings.get("minimum-jobs")),
         maximum_jobs=_int_or_none(settings.get("maximum-jobs")),
-        wait_timeout=_timedelta(name, "wait-timeout", settings.get("wait-timeout")),
+        wait_timeout=duration(name, "wait-timeout", settings.get("wait-timeout")),
         walltime=None if walltime is None else str(walltime),
         lifetime=lifetime,
         lifetime_stagger=stagger,
@@ -339,66 +343,6 @@ def _is_loopback(host: str) -> bool:
     return host.startswith("127.") or host in ("localhost", "::1")
 
 
-def _lifetime(
-    name: str, settings: dict, walltime: Any, kind: str
-) -> tuple[float | None, float | None]:
-    """Worker lifetime and stagger so that workers retire before the walltime ends a job.
-
-    ``auto`` takes the walltime, less a stagger (5% of it, at most 10 min) and a margin
-    for the worker to hand its data on (5%, at least 1 min and at most 10 min).
-    """
-    lifetime, stagger = settings.get("lifetime"), settings.get("lifetime-stagger")
-    seconds = parse_walltime(walltime, kind) if walltime else None
-    if stagger == "auto":
-        stagger = min(0.05 * seconds, 600) if seconds else None
-    else:
-        stagger = _timedelta(name, "lifetime-stagger", stagger)
-    if lifetime == "auto":
-        if not seconds:
-            return None, None
-        margin = max(60.0, min(0.05 * seconds, 600.0))
-        lifetime = seconds - (stagger or 0) - margin
-        if lifetime <= 0:
-            return None, None
-        return float(math.floor(lifetime)), stagger and float(math.floor(stagger))
-    return _timedelta(name, "lifetime", lifetime), stagger
-
-
-_WALLTIME = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
-
-
-def parse_walltime(text: Any, kind: str) -> float:
-    """Seconds in a batch system's walltime: ``HH:MM:SS``, ``D-HH:MM:SS``, LSF's ``HH:MM``.
-
-    Examples
-    --------
-    >>> parse_walltime("01:30:00", "slurm"), parse_walltime("2-00:00:00", "slurm")
-    (5400.0, 172800.0)
-    >>> parse_walltime("00:30", "lsf"), parse_walltime("90", "slurm")
-    (1800.0, 5400.0)
-    """
-    match = _WALLTIME.match(str(text).strip())
-    if not match:
-        raise ProfileError(
-            f"walltime {text!r} is not understood; write it as HH:MM:SS (e.g. 01:00:00)"
-            + (" or HH:MM for LSF" if kind == "lsf" else "")
-            + "."
-        )
-    days, *parts = match.groups()
-    numbers = [int(p) for p in parts if p is not None]
-    if len(numbers) == 3:
-        h, m, s = numbers
-    elif days:  # SLURM's D-HH and D-HH:MM
-        h, m, s = (*numbers, 0, 0)[:3]
-    elif len(numbers) == 2:
-        # LSF writes [HH:]MM, SLURM MM:SS.
-        h, m, s = (numbers[0], numbers[1], 0) if kind == "lsf" else (0, *numbers)
-    else:
-        # A bare number: minutes for SLURM and LSF, seconds for PBS, SGE and HTCondor.
-        h, m, s = (0, numbers[0], 0) if kind in ("slurm", "lsf") else (0, 0, numbers[0])
-    return float(((int(days or 0) * 24 + h) * 60 + m) * 60 + s)
-
-
 def _security(name: str, value: Any):
     """TLS for scheduler, workers and client, passed to dask-jobqueue as a ``Security``.
 
@@ -426,24 +370,5 @@ def _security(name: str, value: Any):
     return Security(**files)
 
 
-def _timedelta(name: str, key: str, value: Any) -> float | None:
-    if value in (None, False, "", 0):
-        return None
-    try:
-        return float(parse_timedelta(value, default="s"))
-    except (ValueError, KeyError) as exc:
-        raise ProfileError(
-            f"{key} {value!r} in profile {name!r} is not a duration; write e.g. 50m or 3600s."
-        ) from exc
-
-
 def _int_or_none(value: Any) -> int | None:
     return None if value is None else int(value)
-
-
-def _seconds_text(seconds: float | None) -> str | None:
-    if not seconds:
-        return None
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours:02d}:{minutes:02d}:{secs:02d}"
