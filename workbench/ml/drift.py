@@ -68,7 +68,7 @@ def _window_counts(
     out = _long_counts(df, edges)
     if predictor is None or df.empty:
         return out.astype(_COUNTS_META.dtypes)
-    scores = pd.Series(predictor.predict(df), index=df.index)
+    scores = pd.Series(predictor.predict(df, threads=1), index=df.index)
     parts = [out, _long_counts(pd.DataFrame({SCORE: scores}), {SCORE: score_edges})]
     if label is not None and label in df:
         y = pd.to_numeric(df[label], errors="coerce").astype("float64")
@@ -90,8 +90,15 @@ def _window_counts(
     )
 
 
-def _sum_counts(frame: dd.DataFrame, *args: Any) -> dict[str, dict[str, float]]:
-    counted = frame.map_partitions(_window_counts, *args, meta=_COUNTS_META, enforce_metadata=False)
+def _sum_counts(
+    frame: dd.DataFrame, edges: dict, predictor: Any, score_edges: list, label: str | None
+) -> dict[str, dict[str, float]]:
+    from workbench.cluster import share
+
+    model = share(predictor) if predictor is not None else None
+    counted = frame.map_partitions(
+        _window_counts, edges, model, score_edges, label, meta=_COUNTS_META, enforce_metadata=False
+    )
     totals = counted.groupby(["feature", "bin"])["count"].sum().compute()
     out: dict[str, dict[str, float]] = {}
     for (feature, b), n in totals.items():

@@ -65,15 +65,21 @@ class Predictor:
     categories: dict[str, list[str]]
     fit_info: dict[str, Any] = field(default_factory=dict)
 
-    def predict(self, rows: pd.DataFrame) -> np.ndarray:
-        """Probability of the positive class (classifiers) or the predicted value."""
-        return self.predict_encoded(encode_features(rows, self.features, self.categories))
+    def predict(self, rows: pd.DataFrame, *, threads: int = 0) -> np.ndarray:
+        """Probability of the positive class (classifiers) or the predicted value.
 
-    def predict_encoded(self, encoded: pd.DataFrame) -> np.ndarray:
+        ``threads=1`` inside Dask tasks: each worker already has its core.
+        """
+        return self.predict_encoded(
+            encode_features(rows, self.features, self.categories), threads=threads
+        )
+
+    def predict_encoded(self, encoded: pd.DataFrame, *, threads: int = 0) -> np.ndarray:
         if encoded.empty:  # an empty partition, or Dask's meta
             return np.empty(0, dtype="float64")
         if self.kind == "lightgbm":
-            return np.asarray(self.model.predict(encoded[self.features]), dtype="float64")
+            scores = self.model.predict(encoded[self.features], num_threads=threads)
+            return np.asarray(scores, dtype="float64")
         matrix = design_matrix(encoded[self.features]).to_numpy()
         if self.task == "classification":
             return np.asarray(self.model.predict_proba(matrix)[:, 1], dtype="float64")

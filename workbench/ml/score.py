@@ -17,6 +17,7 @@ import pandas as pd
 
 from workbench.catalog.load import columns_of
 from workbench.catalog.models import Catalog
+from workbench.cluster import share
 from workbench.io.delta import commit_table, read_table, stage_table
 from workbench.io.workspace import Workspace
 from workbench.ml.estimators import Predictor
@@ -43,7 +44,7 @@ def _score_partition(
     df: pd.DataFrame, predictor: Predictor, keys: list[str], meta: dict[str, Any]
 ) -> pd.DataFrame:
     out = df[keys].copy()
-    score = predictor.predict(df)
+    score = predictor.predict(df, threads=1)
     out["score"] = score
     if predictor.task == "classification":
         out["predicted"] = (score >= 0.5).astype("int64")
@@ -63,7 +64,8 @@ def score_frame(frame: dd.DataFrame, predictor: Predictor, keys: list[str]) -> d
         "scored_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
     }
     empty = _score_partition(frame._meta, predictor, keys, meta)
-    return frame.map_partitions(_score_partition, predictor, keys, meta, meta=empty)
+    # The model goes to each worker once, not with every task.
+    return frame.map_partitions(_score_partition, share(predictor), keys, meta, meta=empty)
 
 
 def score_batch(

@@ -18,6 +18,7 @@ import dask.dataframe as dd
 import pandas as pd
 
 from workbench.catalog.models import Catalog, Model
+from workbench.cluster import share
 from workbench.errors import DatasetNotFound
 from workbench.io.workspace import Workspace
 from workbench.ml.drift import reference_profile
@@ -93,11 +94,15 @@ def fit_key(spec: Model, params: dict, feature_version: int) -> str:
 def score_rows(frame: dd.DataFrame, predictor: Predictor, label: str) -> pd.DataFrame:
     """Labels and scores of ``frame``'s rows, computed per partition."""
 
-    def score(df: pd.DataFrame) -> pd.DataFrame:
-        y = pd.to_numeric(df[label], errors="coerce").astype("float64")
-        return pd.DataFrame({"y": y.to_numpy(), "p": predictor.predict(df)}, index=df.index)
+    meta = pd.DataFrame({"y": pd.Series([], dtype="float64"), "p": pd.Series([], dtype="float64")})
+    scored = frame.map_partitions(_label_and_score, share(predictor), label, meta=meta)
+    return scored.compute()
 
-    return frame.map_partitions(score, meta={"y": "float64", "p": "float64"}).compute()
+
+def _label_and_score(df: pd.DataFrame, predictor: Predictor, label: str) -> pd.DataFrame:
+    y = pd.to_numeric(df[label], errors="coerce").astype("float64")
+    p = predictor.predict(df, threads=1)
+    return pd.DataFrame({"y": y.to_numpy(), "p": p}, index=df.index)
 
 
 def evaluate(
