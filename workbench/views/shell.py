@@ -1,0 +1,38 @@
+"""The frame every app shares: a template with a link back to the index, errors shown to users."""
+
+from __future__ import annotations
+
+import logging
+
+import panel as pn
+
+from workbench.errors import WorkbenchError
+
+log = logging.getLogger(__name__)
+
+
+def show_error(exc: Exception) -> None:
+    """A callback failed: tell the user in words (the workbench's messages say what to do)."""
+    message = str(exc) if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"
+    log.warning("dashboard callback failed: %s", message)
+    if pn.state.notifications is not None:
+        pn.state.notifications.error(message, duration=10000)
+
+
+def dashboard(title: str, main: list, sidebar: list | None = None) -> pn.template.BaseTemplate:
+    """A FastListTemplate titled ``Workbench · <title>`` with the shared error handler."""
+    pn.config.exception_handler = show_error
+    header = pn.pane.HTML(
+        '<a href="./" style="color: white; text-decoration: none">all dashboards</a>',
+        sizing_mode="fixed",
+        width=140,
+        height=24,
+        margin=(18, 10),
+    )
+    return pn.template.FastListTemplate(
+        title=f"Workbench · {title}",
+        main=main,
+        sidebar=sidebar or [],
+        header=[header],
+        sidebar_width=320,
+    )
