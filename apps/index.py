@@ -2,12 +2,15 @@
 
 import panel as pn
 
-from workbench.serving import POLICY_KEY
-from workbench.views.index import AppIndex
+from workbench.serving import SERVED_KEY
+from workbench.views import AppIndex, dashboard
 
 pn.extension(sizing_mode="stretch_width")
 
-pn.template.FastListTemplate(
-    title="Workbench dashboards",
-    main=[AppIndex(policy=pn.state.cache.get(POLICY_KEY), user=pn.state.user)],
-).servable()
+served = pn.state.cache.get(SERVED_KEY)  # set by `workbench serve`; None under plain panel serve
+index = AppIndex(
+    apps=served.apps if served else None,
+    policy=served.policy if served else None,
+    user=pn.state.user,
+)
+dashboard("dashboards", main=[index]).servable()

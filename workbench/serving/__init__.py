@@ -9,7 +9,8 @@ from workbench.serving.access import (
     verify_password,
 )
 from workbench.serving.server import (
-    POLICY_KEY,
+    SERVED_KEY,
+    Served,
     ServeOptions,
     panel_arguments,
     serve_apps,
@@ -17,10 +18,11 @@ from workbench.serving.server import (
 )
 
 __all__ = [
-    "POLICY_KEY",
+    "SERVED_KEY",
     "AccessPolicy",
     "CredentialsFile",
     "ServeOptions",
+    "Served",
     "add_user",
     "hash_password",
     "load_credentials",

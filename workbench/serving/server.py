@@ -39,7 +39,15 @@ APPS_DIR = Path(__file__).resolve().parents[2] / "apps"
 INDEX_APP = "index"
 REPORTS_ROUTE = "reports"
 OAUTH_ENV = ("PANEL_OAUTH_KEY", "PANEL_OAUTH_SECRET")
-POLICY_KEY = "workbench.access-policy"
+SERVED_KEY = "workbench.served"
+
+
+@dataclass(frozen=True)
+class Served:
+    """What the server process serves, for the sessions to read (the index page)."""
+
+    apps: tuple[str, ...]
+    policy: AccessPolicy | None
 
 
 @dataclass(frozen=True)
@@ -251,8 +259,8 @@ def serve_apps(options: ServeOptions) -> None:
     policy = AccessPolicy.from_config(options.credentials) if options.authenticated else None
     if policy is not None:
         pn.config.authorize_callback = _authorize_callback(policy)
-    # Sessions find the policy here (the index page lists only the apps a user may open).
-    pn.state.cache[POLICY_KEY] = policy
+    # Sessions find this here: the index page lists the apps served that the user may open.
+    pn.state.cache[SERVED_KEY] = Served(options.apps, policy)
     _secrets(options)
     parser = argparse.ArgumentParser(prog="workbench serve")
     command = _command(options, policy, ws.path("reports", "validation"))(parser=parser)

@@ -20,7 +20,7 @@ class AppIndex(pn.viewable.Viewer):
 
     def __init__(self, apps: list[str] | None = None, policy=None, user: str | None = None):
         super().__init__()
-        served = apps if apps is not None else list(config.get("serve.apps"))
+        served = list(apps) if apps is not None else list(config.get("serve.apps"))
         self.apps = [a for a in served if a in APPS]
         self.policy = policy
         self.user = user
