@@ -83,6 +83,19 @@ class CubeStore(param.Parameterized):
         spec = open_catalog(self.catalog_path).cubes[name]
         return {key: dim.level_names(key) for key, dim in spec.dimensions.items()}
 
+    def row_count(self, name: str) -> str | None:
+        """A measure counting every source row (``agg: count`` without column or filter): cells
+        where it is 0 hold no data, and the explorer can leave them out."""
+        spec = open_catalog(self.catalog_path).cubes[name]
+        return next(
+            (
+                m
+                for m, measure in spec.measures.items()
+                if measure.agg == "count" and measure.column is None and measure.where is None
+            ),
+            None,
+        )
+
     def labels(self, name: str, level: str) -> dict[str, str]:
         """Display names of a level's members when the catalog declares labels (carriers)."""
         ds = self.cube(name).dataset
@@ -100,6 +113,7 @@ class CubeSelection(param.Parameterized):
     rows = param.Selector(objects=[], label="Rows")
     columns = param.Selector(objects=[""], default="", label="Columns")
     filters = param.Dict(default={}, doc="level -> member texts to keep")
+    non_empty = param.Boolean(default=True, label="Hide members without rows")
     path = param.List(default=[], doc="drill steps: [level, member text, rows before the step]")
 
     def __init__(self, store: CubeStore | None = None, **params):
@@ -168,7 +182,9 @@ class CubeSelection(param.Parameterized):
 
     def query(self) -> Query:
         by = (self.rows, self.columns) if self.columns else (self.rows,)
-        return Query(by=by, where=tuple(self.where().items()), measures=(self.measure,))
+        query = Query(by=by, where=tuple(self.where().items()), measures=(self.measure,))
+        counted = self.store.row_count(self.cube_name)
+        return query.filter(f"{counted} > 0") if self.non_empty and counted else query
 
     def frame(self) -> pd.DataFrame:
         """The cube's answer, one row per cell, members as text."""
@@ -184,6 +200,8 @@ class CubeSelection(param.Parameterized):
             return frame.set_index(self.rows)[[self.measure]]
         wide = frame.pivot(index=self.rows, columns=self.columns, values=self.measure)
         wide.columns.name = None
+        if pd.api.types.is_integer_dtype(frame[self.measure]):
+            wide = wide.astype("Int64")  # counts stay whole numbers; empty cells are <NA>
         return wide
 
     # -- drilling -------------------------------------------------------------------------------

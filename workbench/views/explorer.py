@@ -18,7 +18,9 @@ from workbench.errors import WorkbenchError
 from workbench.views.cubes import CubeSelection, CubeStore, is_time_level, member_value
 
 PAGE_SIZE = 20
-_URL_PARAMS = {p: p for p in ("cube_name", "measure", "rows", "columns", "filters", "path")}
+_URL_PARAMS = {
+    p: p for p in ("cube_name", "measure", "rows", "columns", "filters", "path", "non_empty")
+}
 _WATCHED = list(_URL_PARAMS)
 
 
@@ -206,6 +208,7 @@ class CubeExplorer(pn.viewable.Viewer):
         ]
         return pn.Column(
             *widgets,
+            pn.widgets.Checkbox.from_param(sel.param.non_empty),
             pn.pane.Markdown("**Filters**", margin=(10, 5, 0, 5)),
             self.filters,
             pn.Row(self.csv, self.excel),
