@@ -17,6 +17,25 @@ import requests
 from workbench.serving import add_user
 
 USERS = {"ada": ["engineer"], "bob": ["business"]}
+# Playwright's own browser download is not reachable here: launch the distribution's chromium.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def wait_until_idle(page, timeout_ms: int = 60_000) -> None:
+    """Wait until every Bokeh document on the page has synced with the server: a widget
+    changed before that may be overwritten by the initial state."""
+    page.wait_for_function(
+        "() => window.Bokeh && Bokeh.documents.length > 0 && Bokeh.documents.every(d => d.is_idle)",
+        timeout=timeout_ms,
+    )
 
 
 def free_port() -> int:

@@ -47,7 +47,13 @@ def test_first_view_is_measure_by_carrier_with_airline_names(view, cube, raw_tab
     assert _values(shown, "flights") == expected["flights"].tolist()
     airlines = raw_tables["airlines"].set_index("carrier")["name"]
     assert shown.set_index("carrier")["name"].to_dict() == airlines.loc[shown.carrier].to_dict()
-    assert isinstance(view.chart.object, hv.Bars)
+    assert view.chart.kind == "bar"
+    assert view.chart.frame["member"].tolist() == expected.index.tolist()
+    assert view.chart.frame["value"].tolist() == expected["flights"].tolist()
+    bars = view.chart.pane.object[()]  # the DynamicMap's current element
+    assert isinstance(bars, hv.Bars) and bars.dimension_values("value").tolist() == (
+        expected["flights"].tolist()
+    )
 
 
 def test_changing_the_measure_and_columns_asks_the_cube(view, cube):
@@ -59,14 +65,15 @@ def test_changing_the_measure_and_columns_asks_the_cube(view, cube):
     pivot = cube.pivot("carrier", "origin", "mean_dep_delay")
     shown = view.table.value.set_index("carrier")[["EWR", "JFK", "LGA"]]
     pd.testing.assert_frame_equal(shown, pivot, check_names=False, check_index_type=False)
-    assert isinstance(view.chart.object, hv.HeatMap)
+    assert view.chart.kind == "heatmap"
+    assert isinstance(view.chart.pane.object[()], hv.HeatMap)
     assert view.explain.object.startswith("answered by by_month_carrier_origin")
 
 
 def test_drill_down_the_time_hierarchy_and_roll_back_up(view, cube):
     sel = view.selection
     sel.rows = "year"
-    assert isinstance(view.chart.object, hv.Overlay)  # a line over time
+    assert view.chart.kind == "line"  # over time
     assert sel.drill("2013")
     assert sel.rows == "quarter"
     quarters = cube.query(["quarter"], where={"year": "2013-01-01"}, measures=["flights"])

@@ -15,20 +15,11 @@ import pytest
 import workbench as wb
 
 from .conftest import DEMO_CATALOG, IN_CI, REPO
+from .dashboards import CHROMIUM_ARGS, wait_until_idle
 
 pytestmark = pytest.mark.browser
 
 SHOTS = REPO / "test-artifacts" / "screenshots"
-# Playwright's own browser download is not reachable here: launch the distribution's chromium.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 WAIT_MS = 60_000
 
 
@@ -64,6 +55,7 @@ def signed_in(browser, served, user: str, path: str):
     page.fill("input[name=password]", served.passwords[user])
     page.click("button[type=submit]")
     page.wait_for_url(f"{served.url}{path}*", timeout=WAIT_MS)
+    wait_until_idle(page)
     return page
 
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import io
 
-import holoviews as hv
-import hvplot.pandas  # noqa: F401  (registers .hvplot on pandas objects)
 import pandas as pd
 import panel as pn
 from bokeh.models.widgets.tables import NumberFormatter
 
 from workbench.errors import WorkbenchError
+from workbench.views.cube_chart import BAR, HEATMAP, LINE, CubeChart
 from workbench.views.cubes import CubeSelection, CubeStore, is_time_level, member_value
+from workbench.views.shell import while_loading
 
 PAGE_SIZE = 20
 _URL_PARAMS = {
@@ -30,7 +30,7 @@ class CubeExplorer(pn.viewable.Viewer):
     def __init__(self, store: CubeStore | None = None, **params):
         self.selection = CubeSelection(store, **params)
         super().__init__()
-        self.chart = pn.pane.HoloViews(sizing_mode="stretch_width", height=380, linked_axes=False)
+        self.chart = CubeChart(self._on_chart_click)
         self.table = pn.widgets.Tabulator(
             pagination="remote",
             page_size=PAGE_SIZE,
@@ -52,12 +52,13 @@ class CubeExplorer(pn.viewable.Viewer):
         self.body = pn.Column(
             self.crumbs,
             self.message,
-            self.chart,
+            self.chart.pane,
             self.table,
             self.explain,
             sizing_mode="stretch_width",
         )
         self.frame = pd.DataFrame()
+        self._crumb_path: list = []
         self._build_filters()
         self.selection.param.watch(self._changed, _WATCHED)
         self.refresh()
@@ -67,30 +68,28 @@ class CubeExplorer(pn.viewable.Viewer):
     def _changed(self, *events) -> None:
         if any(e.name == "cube_name" for e in events):
             self._build_filters()
-        self.refresh()
+        while_loading(self.body, self.refresh)
 
     def refresh(self) -> None:
         """Ask the cube once, then update every part of the view in place."""
         sel = self.selection
-        self.body.loading = True
         try:
-            try:
-                self.frame = sel.frame()
-            except WorkbenchError as exc:
-                # A link with a member that no longer exists, say: say so, keep the last view.
-                self.message.param.update(object=str(exc), visible=True)
-                return
-            self.message.visible = False
-            self.table.value = self.table_data()
-            self.table.formatters = _formatters(self.table.value)
-            self.chart.object = self._plot()
-            self._build_crumbs()
+            self.frame = sel.frame()
+        except WorkbenchError as exc:
+            # A link with a member that no longer exists, say: say so, keep the last view.
+            self.message.param.update(object=str(exc), visible=True)
+            return
+        self.message.visible = False
+        with pn.io.hold():  # one message to the browser for the whole update
+            table = self.table_data()
+            self.table.param.update(value=table, formatters=_formatters(table), page=1)
+            self._draw()
+            if self.crumbs.objects == [] or self._crumb_path != self.selection.path:
+                self._build_crumbs()
             self.explain.object = str(sel.cube.explain(sel.query())).splitlines()[0]
             stem = f"{sel.cube_name}_{sel.measure}_by_{sel.rows}"
             self.csv.filename = f"{stem}.csv"
             self.excel.filename = f"{stem}.xlsx"
-        finally:
-            self.body.loading = False
 
     def table_data(self) -> pd.DataFrame:
         """The pivot as the table shows it: the row member, its label if any, then values."""
@@ -103,36 +102,34 @@ class CubeExplorer(pn.viewable.Viewer):
 
     # -- the chart ------------------------------------------------------------------------------
 
-    def _plot(self):
+    def _draw(self) -> None:
+        """Bar by a level, line over time, or heatmap of rows x columns."""
         sel, frame = self.selection, self.frame
         title = f"{sel.measure} by {sel.rows}" + (f" and {sel.columns}" if sel.columns else "")
-        opts = {"height": 380, "responsive": True, "title": title}
+        data = pd.DataFrame({"member": frame[sel.rows], "value": frame[sel.measure]})
         if sel.columns:
-            plot = frame.hvplot.heatmap(
-                x=sel.columns, y=sel.rows, C=sel.measure, cmap="viridis", rot=45, **opts
-            )
+            kind, x = HEATMAP, sel.columns
+            data["column"] = frame[sel.columns]
         elif is_time_level(sel.rows):
-            times = frame.assign(**{sel.rows: [member_value(sel.rows, m) for m in frame[sel.rows]]})
-            line = times.hvplot.line(x=sel.rows, y=sel.measure, **opts)
-            plot = line * times.hvplot.scatter(x=sel.rows, y=sel.measure, size=40, **opts)
+            kind, x = LINE, sel.rows
+            data["member"] = [member_value(sel.rows, m) for m in frame[sel.rows]]
         else:
-            plot = frame.hvplot.bar(x=sel.rows, y=sel.measure, rot=45, **opts)
-        tap = hv.streams.Tap(source=plot, x=None, y=None)
-        tap.param.watch(self._on_tap, ["x", "y"])
-        return plot.opts(tools=["tap", "hover"]) if not sel.columns else plot
+            kind, x = BAR, sel.rows
+        self.chart.show(
+            kind, data, x=x, y=sel.measure if kind != HEATMAP else sel.rows, title=title
+        )
 
-    def _on_tap(self, *events) -> None:
+    def _on_chart_click(self, x, y) -> None:
+        """A bar, a point or a heatmap cell was clicked: drill into its row member."""
         sel = self.selection
-        stream = events[0].obj
         if sel.columns:
-            member = stream.y
-        elif is_time_level(sel.rows) and stream.x is not None:
-            member = _nearest_time(sel.rows, self.frame[sel.rows], stream.x)
+            member = y
+        elif is_time_level(sel.rows) and x is not None:
+            member = _nearest_time(sel.rows, self.frame[sel.rows], x)
         else:
-            member = stream.x
+            member = x
         if member is not None:
-            # After the stream's own handler returns: drilling replaces the plot that sent it.
-            pn.state.execute(lambda: sel.drill(str(member)), schedule=True)
+            sel.drill(str(member))
 
     def _on_cell_click(self, event) -> None:
         member = self.table.value.iloc[event.row][self.selection.rows]
@@ -141,6 +138,7 @@ class CubeExplorer(pn.viewable.Viewer):
     # -- breadcrumb, filters, downloads ---------------------------------------------------------
 
     def _build_crumbs(self) -> None:
+        self._crumb_path = list(self.selection.path)
         buttons = []
         steps = self.selection.breadcrumb()
         for k, text in enumerate(steps):

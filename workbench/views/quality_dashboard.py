@@ -10,6 +10,7 @@ import param
 from bokeh.models.widgets.tables import HTMLTemplateFormatter, NumberFormatter
 
 from workbench.views.quality import FAIL, PASS, WARN, QualityStore
+from workbench.views.shell import while_loading
 
 STATUS_COLORS = {PASS: "#2e7d32", WARN: "#ef6c00", FAIL: "#c62828"}
 PAGE_SIZE = 25
@@ -64,18 +65,17 @@ class QualityDashboard(pn.viewable.Viewer):
 
     @param.depends("dataset", "batch", "reason", watch=True)
     def refresh_quarantine(self) -> None:
-        self.quarantine_table.loading = True
-        try:
-            rows, total = self.store.quarantined(
-                self.dataset, batch=self.batch or None, reason=self.reason or None
-            )
-            self.quarantine_table.value = rows
-            shown = f" (the first {len(rows):,} are loaded)" if len(rows) < total else ""
-            self.quarantine_count.object = (
-                f"**{total:,}** quarantined rows of `{self.dataset}` match{shown}."
-            )
-        finally:
-            self.quarantine_table.loading = False
+        while_loading(self.quarantine_table, self._load_quarantine)
+
+    def _load_quarantine(self) -> None:
+        rows, total = self.store.quarantined(
+            self.dataset, batch=self.batch or None, reason=self.reason or None
+        )
+        self.quarantine_table.value = rows
+        shown = f" (the first {len(rows):,} are loaded)" if len(rows) < total else ""
+        self.quarantine_count.object = (
+            f"**{total:,}** quarantined rows of `{self.dataset}` match{shown}."
+        )
 
     # -- tabs -----------------------------------------------------------------------------------
 

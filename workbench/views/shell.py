@@ -19,6 +19,21 @@ def show_error(exc: Exception) -> None:
         pn.state.notifications.error(message, duration=10000)
 
 
+def while_loading(target: pn.viewable.Viewable, work) -> None:
+    """Show ``target``'s loading spinner, then run ``work`` on the next tick of the server loop,
+    so the browser receives the spinner before the (possibly slow) query starts. Outside a
+    server, ``work`` runs at once."""
+    target.loading = True
+
+    def run() -> None:
+        try:
+            work()
+        finally:
+            target.loading = False
+
+    pn.state.execute(run, schedule=True)
+
+
 def dashboard(title: str, main: list, sidebar: list | None = None) -> pn.template.BaseTemplate:
     """A FastListTemplate titled ``Workbench · <title>`` with the shared error handler."""
     pn.config.exception_handler = show_error
