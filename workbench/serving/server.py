@@ -20,7 +20,8 @@ import ipaddress
 import logging
 import os
 import secrets
-from dataclasses import dataclass, field
+import tempfile
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import panel as pn
@@ -32,6 +33,7 @@ from tornado.web import HTTPError
 from workbench import config
 from workbench.errors import ServeError
 from workbench.serving.access import AccessPolicy
+from workbench.serving.pages import write_pages
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,7 @@ class ServeOptions:
     oauth_provider: str | None = None
     oauth_redirect_uri: str | None = None
     apps_dir: Path = APPS_DIR
+    pages_dir: Path | None = None  # sign-in and denial pages (written by serve_apps)
     extra_panel_args: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -175,6 +178,12 @@ def panel_arguments(options: ServeOptions) -> list[str]:
         args += ["--oauth-provider", options.oauth_provider]
     if options.oauth_redirect_uri:
         args += ["--oauth-redirect-uri", options.oauth_redirect_uri]
+    if options.pages_dir and options.authenticated:
+        pages = options.pages_dir
+        args += ["--auth-template", str(pages / "denied.html")]
+        args += ["--logout-template", str(pages / "logout.html")]
+        if options.credentials:
+            args += ["--basic-login-template", str(pages / "login.html")]
     # Load the apps (and the cubes they open) once at start, so the first visitor does not wait.
     args += ["--warm", "--num-procs", "1", *options.extra_panel_args]
     return args
@@ -220,7 +229,12 @@ def _command(options: ServeOptions, policy: AccessPolicy | None, reports: Path) 
         def customize_kwargs(self, args, server_kwargs):
             kwargs = super().customize_kwargs(args, server_kwargs)
             if options.credentials:
-                kwargs["auth_provider"] = _CredentialsAuthProvider(policy)
+                kwargs["auth_provider"] = _CredentialsAuthProvider(
+                    policy,
+                    login_template=args.basic_login_template,
+                    logout_template=args.logout_template,
+                    error_template=pn.config.auth_template,
+                )
             reports.mkdir(parents=True, exist_ok=True)
             kwargs["extra_patterns"].append(
                 (
@@ -262,6 +276,9 @@ def serve_apps(options: ServeOptions) -> None:
     # Sessions find this here: the index page lists the apps served that the user may open.
     pn.state.cache[SERVED_KEY] = Served(options.apps, policy)
     _secrets(options)
+    pages = Path(tempfile.mkdtemp(prefix="workbench-pages-"))
+    write_pages(pages)
+    options = replace(options, pages_dir=pages)
     parser = argparse.ArgumentParser(prog="workbench serve")
     command = _command(options, policy, ws.path("reports", "validation"))(parser=parser)
     args = parser.parse_args(panel_arguments(options))

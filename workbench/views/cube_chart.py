@@ -32,9 +32,12 @@ class CubeChart:
         self._pipe: hv.streams.Pipe | None = None
         self._builders = {BAR: self._bar, LINE: self._line, HEATMAP: self._heatmap}
 
-    def show(self, kind: str, frame: pd.DataFrame, *, x: str, y: str, title: str) -> None:
+    def show(
+        self, kind: str, frame: pd.DataFrame, *, x: str, y: str, title: str, value: str = ""
+    ) -> None:
         """Draw ``frame`` as ``kind``; the figure is replaced only when the kind changes."""
-        self.frame, self._labels = frame, {"x": x, "y": y, "title": title}
+        self.frame = frame
+        self._labels = {"x": x, "y": y, "title": title, "value": value}
         if kind == self.kind and self._pipe is not None:
             self._pipe.send(frame)
             return
@@ -72,7 +75,13 @@ class CubeChart:
         if data is None:
             return hv.HeatMap([], ["column", "member"], "value")
         return data.hvplot.heatmap(
-            x="column", y="member", C="value", cmap="viridis", rot=45, **self._opts()
+            x="column",
+            y="member",
+            C="value",
+            cmap="viridis",
+            rot=45,
+            clabel=self._labels.get("value", ""),
+            **self._opts(),
         ).opts(tools=["tap", "hover"])
 
     def _tapped(self, *events) -> None:

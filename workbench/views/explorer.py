@@ -115,9 +115,8 @@ class CubeExplorer(pn.viewable.Viewer):
             data["member"] = [member_value(sel.rows, m) for m in frame[sel.rows]]
         else:
             kind, x = BAR, sel.rows
-        self.chart.show(
-            kind, data, x=x, y=sel.measure if kind != HEATMAP else sel.rows, title=title
-        )
+        y = sel.rows if kind == HEATMAP else sel.measure
+        self.chart.show(kind, data, x=x, y=y, title=title, value=sel.measure)
 
     def _on_chart_click(self, x, y) -> None:
         """A bar, a point or a heatmap cell was clicked: drill into its row member."""

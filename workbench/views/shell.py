@@ -35,7 +35,11 @@ def while_loading(target: pn.viewable.Viewable, work) -> None:
 
 
 def dashboard(title: str, main: list, sidebar: list | None = None) -> pn.template.BaseTemplate:
-    """A FastListTemplate titled ``Workbench · <title>`` with the shared error handler."""
+    """A page titled ``Workbench · <title>`` with the shared error handler.
+
+    Bootstrap, because it is served whole by Panel: the Fast and Material templates fetch fonts
+    from Google, which an offline site cannot reach and a private one should not call.
+    """
     pn.config.exception_handler = show_error
     header = pn.pane.HTML(
         '<a href="./" style="color: white; text-decoration: none">all dashboards</a>',
@@ -44,10 +48,11 @@ def dashboard(title: str, main: list, sidebar: list | None = None) -> pn.templat
         height=24,
         margin=(18, 10),
     )
-    return pn.template.FastListTemplate(
+    return pn.template.BootstrapTemplate(
         title=f"Workbench · {title}",
         main=main,
         sidebar=sidebar or [],
         header=[header],
         sidebar_width=320,
+        header_background="#0072b5",
     )
