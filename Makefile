@@ -28,10 +28,10 @@ demo: $(STAMP)
 test: $(DEV_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## serve: the Panel dashboards on http://127.0.0.1:$(PORT) (run `make demo` first)
+## serve: the Panel dashboards on http://127.0.0.1:$(PORT) (run `make demo` first);
+## SERVE_ARGS="--credentials users.yaml" turns on sign-in (see README "Dashboards")
 serve: $(STAMP)
-	$(BIN)/panel serve apps/cubes.py --address 127.0.0.1 --port $(PORT) \
-		--allow-websocket-origin 127.0.0.1:$(PORT) --allow-websocket-origin localhost:$(PORT)
+	$(BIN)/workbench serve --port $(PORT) $(SERVE_ARGS)
 
 ## lab: JupyterLab on 127.0.0.1 with the notebooks
 lab: $(DEV_STAMP)

@@ -1,12 +1,11 @@
-"""Cube explorer dashboard: `panel serve apps/cubes.py --address 127.0.0.1` (or `make serve`)."""
+"""Cube explorer: `workbench serve cubes` (or `make serve` for every app)."""
 
 import panel as pn
 
-from workbench.views import CubeExplorer
+from workbench.views import CubeExplorer, dashboard
 
-pn.extension("tabulator", sizing_mode="stretch_width")
+pn.extension("tabulator", sizing_mode="stretch_width", notifications=True)
 
-pn.template.FastListTemplate(
-    title="Workbench · cube explorer",
-    main=[CubeExplorer()],
-).servable()
+explorer = CubeExplorer()
+explorer.sync_url()
+dashboard("cube explorer", main=[explorer.body], sidebar=[explorer.controls()]).servable()

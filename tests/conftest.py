@@ -90,3 +90,26 @@ def kill_when(proc: subprocess.Popen, seen, timeout: float = 120) -> bool:
         return False
     finally:
         proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def served(demo, tmp_path_factory):
+    """`workbench serve` (every app) over the demo workspace with basic auth: users ada
+    (engineer) and bob (business), passwords in ``served.passwords``."""
+    from .dashboards import credentials, start_server
+
+    folder = tmp_path_factory.mktemp("served")
+    users, passwords = credentials(folder)
+    _, ws, _ = demo
+    server = start_server(
+        folder,
+        "--credentials",
+        str(users),
+        "--catalog",
+        str(DEMO_CATALOG),
+        "--workspace",
+        str(ws.root),
+    )
+    server.passwords = passwords
+    yield server
+    server.stop()

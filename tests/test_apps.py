@@ -1,19 +1,17 @@
-"""The cube dashboard: its view checked without a browser, then served and fetched over HTTP."""
+"""The cube explorer's views without a browser: what they show equals the cube query API's answer
+(and, for one drill path, a pandas group-by over the curated table)."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
+import io
 
+import holoviews as hv
+import pandas as pd
 import pytest
-import requests
 
 import workbench as wb
 
-from .conftest import DEMO_CATALOG, REPO
+from .conftest import DEMO_CATALOG
 
 
 @pytest.fixture
@@ -24,70 +22,130 @@ def store(demo):
     return CubeStore(catalog_path=str(DEMO_CATALOG), workspace=str(ws.root))
 
 
-def test_view_shows_the_cube_query(store, demo):
+@pytest.fixture
+def cube(demo):
+    catalog, ws, _ = demo
+    return wb.open_cube(catalog, ws, "flight_delays")
+
+
+@pytest.fixture
+def view(store):
     from workbench.views import CubeExplorer
 
+    return CubeExplorer(store)
+
+
+def _values(frame: pd.DataFrame, column: str) -> list:
+    return frame[column].tolist()
+
+
+def test_first_view_is_measure_by_carrier_with_airline_names(view, cube, raw_tables):
+    shown = view.table.value
+    expected = cube.query(["carrier"], measures=["flights"])
+    assert view.selection.rows == "carrier"
+    assert _values(shown, "carrier") == expected.index.tolist()
+    assert _values(shown, "flights") == expected["flights"].tolist()
+    airlines = raw_tables["airlines"].set_index("carrier")["name"]
+    assert shown.set_index("carrier")["name"].to_dict() == airlines.loc[shown.carrier].to_dict()
+    assert view.chart.kind == "bar"
+    assert view.chart.frame["member"].tolist() == expected.index.tolist()
+    assert view.chart.frame["value"].tolist() == expected["flights"].tolist()
+    bars = view.chart.pane.object[()]  # the DynamicMap's current element
+    assert isinstance(bars, hv.Bars) and bars.dimension_values("value").tolist() == (
+        expected["flights"].tolist()
+    )
+
+
+def test_changing_the_measure_and_columns_asks_the_cube(view, cube):
+    view.selection.measure = "mean_dep_delay"
+    expected = cube.query(["carrier"], measures=["mean_dep_delay"])["mean_dep_delay"]
+    assert view.table.value["mean_dep_delay"].tolist() == expected.tolist()
+
+    view.selection.columns = "origin"
+    pivot = cube.pivot("carrier", "origin", "mean_dep_delay")
+    shown = view.table.value.set_index("carrier")[["EWR", "JFK", "LGA"]]
+    pd.testing.assert_frame_equal(shown, pivot, check_names=False, check_index_type=False)
+    assert view.chart.kind == "heatmap"
+    assert isinstance(view.chart.pane.object[()], hv.HeatMap)
+    assert view.explain.object.startswith("answered by by_month_carrier_origin")
+
+
+def test_drill_down_the_time_hierarchy_and_roll_back_up(view, cube):
+    sel = view.selection
+    sel.rows = "year"
+    assert view.chart.kind == "line"  # over time
+    assert sel.drill("2013")
+    assert sel.rows == "quarter"
+    quarters = cube.query(["quarter"], where={"year": "2013-01-01"}, measures=["flights"])
+    assert _values(view.table.value, "flights") == quarters["flights"].tolist()
+    assert _values(view.table.value, "quarter") == ["2013-Q1", "2013-Q2", "2013-Q3", "2013-Q4"]
+
+    assert sel.drill("2013-Q3")
+    months = cube.query(["month"], where={"quarter": "2013-07-01"}, measures=["flights"])
+    assert _values(view.table.value, "month") == ["2013-07", "2013-08", "2013-09"]
+    assert _values(view.table.value, "flights") == months["flights"].tolist()
+    assert sel.breadcrumb() == ["All", "year 2013", "quarter 2013-Q3"]
+
+    sel.roll_up(1)
+    assert sel.rows == "quarter" and sel.breadcrumb() == ["All", "year 2013"]
+    sel.roll_up(0)
+    assert sel.rows == "year" and sel.path == []
+
+
+def test_drill_at_the_finest_level_opens_the_next_dimension(view, demo):
     catalog, ws, _ = demo
-    view = CubeExplorer(store, measure="mean_dep_delay", dimension="carrier")
-    shown = view.data()
-    expected = wb.open_cube(catalog, ws, "flight_delays").query(
-        ["carrier"], measures=["mean_dep_delay"]
-    )
-    assert shown["carrier"].tolist() == expected.index.tolist()
-    assert shown["mean_dep_delay"].equals(expected["mean_dep_delay"].reset_index(drop=True))
-    assert shown.set_index("carrier").loc["UA", "carrier_label"] == "United Air Lines Inc."
-    view.dimension = "origin"
-    assert view.data()["origin"].tolist() == ["EWR", "JFK", "LGA"]
-    assert view.param.measure.objects == wb.open_cube(catalog, ws, "flight_delays").measures
+    sel = view.selection
+    sel.rows, sel.filters = "carrier", {"month": ["2013-07", "2013-08"]}
+    assert sel.drill("UA")
+    assert sel.rows == "origin" and sel.breadcrumb() == ["All", "carrier UA"]
+    # Independent: the curated flights grouped by pandas.
+    flights = wb.read_dataset(
+        catalog, ws, "flights_enriched", columns=["carrier", "origin", "flight_date"]
+    ).compute()
+    months = pd.to_datetime(flights.flight_date).dt.month
+    ua = flights[(flights.carrier == "UA") & months.isin([7, 8])]
+    expected = ua.groupby("origin").size()
+    shown = view.table.value.set_index("origin")["flights"]
+    assert shown.to_dict() == expected.to_dict()
+    assert not sel.drill("XX"), "a member the level does not have is refused"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def test_filters_keep_chosen_members(view, cube):
+    sel = view.selection
+    sel.param.update(rows="origin", filters={"carrier": ["UA", "AA"], "dest": ["LAX"]})
+    where = {"carrier": ["UA", "AA"], "dest": ["LAX"]}
+    expected = cube.query(["origin"], where=where, measures=["flights"], having="flights > 0")
+    assert _values(view.table.value, "origin") == expected.index.tolist() == ["EWR", "JFK"]
+    assert _values(view.table.value, "flights") == expected["flights"].tolist()
+    sel.non_empty = False  # members without flights come back, with 0
+    assert _values(view.table.value, "origin") == ["EWR", "JFK", "LGA"]
+    assert view.table.value.set_index("origin").loc["LGA", "flights"] == 0
+    assert set(sel.filter_levels().values()) == {"month", "carrier", "origin", "dest"}
 
 
-def test_served_app_answers_on_loopback(demo):
-    _, ws, _ = demo
-    port = _free_port()
-    env = {
-        **os.environ,
-        "WORKBENCH_WORKSPACE": str(ws.root),
-        "WORKBENCH_CATALOG": str(DEMO_CATALOG),
-    }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "panel",
-            "serve",
-            str(REPO / "apps" / "cubes.py"),
-            "--address",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--allow-websocket-origin",
-            f"127.0.0.1:{port}",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        page = None
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                page = requests.get(f"http://127.0.0.1:{port}/cubes", timeout=30)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.5)
-        assert page is not None, "panel serve did not start"
-        assert page.status_code == 200
-        # The document itself travels over the websocket; the browser tests look at it.
-        assert "cube explorer" in page.text
-    finally:
-        proc.terminate()
-        out = proc.communicate(timeout=20)[0]
-    assert "Traceback" not in out, out
+def test_downloads_hold_the_table_shown(view):
+    view.selection.columns = "origin"
+    shown = view.table.value
+    csv = pd.read_csv(io.StringIO(view._csv().getvalue()))
+    assert csv["carrier"].tolist() == shown["carrier"].tolist()
+    pd.testing.assert_series_equal(csv["JFK"], shown["JFK"], check_dtype=False)
+    assert shown["JFK"].isna().any(), "carriers without JFK flights show an empty cell"
+    excel = pd.read_excel(view._excel())
+    pd.testing.assert_series_equal(excel["EWR"], shown["EWR"], check_dtype=False)
+    assert view.csv.filename == "flight_delays_flights_by_carrier.csv"
+
+
+def test_a_link_with_an_unknown_member_says_so_and_keeps_the_view(view):
+    before = view.table.value.copy()
+    view.selection.path = [["carrier", "ZZ", "carrier"]]
+    assert view.message.visible and "no member" in view.message.object
+    pd.testing.assert_frame_equal(view.table.value, before)
+
+
+def test_time_tap_picks_the_nearest_member():
+    from workbench.views.explorer import _nearest_time
+
+    members = pd.Series(["2013-01", "2013-02", "2013-03"])
+    assert _nearest_time("month", members, pd.Timestamp("2013-02-10")) == "2013-02"
+    as_ms = pd.Timestamp("2013-03-25").value / 1e6
+    assert _nearest_time("month", members, as_ms) == "2013-03"

@@ -49,6 +49,12 @@ class StepFailed(WorkbenchError):
     """A pipeline step raised; the run store holds the record."""
 
 
+class ServeError(WorkbenchError):
+    """The dashboards cannot be served as asked: options that do not fit, a bad credentials file."""
+
+    exit_code = 2
+
+
 class ModelNotFound(WorkbenchError):
     """No registered model (or model version) under that name."""
 

@@ -1,5 +1,21 @@
 """Panel views for the dashboards in ``apps/``: data stores apart from the views that show them."""
 
-from workbench.views.cubes import CubeExplorer, CubeStore
+from workbench.views.cubes import CubeSelection, CubeStore
+from workbench.views.explorer import CubeExplorer
+from workbench.views.index import AppIndex
+from workbench.views.models import ModelsDashboard, ModelStore
+from workbench.views.quality import QualityStore
+from workbench.views.quality_dashboard import QualityDashboard
+from workbench.views.shell import dashboard
 
-__all__ = ["CubeExplorer", "CubeStore"]
+__all__ = [
+    "AppIndex",
+    "CubeExplorer",
+    "CubeSelection",
+    "CubeStore",
+    "ModelStore",
+    "ModelsDashboard",
+    "QualityDashboard",
+    "QualityStore",
+    "dashboard",
+]

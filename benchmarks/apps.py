@@ -1,0 +1,237 @@
+"""Dashboard latency in a real browser: `workbench serve cubes` driven by Playwright + chromium.
+
+For each cube: the first load (navigation to the pivot table on screen, five fresh tabs) and the
+time from a widget change (measure or row level) to the updated table on screen, median and p95
+over N interactions. Peers in the same run: the cube query alone (the API the view calls, in this
+process) and, on the flight cube, DuckDB answering the same views from the curated Parquet files
+(what a dashboard without a cube would wait for).
+
+    python benchmarks/apps.py                          # flight cube of ./workspace (make demo)
+    python benchmarks/apps.py --tpch-workspace /tmp/wb-bench/ws-cube-sf10   # + benchmarks/cubes.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+from rich.console import Console
+from rich.table import Table
+
+import workbench as wb
+from workbench.cubes.query import Query
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from tests.dashboards import (  # noqa: E402
+    CHROMIUM_ARGS,
+    free_port,
+    start_server,
+    wait_until_idle,
+)
+
+FLIGHT_STEPS = [
+    ("Measure", "mean_dep_delay"),
+    ("Rows", "dest"),
+    ("Measure", "delayed_rate"),
+    ("Rows", "month"),
+    ("Measure", "flights"),
+    ("Rows", "carrier"),
+]
+TPCH_STEPS = [
+    ("Measure", "revenue"),
+    ("Rows", "nation"),
+    ("Measure", "quantity"),
+    ("Rows", "month"),
+    ("Measure", "lines"),
+    ("Rows", "r_name"),
+]
+# DuckDB over the curated flights: the same views the flight steps show.
+FLIGHT_SQL = {
+    ("mean_dep_delay", "dest"): "select dest, avg(dep_delay) from t group by 1",
+    ("delayed_rate", "dest"): "select dest, avg(dep_delayed::double) from t group by 1",
+    ("delayed_rate", "month"): "select date_trunc('month', flight_date), "
+    "avg(dep_delayed::double) from t group by 1",
+    ("flights", "month"): "select date_trunc('month', flight_date), count(*) from t group by 1",
+    ("flights", "carrier"): "select carrier, count(*) from t group by 1",
+    ("mean_dep_delay", "carrier"): "select carrier, avg(dep_delay) from t group by 1",
+}
+
+
+LOGS: list = []
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def table_field(field: str) -> str:
+    return f".tabulator-row .tabulator-cell[tabulator-field='{field}']"
+
+
+def first_loads(browser, url: str, field: str, n: int) -> list[float]:
+    times = []
+    for _ in range(n):
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        t0 = time.perf_counter()
+        page.goto(url)
+        page.wait_for_selector(table_field(field), timeout=120_000)
+        times.append(time.perf_counter() - t0)
+        context.close()
+    return times
+
+
+def interactions(browser, url: str, field: str, steps, n: int) -> tuple[list[float], list]:
+    """Seconds from a widget change to the new column on screen, and the views visited."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    LOGS.clear()
+    page.on("console", lambda m: LOGS.append(f"{m.type}: {m.text}"))
+    page.goto(url)
+    page.wait_for_selector(table_field(field), timeout=120_000)
+    wait_until_idle(page)
+    state = {"Measure": None, "Rows": field}
+    times, views = [], []
+    for i in range(n):
+        label, value = steps[i % len(steps)]
+        state[label] = value
+        shown = value if label == "Rows" else state["Measure"]
+        t0 = time.perf_counter()
+        page.get_by_label(label).select_option(value)
+        try:
+            page.wait_for_selector(table_field(shown), timeout=60_000)
+        except Exception:
+            print("failed at step", i, label, value, flush=True)
+            raise
+        times.append(time.perf_counter() - t0)
+        views.append((state["Measure"], state["Rows"]))
+    context.close()
+    return times, views
+
+
+def query_latency(cube, views, n: int) -> list[float]:
+    """The cube query API alone, for the same views (as CubeSelection asks them)."""
+    times = []
+    for i in range(n):
+        measure, rows = views[i % len(views)]
+        counted = "flights" if "flights" in cube.measures else "lines"
+        q = Query(by=(rows,), measures=(measure or counted,)).filter(f"{counted} > 0")
+        t0 = time.perf_counter()
+        cube.run(q)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def duckdb_latency(ws: wb.Workspace, views, n: int) -> list[float]:
+    files = sorted(str(p) for p in ws.path("curated", "flights_enriched").glob("*.parquet"))
+    con = duckdb.connect()
+    con.execute(f"create view t as select * from read_parquet({files!r})")
+    times = []
+    for i in range(n):
+        measure, rows = views[i % len(views)]
+        sql = FLIGHT_SQL.get((measure or "flights", rows))
+        if sql is None:
+            continue
+        t0 = time.perf_counter()
+        con.execute(sql).fetchall()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def bench_cube(browser, console, name, catalog, ws, steps, start_field, args, env=None):
+    folder = Path(tempfile.mkdtemp(prefix="wb-bench-apps-"))
+    server = start_server(
+        folder, "cubes", "--catalog", str(catalog), "--workspace", str(ws.root), env=env
+    )
+    try:
+        url = f"{server.url}/cubes"
+        loads = first_loads(browser, url, start_field, args.loads)
+        clicks, views = interactions(browser, url, start_field, steps, args.interactions)
+    except Exception:
+        print(server.output()[-5000:])
+        print("\n".join(LOGS[-40:]))
+        raise
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+    cube = wb.open_cube(wb.load_catalog(catalog), ws, name)
+    api = query_latency(cube, views, args.interactions)
+    rows = [
+        ("first load (cold, first tab)", [loads[0]]),
+        (f"first load (next {len(loads) - 1} tabs)", loads[1:]),
+        (f"widget change -> table updated ({len(clicks)})", clicks),
+        ("cube query alone, same views", api),
+    ]
+    if name == "flight_delays":
+        rows.append(
+            ("DuckDB from the curated Parquet", duckdb_latency(ws, views, args.interactions))
+        )
+    table = Table(
+        "what", "median ms", "p95 ms", "x cube query", title=f"{name}: browser round trips"
+    )
+    base = statistics.median(api)
+    for what, values in rows:
+        if not values:
+            continue
+        med = statistics.median(values)
+        table.add_row(
+            what, f"{med * 1000:.0f}", f"{pct(values, 0.95) * 1000:.0f}", f"{med / base:.0f}"
+        )
+    console.print(table)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--interactions", type=int, default=30)
+    parser.add_argument("--loads", type=int, default=5)
+    parser.add_argument("--workspace", type=Path, default=None, help="demo workspace")
+    parser.add_argument("--tpch-workspace", type=Path, default=None)
+    args = parser.parse_args()
+    exe = shutil.which("chromium")
+    if exe is None:
+        sys.exit("chromium is not installed: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    console = Console(width=120)
+    catalog_path = REPO / "data_catalog.yaml"
+    catalog = wb.load_catalog(catalog_path)
+    ws = wb.Workspace.for_catalog(catalog, args.workspace or os.environ.get("WORKBENCH_WORKSPACE"))
+    if not ws.path("cubes", "flight_delays", "CURRENT.json").exists():
+        sys.exit(f"no flight cube in {ws.root}: run `make demo` first")
+    console.print(f"chromium {exe}; machine shared with other work, so figures are noisy")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        bench_cube(
+            browser, console, "flight_delays", catalog_path, ws, FLIGHT_STEPS, "carrier", args
+        )
+        if args.tpch_workspace:
+            env = {"TPCH_DIR": str(args.tpch_workspace), "TPCH_WORKSPACE": str(args.tpch_workspace)}
+            os.environ.update(env)
+            tpch_catalog = REPO / "benchmarks" / "tpch_cube_catalog.yaml"
+            tpch_ws = wb.Workspace.for_catalog(wb.load_catalog(tpch_catalog), args.tpch_workspace)
+            bench_cube(
+                browser,
+                console,
+                "sales_cube",
+                tpch_catalog,
+                tpch_ws,
+                TPCH_STEPS,
+                "r_name",
+                args,
+                env=env,
+            )
+        browser.close()
+
+
+if __name__ == "__main__":
+    free_port()  # fail early if loopback sockets are unavailable
+    main()

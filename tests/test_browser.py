@@ -1,0 +1,244 @@
+"""The dashboards in a real Chromium (Debian's, driven by Playwright) against `workbench serve` with
+basic auth: numbers on the page equal the cube query's, widgets, drilling, downloads, links, roles.
+
+Screenshots land in ``test-artifacts/screenshots/`` (the README's pictures come from there).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import pandas as pd
+import pytest
+
+import workbench as wb
+
+from .conftest import DEMO_CATALOG, IN_CI, REPO
+from .dashboards import CHROMIUM_ARGS, wait_until_idle
+
+pytestmark = pytest.mark.browser
+
+SHOTS = REPO / "test-artifacts" / "screenshots"
+WAIT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def browser():
+    exe = shutil.which("chromium")
+    if exe is None:
+        message = "chromium is not installed (`apt-get install -y chromium`; .ci/run does it)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def cube(demo):
+    catalog, ws, _ = demo
+    return wb.open_cube(catalog, ws, "flight_delays")
+
+
+def signed_in(browser, served, user: str, path: str):
+    """A fresh browser context signed in through the login form, at ``path``."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page = context.new_page()
+    page.goto(f"{served.url}{path}")
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", served.passwords[user])
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{served.url}{path}*", timeout=WAIT_MS)
+    wait_until_idle(page)
+    return page
+
+
+def cells(page, field: str) -> list[str]:
+    """Texts of one Tabulator column on the current page (waits for it to render)."""
+    selector = f".tabulator-row .tabulator-cell[tabulator-field='{field}']"
+    page.wait_for_selector(selector, timeout=WAIT_MS)
+    return [c.inner_text() for c in page.query_selector_all(selector)]
+
+
+def numbers(texts: list[str]) -> list[float]:
+    """Formatted cells back to numbers; Tabulator shows a missing value (no flights) as '-'."""
+    return [float("nan") if t.strip() == "-" else float(t.replace(",", "")) for t in texts]
+
+
+def wait_for_rows(page, field: str, expected: list[str]) -> None:
+    """Wait until the column shows exactly ``expected`` (the update travels over a websocket)."""
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while time.monotonic() < deadline:
+        try:
+            if cells(page, field) == expected:
+                return
+        except Exception:  # the table is being replaced
+            pass
+        time.sleep(0.1)
+    assert cells(page, field) == expected
+
+
+def bar_position(page, member: str) -> tuple[float, float]:
+    """Screen coordinates of the bar of ``member`` in the first Bokeh figure on the page."""
+    box = page.evaluate(
+        """(member) => {
+          for (const view of Bokeh.index.all_views()) {
+            if (view.model.type !== 'Figure') continue;
+            const factors = view.model.x_range.factors ?? [];
+            if (!factors.includes(member)) continue;
+            const canvas = view.canvas_view.el.getBoundingClientRect();
+            const x = view.frame.x_scale.compute(view.model.x_range.synthetic(member));
+            return {x: canvas.left + x, y: canvas.top + view.frame.bbox.bottom - 4};
+          }
+          return null;
+        }""",
+        member,
+    )
+    assert box is not None, f"no bar for {member!r} on the page"
+    return box["x"], box["y"]
+
+
+def test_cube_explorer_widgets_drill_download_and_link(browser, served, cube):
+    page = signed_in(browser, served, "ada", "/cubes")
+    start = time.monotonic()
+    expected = cube.query(["carrier"], measures=["flights"])
+    assert cells(page, "carrier") == expected.index.tolist()[:20]
+    assert numbers(cells(page, "flights")) == expected["flights"].tolist()[:20]
+    first_load = time.monotonic() - start
+
+    # Change a widget: the measure.
+    page.get_by_label("Measure").select_option("mean_dep_delay")
+    means = cube.query(["carrier"], measures=["mean_dep_delay"])["mean_dep_delay"]
+    shown = numbers(cells(page, "mean_dep_delay"))
+    assert shown == pytest.approx(means.round(2).tolist(), abs=0.006)
+    page.screenshot(path=SHOTS / "cubes.png")
+
+    # Drill down by clicking United's bar: UA's flights by origin.
+    page.mouse.click(*bar_position(page, "UA"))
+    ua = cube.query(["origin"], where={"carrier": "UA"}, measures=["mean_dep_delay"])
+    wait_for_rows(page, "origin", ua.index.tolist())
+    shown = numbers(cells(page, "mean_dep_delay"))
+    assert shown == pytest.approx(ua["mean_dep_delay"].round(2).tolist(), abs=0.006)
+    page.get_by_role("button", name="carrier UA").wait_for(timeout=WAIT_MS)
+
+    # Drill further by clicking a cell: JFK, then the next dimension (destination time zones).
+    page.locator(".tabulator-cell[tabulator-field='origin']", has_text="JFK").click()
+    zones = cube.query(
+        ["dest_tzone"],
+        where={"carrier": "UA", "origin": "JFK"},
+        measures=["mean_dep_delay"],
+        having="flights > 0",  # the explorer hides members without flights
+    )
+    wait_for_rows(page, "dest_tzone", zones.index.tolist())
+    assert numbers(cells(page, "mean_dep_delay")) == pytest.approx(
+        zones["mean_dep_delay"].round(2).tolist(), abs=0.006, nan_ok=True
+    )
+    page.screenshot(path=SHOTS / "cubes_drilled.png")
+
+    # The URL holds the view: a new tab on the same link shows the same numbers.
+    page.wait_for_function("window.location.search.includes('JFK')", timeout=WAIT_MS)
+    link = page.url
+    assert "rows=dest_tzone" in link
+    again = page.context.new_page()
+    again.goto(link)
+    wait_for_rows(again, "dest_tzone", zones.index.tolist())
+    again.close()
+
+    # Download what is shown, as CSV and as Excel.
+    with page.expect_download() as done:
+        page.get_by_role("button", name="Download CSV").click()
+    csv = pd.read_csv(done.value.path())
+    assert csv["dest_tzone"].tolist() == zones.index.tolist()
+    assert csv["mean_dep_delay"].tolist() == pytest.approx(
+        zones["mean_dep_delay"].tolist(), nan_ok=True
+    )
+    with page.expect_download() as done:
+        page.get_by_role("button", name="Download Excel").click()
+    excel = pd.read_excel(done.value.path())
+    assert excel["mean_dep_delay"].tolist() == pytest.approx(
+        zones["mean_dep_delay"].tolist(), nan_ok=True
+    )
+
+    # Roll back up with the breadcrumb.
+    page.get_by_role("button", name="All").click()
+    wait_for_rows(page, "carrier", means.index.tolist()[:20])
+    assert first_load < 60
+    page.context.close()
+
+
+def test_quality_app_shows_batches_quarantine_and_reports(browser, served, demo):
+    from workbench.views import QualityStore
+
+    _, ws, _ = demo
+    store = QualityStore(catalog_path=str(DEMO_CATALOG), workspace=str(ws.root))
+    batches = store.batches()
+    page = signed_in(browser, served, "ada", "/quality")
+    assert cells(page, "dataset") == batches.dataset.tolist()
+    assert cells(page, "status") == batches.status.tolist()
+    assert numbers(cells(page, "quarantined")) == batches.quarantined.tolist()
+    page.screenshot(path=SHOTS / "quality.png")
+
+    # The flights report opens from its link.
+    with page.context.expect_page() as opened:
+        page.locator(".tabulator-row", has_text="flights").get_by_role("link").click()
+    report = opened.value
+    report.wait_for_load_state()
+    assert "references:dest" in report.content()
+    report.close()
+
+    # Quarantined rows, filtered by reason.
+    page.get_by_text("Quarantine", exact=True).click()
+    page.get_by_label("Reason").select_option("references:dest")
+    rows, total = store.quarantined("flights", reason="references:dest")
+    page.get_by_text(f"{total:,} quarantined rows").wait_for(timeout=WAIT_MS)
+    assert set(cells(page, "_reasons")) == {"references:dest"}
+    assert numbers(cells(page, "_line"))[:5] == rows._line.head(5).tolist()
+    page.screenshot(path=SHOTS / "quality_quarantine.png")
+    page.context.close()
+
+
+def test_models_app_answers_the_whatif_form(browser, served):
+    from workbench.views import ModelStore
+
+    store = ModelStore(catalog_path=str(DEMO_CATALOG), workspace=served_workspace(served))
+    page = signed_in(browser, served, "bob", "/models")
+    page.get_by_label("origin").wait_for(timeout=WAIT_MS)
+    _, meta = store.current("departure_delay")
+    values = store.feature_defaults("departure_delay", meta)
+    values = {f: round(values[f], 2) if f not in meta["categories"] else values[f] for f in values}
+    before = store.predict("departure_delay", values)
+    page.get_by_text(f"{before:.1%}", exact=True).wait_for(timeout=WAIT_MS)
+    page.get_by_label("origin").select_option("JFK")
+    after = store.predict("departure_delay", values | {"origin": "JFK"})
+    assert f"{after:.1%}" != f"{before:.1%}"
+    page.get_by_text(f"{after:.1%}", exact=True).wait_for(timeout=WAIT_MS)
+    page.screenshot(path=SHOTS / "models.png")
+    page.context.close()
+
+
+def served_workspace(served) -> str:
+    args = served.proc.args
+    return args[args.index("--workspace") + 1]
+
+
+def test_without_credentials_or_the_role_the_quality_app_stays_shut(browser, served):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.goto(f"{served.url}/quality")
+    assert "/login" in page.url and page.locator("input[name=password]").is_visible()
+    context.close()
+
+    page = signed_in(browser, served, "bob", "/")
+    page.get_by_text("Data quality (not for your role)").wait_for(timeout=WAIT_MS)
+    assert page.get_by_role("link", name="Cube explorer").is_visible()
+    page.screenshot(path=SHOTS / "index.png")
+    response = page.goto(f"{served.url}/quality")
+    assert response.status == 403
+    assert "not authorized" in page.content()
+    page.context.close()

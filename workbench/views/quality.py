@@ -1,0 +1,167 @@
+"""The data-quality dashboard's data: validation reports, quarantined rows, batch balances.
+
+Everything here reads what the pipeline already wrote: the per-batch JSON reports, the
+quarantine Delta tables (filtered in Arrow, never read whole) and the Delta logs' row counts.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import param
+import pyarrow.compute as pc
+
+from workbench import config
+from workbench.io.delta import open_table
+from workbench.validation.report import previous_reports, rule_table
+from workbench.views.source import (
+    default_catalog_path,
+    default_workspace,
+    open_catalog,
+    open_workspace,
+)
+from workbench.zones.promote import BATCH_COLUMN, REASONS
+from workbench.zones.quarantine import batch_balance
+
+PASS, WARN, FAIL = "pass", "warn", "fail"
+REPORTS_URL = "reports"  # the route `workbench serve` serves the validation reports under
+
+
+def batch_status(report: dict) -> str:
+    """``fail`` when the batch was not committed or a blocking check failed; ``warn`` when rows
+    were quarantined or flagged, or a warning check failed; ``pass`` otherwise."""
+    failed = [f for f in report.get("findings", []) if not f["passed"]]
+    if (
+        not report.get("committed")
+        or report.get("error")
+        or not report.get("reconciled", True)
+        or any(f["severity"] == "error" for f in failed)
+    ):
+        return FAIL
+    if report["quarantined"] or report["warned"] or failed:
+        return WARN
+    return PASS
+
+
+class QualityStore(param.Parameterized):
+    """Reports and quarantine of the lake datasets of one catalog and workspace."""
+
+    catalog_path = param.String(default=None, allow_None=True)
+    workspace = param.String(default=None, allow_None=True)
+
+    def __init__(self, **params):
+        params.setdefault("catalog_path", default_catalog_path())
+        params.setdefault("workspace", default_workspace())
+        super().__init__(**params)
+
+    @property
+    def ws(self):
+        return open_workspace(self.catalog_path, self.workspace)
+
+    def datasets(self) -> list[str]:
+        catalog = open_catalog(self.catalog_path)
+        return [name for name, ds in catalog.datasets.items() if ds.zone == "lake"]
+
+    def reports(self, dataset: str) -> list[dict]:
+        """The dataset's batch reports, oldest first (as written by promotion)."""
+        return previous_reports(self.ws, dataset)
+
+    def batches(self) -> pd.DataFrame:
+        """One row per dataset and batch: status, row counts and the report's address."""
+        rows = []
+        for name in self.datasets():
+            for r in self.reports(name):
+                rows.append(
+                    {
+                        "dataset": name,
+                        "batch": r["batch_id"],
+                        "checked_at": pd.Timestamp(r["checked_at"]).tz_convert(None),
+                        "status": batch_status(r),
+                        "landed": r["rows_landed"],
+                        "promoted": r["promoted"],
+                        "quarantined": r["quarantined"],
+                        "warned": r["warned"],
+                        "report": f"{REPORTS_URL}/{name}/{r['batch_id']}.html",
+                    }
+                )
+        return pd.DataFrame(rows, columns=_BATCH_COLUMNS)
+
+    def rule_rates(self, dataset: str) -> pd.DataFrame:
+        """Failing rows and rate per reason and batch, for reasons that ever failed."""
+        frames = []
+        for r in self.reports(dataset):
+            table = rule_table(r)
+            table.insert(0, "checked_at", pd.Timestamp(r["checked_at"]).tz_convert(None))
+            table.insert(1, "batch", r["batch_id"])
+            frames.append(table)
+        if not frames:
+            return pd.DataFrame(columns=["checked_at", "batch", "reason", "severity", "failed"])
+        rates = pd.concat(frames, ignore_index=True)
+        failing = rates.groupby("reason")["failed"].transform("sum") > 0
+        return rates[failing].sort_values(["reason", "checked_at"], ignore_index=True)
+
+    def reconciliation(self) -> pd.DataFrame:
+        """Ingested = promoted + quarantined per batch, as recorded and as the tables hold now."""
+        rows = []
+        for name in self.datasets():
+            for r in self.reports(name):
+                now = batch_balance(self.ws, name, r["batch_id"]) if r.get("committed") else {}
+                rows.append(
+                    {
+                        "dataset": name,
+                        "batch": r["batch_id"],
+                        "ingested": r["rows_landed"],
+                        "read": r["rows_read"],
+                        "promoted": r["promoted"],
+                        "quarantined": r["quarantined"],
+                        "balanced": r["rows_landed"]
+                        == r["rows_read"]
+                        == r["promoted"] + r["quarantined"],
+                        "in_lake_now": now.get("promoted"),
+                        "in_quarantine_now": now.get("quarantined"),
+                    }
+                )
+        return pd.DataFrame(rows)
+
+    def reasons(self, dataset: str) -> list[str]:
+        rates = self.rule_rates(dataset)
+        return sorted(rates.loc[rates.severity == "error", "reason"].unique().tolist())
+
+    def quarantined(
+        self,
+        dataset: str,
+        *,
+        batch: str | None = None,
+        reason: str | None = None,
+        limit: int | None = None,
+    ) -> tuple[pd.DataFrame, int]:
+        """Quarantined rows (filtered in Arrow) up to ``limit``, and how many match in all."""
+        limit = limit or config.get("serve.quarantine-rows")
+        path = self.ws.path("quarantine", dataset)
+        arrow = open_table(path).to_pyarrow_dataset()
+        where = None
+        if batch:
+            where = pc.field(BATCH_COLUMN) == batch
+        if reason:
+            # Reasons are joined with ';': match a whole code, not a prefix of another.
+            exact = pc.match_substring_regex(pc.field(REASONS), f"(^|;){re.escape(reason)}(;|$)")
+            where = exact if where is None else where & exact
+        total = arrow.count_rows(filter=where)
+        rows = arrow.head(min(limit, total), filter=where).to_pandas() if total else None
+        if rows is None:
+            rows = arrow.schema.empty_table().to_pandas()
+        return rows.sort_values([BATCH_COLUMN, "_file", "_line"], ignore_index=True), total
+
+
+_BATCH_COLUMNS = [
+    "dataset",
+    "batch",
+    "checked_at",
+    "status",
+    "landed",
+    "promoted",
+    "quarantined",
+    "warned",
+    "report",
+]

@@ -1,0 +1,58 @@
+"""The frame every app shares: a template with a link back to the index, errors shown to users."""
+
+from __future__ import annotations
+
+import logging
+
+import panel as pn
+
+from workbench.errors import WorkbenchError
+
+log = logging.getLogger(__name__)
+
+
+def show_error(exc: Exception) -> None:
+    """A callback failed: tell the user in words (the workbench's messages say what to do)."""
+    message = str(exc) if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"
+    log.warning("dashboard callback failed: %s", message)
+    if pn.state.notifications is not None:
+        pn.state.notifications.error(message, duration=10000)
+
+
+def while_loading(target: pn.viewable.Viewable, work) -> None:
+    """Show ``target``'s loading spinner, then run ``work`` on the next tick of the server loop,
+    so the browser receives the spinner before the (possibly slow) query starts. Outside a
+    server, ``work`` runs at once."""
+    target.loading = True
+
+    def run() -> None:
+        try:
+            work()
+        finally:
+            target.loading = False
+
+    pn.state.execute(run, schedule=True)
+
+
+def dashboard(title: str, main: list, sidebar: list | None = None) -> pn.template.BaseTemplate:
+    """A page titled ``Workbench · <title>`` with the shared error handler.
+
+    Bootstrap, because it is served whole by Panel: the Fast and Material templates fetch fonts
+    from Google, which an offline site cannot reach and a private one should not call.
+    """
+    pn.config.exception_handler = show_error
+    header = pn.pane.HTML(
+        '<a href="./" style="color: white; text-decoration: none">all dashboards</a>',
+        sizing_mode="fixed",
+        width=140,
+        height=24,
+        margin=(18, 10),
+    )
+    return pn.template.BootstrapTemplate(
+        title=f"Workbench · {title}",
+        main=main,
+        sidebar=sidebar or [],
+        header=[header],
+        sidebar_width=320,
+        header_background="#0072b5",
+    )

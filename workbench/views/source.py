@@ -1,0 +1,37 @@
+"""Where the dashboards read from: a catalog file and its workspace, cached per process."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import panel as pn
+
+from workbench.catalog import load_catalog
+from workbench.catalog.models import Catalog
+from workbench.io.workspace import Workspace
+
+DEFAULT_CATALOG = Path(__file__).resolve().parents[2] / "data_catalog.yaml"
+
+
+def default_catalog_path() -> str:
+    """``WORKBENCH_CATALOG`` (set by ``workbench serve``), else the repository's demo catalog."""
+    return os.environ.get("WORKBENCH_CATALOG") or str(DEFAULT_CATALOG)
+
+
+def default_workspace() -> str | None:
+    return os.environ.get("WORKBENCH_WORKSPACE") or None
+
+
+@pn.cache(max_items=8)
+def _catalog(path: str, modified: float) -> Catalog:
+    return load_catalog(path)
+
+
+def open_catalog(path: str) -> Catalog:
+    """The catalog, read again only when the file changed."""
+    return _catalog(path, os.stat(path).st_mtime)
+
+
+def open_workspace(catalog_path: str, workspace: str | None) -> Workspace:
+    return Workspace.for_catalog(open_catalog(catalog_path), workspace)
