@@ -9,8 +9,6 @@ import lightgbm
 import pandas as pd
 import pytest
 
-import workbench as wb
-
 from .conftest import DEMO_CATALOG
 
 
@@ -65,9 +63,14 @@ def test_whatif_form_scores_like_lightgbm(store, model_on_disk, demo):
     view = ModelsDashboard(store)
     values = view.whatif_values()
     assert list(values) == meta["features"]
-    # The form starts at the training source's medians (independent: pandas over Dask).
-    source = wb.read_dataset(catalog, ws, "flights_enriched", columns=["distance", "temp"])
-    medians = source.compute().median()
+    # The form starts at the medians of the feature table version the model was trained on
+    # (read independently with deltalake).
+    from deltalake import DeltaTable
+
+    table = DeltaTable(
+        str(ws.path("features", "flight_features")), version=meta["data"]["feature_version"]
+    )
+    medians = table.to_pandas(columns=["distance", "temp"]).median()
     assert values["distance"] == pytest.approx(medians["distance"], abs=0.01)
     assert values["temp"] == pytest.approx(medians["temp"], abs=0.01)
 

@@ -1,46 +1,45 @@
 """The models dashboard: the registry, metrics, feature importance and a what-if form.
 
-:class:`ModelStore` is the only place that knows how models are stored; it reads through
-``workbench.ml.registry`` (``load_model`` and the version folders' ``metadata.json``). The model
-a dashboard scores with is :meth:`ModelStore.current`, today the newest version: point it at a
-registry alias there when the registry has them, and nothing else changes.
+:class:`ModelStore` is the only place that knows how models are stored; it reads through the
+public functions of ``workbench.ml`` (``list_versions``, ``resolve_version``,
+``load_predictor``, ``read_features``). The model a dashboard scores with is
+:meth:`ModelStore.current`: the ``production`` alias, else the newest version.
 """
 
 from __future__ import annotations
 
 import hvplot.pandas  # noqa: F401
-import lightgbm
 import pandas as pd
 import panel as pn
 import param
 from bokeh.models.widgets.tables import NumberFormatter
 
-from workbench.io.delta import open_table
-from workbench.io.workspace import read_json
-from workbench.ml.features import encode_features
-from workbench.ml.registry import METADATA, load_model
+from workbench.ml import list_versions, load_predictor, model_metadata, read_features
+from workbench.ml.estimators import Predictor
+from workbench.ml.registry import resolve_version
 from workbench.views.source import (
     default_catalog_path,
     default_workspace,
     open_catalog,
     open_workspace,
 )
-from workbench.zones.tables import table_path
 
 METRICS = ["roc_auc", "log_loss", "accuracy", "baseline_accuracy", "baseline_log_loss"]
 
 
 @pn.cache(max_items=8)
-def _feature_defaults(path: str, version: int, features: tuple[str, ...]) -> dict[str, float]:
-    table = open_table(path, version).to_pyarrow_dataset().to_table(columns=list(features))
-    frame = table.to_pandas()
-    return {c: float(pd.to_numeric(frame[c], errors="coerce").median()) for c in features}
+def _feature_defaults(
+    catalog_path: str, workspace: str | None, feature_set: str, version: int, numeric: tuple
+) -> dict[str, float]:
+    ws = open_workspace(catalog_path, workspace)
+    frame = read_features(ws, feature_set, version=version, columns=list(numeric)).compute()
+    return {c: float(pd.to_numeric(frame[c], errors="coerce").median()) for c in numeric}
 
 
 @pn.cache(max_items=8)
-def _load(catalog_path: str, workspace: str | None, name: str, version: int | None):
+def _load(catalog_path: str, workspace: str | None, name: str, version: int) -> Predictor:
     # Versions are immutable, so one load per version serves every session.
-    return load_model(open_workspace(catalog_path, workspace), name, version)
+    return load_predictor(open_workspace(catalog_path, workspace), name, version)
 
 
 class ModelStore(param.Parameterized):
@@ -66,31 +65,32 @@ class ModelStore(param.Parameterized):
         return list(self.catalog.models)
 
     def registry(self, name: str) -> pd.DataFrame:
-        """One row per registered version with its test metrics, newest first."""
-        root = self.ws.path("models", name)
-        folders = [p for p in root.iterdir() if p.name.isdigit()] if root.exists() else []
+        """One row per registered version with its aliases and test metrics, newest first."""
         rows = []
-        for folder in folders:
-            meta = read_json(folder / METADATA)
+        for entry in list_versions(self.ws, name):
+            meta = model_metadata(self.ws, name, entry["version"])
+            metrics = entry["metrics"]
             rows.append(
                 {
-                    "version": meta["version"],
-                    "registered_at": meta["registered_at"][:19].replace("T", " "),
-                    **{m: meta["metrics"].get(m) for m in METRICS},
-                    "train_rows": meta["metrics"].get("train_rows"),
-                    "test_rows": meta["metrics"].get("test_rows"),
-                    "source_version": meta.get("data", {}).get("source_version"),
+                    "version": entry["version"],
+                    "aliases": ", ".join(entry["aliases"]),
+                    "registered_at": entry["registered_at"][:19].replace("T", " "),
+                    "estimator": entry["estimator"],
+                    **{m: metrics.get(m) for m in METRICS},
+                    "train_rows": metrics.get("train_rows"),
+                    "test_rows": metrics.get("test_rows"),
+                    "feature_version": entry["feature_version"],
                     "sha256": meta["sha256"][:12],
                 }
             )
         table = pd.DataFrame(rows)
         return table.sort_values("version", ascending=False, ignore_index=True) if rows else table
 
-    def current(self, name: str) -> tuple[lightgbm.Booster, dict]:
-        """The model the dashboards score with (the newest version), checked against its sha256."""
-        versions = self.registry(name)["version"] if self.ws.path("models", name).exists() else []
-        newest = int(versions.iloc[0]) if len(versions) else None
-        return _load(self.catalog_path, self.workspace, name, newest)
+    def current(self, name: str) -> tuple[Predictor, dict]:
+        """The model the dashboards score with (production, else the newest), sha256-checked."""
+        version = resolve_version(self.ws, name)
+        predictor = _load(self.catalog_path, self.workspace, name, version)
+        return predictor, predictor.fit_info
 
     def feature_importance(self, meta: dict) -> pd.DataFrame:
         gain = pd.Series(meta.get("feature_importance", {}), name="gain", dtype="float64")
@@ -98,22 +98,26 @@ class ModelStore(param.Parameterized):
         return table.sort_values("gain", ascending=False, ignore_index=True)
 
     def feature_defaults(self, name: str, meta: dict) -> dict[str, object]:
-        """Where the what-if form starts: medians of the numeric features in the training
-        source (the version the model was trained on), the first level of categorical ones."""
-        spec = self.catalog.models[name]
-        numeric = tuple(f for f in spec.features if f not in meta["categories"])
-        path = table_path(self.catalog, self.ws, spec.source)
-        version = meta.get("data", {}).get("source_version")
-        defaults: dict[str, object] = dict(_feature_defaults(str(path), version, numeric))
+        """Where the what-if form starts: medians of the numeric features in the feature table
+        version the model was trained on, the first level of categorical ones."""
+        numeric = tuple(f for f in meta["features"] if f not in meta["categories"])
+        data = meta["data"]
+        defaults: dict[str, object] = dict(
+            _feature_defaults(
+                self.catalog_path,
+                self.workspace,
+                data["feature_set"],
+                data["feature_version"],
+                numeric,
+            )
+        )
         defaults |= {c: levels[0] for c, levels in meta["categories"].items()}
         return defaults
 
     def predict(self, name: str, values: dict[str, object]) -> float:
-        """Probability of the positive class for one row of feature values."""
-        booster, meta = self.current(name)
-        spec = self.catalog.models[name]
-        row = encode_features(pd.DataFrame([values]), spec, meta["categories"])
-        return float(booster.predict(row[list(spec.features)])[0])
+        """Probability of the positive class (or the predicted value) for one row."""
+        predictor, _ = self.current(name)
+        return float(predictor.predict(pd.DataFrame([values]))[0])
 
 
 class ModelsDashboard(pn.viewable.Viewer):
@@ -141,7 +145,7 @@ class ModelsDashboard(pn.viewable.Viewer):
         _, meta = self.store.current(self.model)
         defaults = self.store.feature_defaults(self.model, meta)
         widgets = []
-        for feature in self.store.catalog.models[self.model].features:
+        for feature in meta["features"]:
             if feature in meta["categories"]:
                 widget = pn.widgets.Select(
                     label=feature, options=meta["categories"][feature], value=defaults[feature]
