@@ -81,6 +81,7 @@ def wait_for_rows(page, field: str, expected: list[str]) -> None:
         except Exception:  # the table is being replaced
             pass
         time.sleep(0.1)
+    page.screenshot(path=SHOTS / f"failed-{field}.png")  # what the page showed instead
     assert cells(page, field) == expected
 
 

@@ -2,8 +2,9 @@
 
 The chart is a DynamicMap fed by a pipe: a new view of the same kind sends it a new frame, and
 HoloViews updates the data and axes of the Bokeh figure already in the browser instead of sending
-a new figure. A change of kind builds a new DynamicMap (one shown before and removed is not
-reused: updating it again froze the browser). Frames use fixed column names (``member``,
+a new figure. That is only done while the members stay the same (a new measure): a clicked bar
+stays selected in the browser, and new data under an old selection froze Chromium. Other changes
+build a new DynamicMap (a new figure). Frames use fixed column names (``member``,
 ``column``, ``value``); the levels and the measure appear as axis labels and title.
 """
 
@@ -36,9 +37,10 @@ class CubeChart:
         self, kind: str, frame: pd.DataFrame, *, x: str, y: str, title: str, value: str = ""
     ) -> None:
         """Draw ``frame`` as ``kind``; the figure is replaced only when the kind changes."""
+        same_members = self._members(frame) == self._members(self.frame)
         self.frame = frame
         self._labels = {"x": x, "y": y, "title": title, "value": value}
-        if kind == self.kind and self._pipe is not None:
+        if kind == self.kind and self._pipe is not None and same_members:
             self._pipe.send(frame)
             return
         self.kind = kind
@@ -47,6 +49,10 @@ class CubeChart:
         tap = hv.streams.Tap(source=dmap, x=None, y=None)
         tap.param.watch(self._tapped, ["x", "y"])
         self.pane.object = dmap
+
+    @staticmethod
+    def _members(frame: pd.DataFrame) -> list:
+        return [frame[c].tolist() for c in ("member", "column") if c in frame]
 
     def _opts(self) -> dict:
         return {
