@@ -20,9 +20,7 @@ from workbench.io.workspace import read_json
 from workbench.ml.features import encode_features
 from workbench.ml.registry import METADATA, load_model
 from workbench.views.source import (
-    default_catalog_path,
-    default_workspace,
-    open_catalog,
+    CatalogSource,
     open_workspace,
 )
 from workbench.zones.tables import table_path
@@ -43,24 +41,8 @@ def _load(catalog_path: str, workspace: str | None, name: str, version: int | No
     return load_model(open_workspace(catalog_path, workspace), name, version)
 
 
-class ModelStore(param.Parameterized):
+class ModelStore(CatalogSource):
     """Registered models of one catalog and workspace."""
-
-    catalog_path = param.String(default=None, allow_None=True)
-    workspace = param.String(default=None, allow_None=True)
-
-    def __init__(self, **params):
-        params.setdefault("catalog_path", default_catalog_path())
-        params.setdefault("workspace", default_workspace())
-        super().__init__(**params)
-
-    @property
-    def catalog(self):
-        return open_catalog(self.catalog_path)
-
-    @property
-    def ws(self):
-        return open_workspace(self.catalog_path, self.workspace)
 
     def models(self) -> list[str]:
         return list(self.catalog.models)
