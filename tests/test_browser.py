@@ -166,9 +166,16 @@ def test_cube_explorer_widgets_drill_download_and_link(browser, served, cube):
         zones["mean_dep_delay"].tolist(), nan_ok=True
     )
 
-    # Roll back up with the breadcrumb.
+    # Roll back up with the breadcrumb, then pivot by origin: a heatmap and a wide table.
     page.get_by_role("button", name="All").click()
     wait_for_rows(page, "carrier", means.index.tolist()[:20])
+    page.get_by_label("Columns").select_option("origin")
+    pivot = cube.query(
+        ["carrier", "origin"], measures=["mean_dep_delay", "flights"], having="flights > 0"
+    )["mean_dep_delay"].unstack("origin")
+    shown = numbers(cells(page, "JFK"))
+    assert shown == pytest.approx(pivot["JFK"].round(2).tolist(), abs=0.006, nan_ok=True)
+    page.screenshot(path=SHOTS / "cubes_pivot.png")
     assert first_load < 60
     page.context.close()
 

@@ -16,8 +16,7 @@ from workbench.catalog.models import TIME_LEVELS
 from workbench.cubes.query import CubeReader, Query, open_cube
 from workbench.cubes.store import current_version
 from workbench.views.source import (
-    default_catalog_path,
-    default_workspace,
+    CatalogSource,
     open_catalog,
     open_workspace,
 )
@@ -58,35 +57,26 @@ def member_value(level: str, text: str) -> object:
     return text
 
 
-class CubeStore(param.Parameterized):
+class CubeStore(CatalogSource):
     """Cubes of one catalog and workspace (``WORKBENCH_CATALOG``/``_WORKSPACE`` by default)."""
 
-    catalog_path = param.String(default=None, allow_None=True)
-    workspace = param.String(default=None, allow_None=True)
-
-    def __init__(self, **params):
-        params.setdefault("catalog_path", default_catalog_path())
-        params.setdefault("workspace", default_workspace())
-        super().__init__(**params)
-
     def cube_names(self) -> list[str]:
-        return list(open_catalog(self.catalog_path).cubes)
+        return list(self.catalog.cubes)
 
     def cube(self, name: str) -> CubeReader:
         """The current version of cube ``name`` (reopened after a rebuild)."""
-        ws = open_workspace(self.catalog_path, self.workspace)
-        version, _ = current_version(ws, name)
+        version, _ = current_version(self.ws, name)
         return _load_cube(self.catalog_path, self.workspace, name, version)
 
     def hierarchies(self, name: str) -> dict[str, list[str]]:
         """Levels of each dimension, coarse to fine, in catalog order."""
-        spec = open_catalog(self.catalog_path).cubes[name]
+        spec = self.catalog.cubes[name]
         return {key: dim.level_names(key) for key, dim in spec.dimensions.items()}
 
     def row_count(self, name: str) -> str | None:
         """A measure counting every source row (``agg: count`` without column or filter): cells
         where it is 0 hold no data, and the explorer can leave them out."""
-        spec = open_catalog(self.catalog_path).cubes[name]
+        spec = self.catalog.cubes[name]
         return next(
             (
                 m

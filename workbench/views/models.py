@@ -18,9 +18,7 @@ from workbench.ml import list_versions, load_predictor, model_metadata, read_fea
 from workbench.ml.estimators import Predictor
 from workbench.ml.registry import resolve_version
 from workbench.views.source import (
-    default_catalog_path,
-    default_workspace,
-    open_catalog,
+    CatalogSource,
     open_workspace,
 )
 
@@ -42,24 +40,8 @@ def _load(catalog_path: str, workspace: str | None, name: str, version: int) -> 
     return load_predictor(open_workspace(catalog_path, workspace), name, version)
 
 
-class ModelStore(param.Parameterized):
+class ModelStore(CatalogSource):
     """Registered models of one catalog and workspace."""
-
-    catalog_path = param.String(default=None, allow_None=True)
-    workspace = param.String(default=None, allow_None=True)
-
-    def __init__(self, **params):
-        params.setdefault("catalog_path", default_catalog_path())
-        params.setdefault("workspace", default_workspace())
-        super().__init__(**params)
-
-    @property
-    def catalog(self):
-        return open_catalog(self.catalog_path)
-
-    @property
-    def ws(self):
-        return open_workspace(self.catalog_path, self.workspace)
 
     def models(self) -> list[str]:
         return list(self.catalog.models)

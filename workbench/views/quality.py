@@ -9,17 +9,14 @@ from __future__ import annotations
 import re
 
 import pandas as pd
-import param
 import pyarrow.compute as pc
 
 from workbench import config
 from workbench.io.delta import open_table
 from workbench.validation.report import previous_reports, rule_table
 from workbench.views.source import (
-    default_catalog_path,
-    default_workspace,
+    CatalogSource,
     open_catalog,
-    open_workspace,
 )
 from workbench.zones.promote import BATCH_COLUMN, REASONS
 from workbench.zones.quarantine import batch_balance
@@ -44,20 +41,8 @@ def batch_status(report: dict) -> str:
     return PASS
 
 
-class QualityStore(param.Parameterized):
+class QualityStore(CatalogSource):
     """Reports and quarantine of the lake datasets of one catalog and workspace."""
-
-    catalog_path = param.String(default=None, allow_None=True)
-    workspace = param.String(default=None, allow_None=True)
-
-    def __init__(self, **params):
-        params.setdefault("catalog_path", default_catalog_path())
-        params.setdefault("workspace", default_workspace())
-        super().__init__(**params)
-
-    @property
-    def ws(self):
-        return open_workspace(self.catalog_path, self.workspace)
 
     def datasets(self) -> list[str]:
         catalog = open_catalog(self.catalog_path)

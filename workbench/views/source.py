@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import panel as pn
+import param
 
 from workbench.catalog import load_catalog
 from workbench.catalog.models import Catalog
@@ -35,3 +36,24 @@ def open_catalog(path: str) -> Catalog:
 
 def open_workspace(catalog_path: str, workspace: str | None) -> Workspace:
     return Workspace.for_catalog(open_catalog(catalog_path), workspace)
+
+
+class CatalogSource(param.Parameterized):
+    """Base of the dashboards' data stores: one catalog file and its workspace, by default
+    ``WORKBENCH_CATALOG`` and ``WORKBENCH_WORKSPACE`` as `workbench serve` sets them."""
+
+    catalog_path = param.String(default=None, allow_None=True)
+    workspace = param.String(default=None, allow_None=True)
+
+    def __init__(self, **params):
+        params.setdefault("catalog_path", default_catalog_path())
+        params.setdefault("workspace", default_workspace())
+        super().__init__(**params)
+
+    @property
+    def catalog(self) -> Catalog:
+        return open_catalog(self.catalog_path)
+
+    @property
+    def ws(self) -> Workspace:
+        return open_workspace(self.catalog_path, self.workspace)
