@@ -113,7 +113,7 @@ def interactions(browser, url: str, field: str, steps, n: int) -> tuple[list[flo
             print("failed at step", i, label, value, flush=True)
             raise
         times.append(time.perf_counter() - t0)
-        views.append((state["Measure"], state["Rows"]))
+        views.append((state["Measure"], state["Rows"], label))
     context.close()
     return times, views
 
@@ -122,7 +122,7 @@ def query_latency(cube, views, n: int) -> list[float]:
     """The cube query API alone, for the same views (as CubeSelection asks them)."""
     times = []
     for i in range(n):
-        measure, rows = views[i % len(views)]
+        measure, rows, _ = views[i % len(views)]
         counted = "flights" if "flights" in cube.measures else "lines"
         q = Query(by=(rows,), measures=(measure or counted,)).filter(f"{counted} > 0")
         t0 = time.perf_counter()
@@ -137,7 +137,7 @@ def duckdb_latency(ws: wb.Workspace, views, n: int) -> list[float]:
     con.execute(f"create view t as select * from read_parquet({files!r})")
     times = []
     for i in range(n):
-        measure, rows = views[i % len(views)]
+        measure, rows, _ = views[i % len(views)]
         sql = FLIGHT_SQL.get((measure or "flights", rows))
         if sql is None:
             continue
@@ -145,6 +145,10 @@ def duckdb_latency(ws: wb.Workspace, views, n: int) -> list[float]:
         con.execute(sql).fetchall()
         times.append(time.perf_counter() - t0)
     return times
+
+
+def _of(times: list[float], views: list, label: str) -> list[float]:
+    return [t for t, view in zip(times, views, strict=True) if view[2] == label]
 
 
 def bench_cube(browser, console, name, catalog, ws, steps, start_field, args, env=None):
@@ -169,6 +173,8 @@ def bench_cube(browser, console, name, catalog, ws, steps, start_field, args, en
         ("first load (cold, first tab)", [loads[0]]),
         (f"first load (next {len(loads) - 1} tabs)", loads[1:]),
         (f"widget change -> table updated ({len(clicks)})", clicks),
+        ("  of which: new measure (same members)", _of(clicks, views, "Measure")),
+        ("  of which: new row level (new members)", _of(clicks, views, "Rows")),
         ("cube query alone, same views", api),
     ]
     if name == "flight_delays":

@@ -1,11 +1,11 @@
 """The explorer's chart: hvplot bar, line and heatmap fed through a HoloViews pipe.
 
-The chart is a DynamicMap fed by a pipe: a new view of the same kind sends it a new frame, and
-HoloViews updates the data and axes of the Bokeh figure already in the browser instead of sending
-a new figure. That is only done while the members stay the same (a new measure): a clicked bar
-stays selected in the browser, and new data under an old selection froze Chromium. Other changes
-build a new DynamicMap (a new figure). Frames use fixed column names (``member``,
-``column``, ``value``); the levels and the measure appear as axis labels and title.
+A new view of the same kind sends the DynamicMap a new frame, and HoloViews updates the data and
+axes of the Bokeh figure already in the browser instead of sending a new figure. That is done
+only while the members stay the same (a new measure, say): sending new categories to a figure in
+place froze Chromium (Bokeh 3.9), so other changes build a new DynamicMap. Clicks reach the Tap
+stream without Bokeh's tap tool, so no bar is left selected. Frames use fixed column names
+(``member``, ``column``, ``value``); the levels and the measure appear as axis labels and title.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class CubeChart:
         self, kind: str, frame: pd.DataFrame, *, x: str, y: str, title: str, value: str = ""
     ) -> None:
         """Draw ``frame`` as ``kind``; the figure is replaced only when the kind changes."""
-        same_members = self._members(frame) == self._members(self.frame)
+        same_members = _members(frame) == _members(self.frame)
         self.frame = frame
         self._labels = {"x": x, "y": y, "title": title, "value": value}
         if kind == self.kind and self._pipe is not None and same_members:
@@ -49,10 +49,6 @@ class CubeChart:
         tap = hv.streams.Tap(source=dmap, x=None, y=None)
         tap.param.watch(self._tapped, ["x", "y"])
         self.pane.object = dmap
-
-    @staticmethod
-    def _members(frame: pd.DataFrame) -> list:
-        return [frame[c].tolist() for c in ("member", "column") if c in frame]
 
     def _opts(self) -> dict:
         return {
@@ -66,16 +62,14 @@ class CubeChart:
     def _bar(self, data):
         if data is None:
             return hv.Bars([], "member", "value")
-        return data.hvplot.bar(x="member", y="value", rot=45, **self._opts()).opts(
-            tools=["tap", "hover"]
-        )
+        return data.hvplot.bar(x="member", y="value", rot=45, **self._opts()).opts(tools=["hover"])
 
     def _line(self, data):
         if data is None:
             return hv.Curve([], "member", "value") * hv.Scatter([], "member", "value")
         line = data.hvplot.line(x="member", y="value", **self._opts())
         points = data.hvplot.scatter(x="member", y="value", size=40, **self._opts())
-        return (line * points).opts(hv.opts.Scatter(tools=["tap", "hover"]))
+        return (line * points).opts(hv.opts.Scatter(tools=["hover"]))
 
     def _heatmap(self, data):
         if data is None:
@@ -88,9 +82,13 @@ class CubeChart:
             rot=45,
             clabel=self._labels.get("value", ""),
             **self._opts(),
-        ).opts(tools=["tap", "hover"])
+        ).opts(tools=["hover"])
 
     def _tapped(self, *events) -> None:
         stream = events[0].obj
         # After the stream's own handler returns: the click may replace the figure that sent it.
         pn.state.execute(lambda: self._on_click(stream.x, stream.y), schedule=True)
+
+
+def _members(frame: pd.DataFrame) -> list:
+    return [frame[c].tolist() for c in ("member", "column") if c in frame]

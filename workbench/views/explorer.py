@@ -82,7 +82,10 @@ class CubeExplorer(pn.viewable.Viewer):
         self.message.visible = False
         with pn.io.hold():  # one message to the browser for the whole update
             table = self.table_data()
-            self.table.param.update(value=table, formatters=_formatters(table), page=1)
+            formatters = _formatters(table)
+            if formatters.keys() != self.table.formatters.keys():  # new columns
+                self.table.formatters = formatters
+            self.table.param.update(value=table, page=1)
             self._draw()
             if self.crumbs.objects == [] or self._crumb_path != self.selection.path:
                 self._build_crumbs()
