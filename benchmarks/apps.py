@@ -16,9 +16,11 @@ import argparse
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import duckdb
@@ -66,6 +68,47 @@ FLIGHT_SQL = {
 
 
 LOGS: list = []
+
+
+# The floor under any Panel dashboard here: one Select and one remote-paginated Tabulator whose
+# column changes with the selection (no cube, no chart).
+FLOOR_APP = """
+import numpy as np, pandas as pd, panel as pn
+pn.extension("tabulator")
+pick = pn.widgets.Select(label="Measure", options=["flights", "mean_dep_delay", "delayed_rate"])
+table = pn.widgets.Tabulator(pd.DataFrame({"carrier": list("abc"), "flights": [1, 2, 3]}),
+                             pagination="remote", page_size=20, show_index=False, disabled=True)
+pick.param.watch(lambda e: setattr(table, "value", pd.DataFrame(
+    {"carrier": [f"c{i}" for i in range(16)], e.new: np.arange(16.0)})), "value")
+pn.Column(pick, table).servable()
+"""
+
+
+def panel_floor(browser, n: int) -> list[float]:
+    """Widget change to updated table for the bare Panel app above, served by panel serve."""
+    folder = Path(tempfile.mkdtemp(prefix="wb-bench-floor-"))
+    (folder / "floor.py").write_text(FLOOR_APP)
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "panel", "serve", str(folder / "floor.py"), "--port", str(port)]
+        + ["--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/floor"
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(url, timeout=5)  # noqa: S310 (loopback)
+                break
+            except OSError:
+                time.sleep(0.5)
+        steps = [("Measure", m) for m in ("mean_dep_delay", "delayed_rate", "flights")]
+        return interactions(browser, url, "flights", steps, n)[0]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -175,6 +218,7 @@ def bench_cube(browser, console, name, catalog, ws, steps, start_field, args, en
         (f"widget change -> table updated ({len(clicks)})", clicks),
         ("  of which: new measure (same members)", _of(clicks, views, "Measure")),
         ("  of which: new row level (new members)", _of(clicks, views, "Rows")),
+        ("bare Panel floor: Select -> Tabulator column", args.floor),
         ("cube query alone, same views", api),
     ]
     if name == "flight_delays":
@@ -216,6 +260,7 @@ def main() -> None:
     console.print(f"chromium {exe}; machine shared with other work, so figures are noisy")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        args.floor = panel_floor(browser, args.interactions)
         bench_cube(
             browser, console, "flight_delays", catalog_path, ws, FLIGHT_STEPS, "carrier", args
         )
