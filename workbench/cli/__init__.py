@@ -252,6 +252,13 @@ def _open(catalog: Path, workspace: Path | None):
     return cat, Workspace.for_catalog(cat, workspace)
 
 
+@contextmanager
+def _session(catalog: Path, workspace: Path | None, cluster: str | None) -> Iterator[tuple]:
+    """What most commands need: errors reported, a cluster client, the catalog and workspace."""
+    with _reported(), _cluster(cluster):
+        yield _open(catalog, workspace)
+
+
 def _print_json(data) -> None:
     print(json.dumps(data, indent=2, default=str))
 

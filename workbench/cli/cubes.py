@@ -15,11 +15,11 @@ from workbench.cli import (
     ClusterOpt,
     JsonOpt,
     WorkspaceOpt,
-    _cluster,
     _open,
     _print_json,
     _reported,
     _run_steps,
+    _session,
     console,
     cube_app,
     err,
@@ -64,8 +64,7 @@ def cube_refresh(
     """Recompute the cube's time range from SINCE on, and append new periods."""
     from workbench.cubes.build import refresh_cube
 
-    with _reported(), _cluster(cluster):
-        cat, ws = _open(catalog, workspace)
+    with _session(catalog, workspace, cluster) as (cat, ws):
         build = refresh_cube(cat, ws, name, since)
     if as_json:
         _print_json(build.__dict__)

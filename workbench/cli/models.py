@@ -14,10 +14,10 @@ from workbench.cli import (
     ClusterOpt,
     JsonOpt,
     WorkspaceOpt,
-    _cluster,
     _open,
     _print_json,
     _reported,
+    _session,
     console,
     err,
     model_app,
@@ -45,8 +45,7 @@ def model_train(
     promote it if it beats production."""
     from workbench.ml.train import train_model
 
-    with _reported(), _cluster(cluster):
-        cat, ws = _open(catalog, workspace)
+    with _session(catalog, workspace, cluster) as (cat, ws):
         trained = train_model(cat, ws, name, promote=not no_promote, reason="model train")
     promotion = trained.promotion.to_dict() if trained.promotion else None
     out = {
@@ -78,8 +77,7 @@ def model_tune(
     configuration as a candidate (promoted only if it wins)."""
     from workbench.ml.tuning import tune_model
 
-    with _reported(), _cluster(cluster):
-        cat, ws = _open(catalog, workspace)
+    with _session(catalog, workspace, cluster) as (cat, ws):
         result = tune_model(cat, ws, name)
     if as_json:
         _print_json(result.to_dict())
@@ -214,8 +212,7 @@ def model_score(
     """Score rows in parallel into a new version of predictions/NAME."""
     from workbench.ml.score import score_batch
 
-    with _reported(), _cluster(cluster):
-        cat, ws = _open(catalog, workspace)
+    with _session(catalog, workspace, cluster) as (cat, ws):
         result = score_batch(
             cat, ws, name, alias=alias, version=version, input_dataset=input_dataset
         )
@@ -267,8 +264,7 @@ def model_monitor(
     """Drift of a window (default: the test rows) from the training data; exit 1 on an alert."""
     from workbench.ml.monitor import monitor_model
 
-    with _reported(), _cluster(cluster):
-        cat, ws = _open(catalog, workspace)
+    with _session(catalog, workspace, cluster) as (cat, ws):
         report = monitor_model(cat, ws, name, start=start, end=end, alias=alias)
     if as_json:
         _print_json(report)

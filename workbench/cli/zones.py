@@ -15,10 +15,10 @@ from workbench.cli import (
     ClusterOpt,
     JsonOpt,
     WorkspaceOpt,
-    _cluster,
     _open,
     _print_json,
     _reported,
+    _session,
     console,
     lake_app,
     landing_app,
@@ -68,8 +68,7 @@ def quarantine_release(
     """Re-check a batch's quarantined rows with the current rules; promote what passes."""
     from workbench.zones.quarantine import batch_balance, release_batch
 
-    with _reported(), _cluster(cluster):
-        cat, ws = _open(catalog, workspace)
+    with _session(catalog, workspace, cluster) as (cat, ws):
         result = release_batch(cat, ws, dataset, batch)
         balance = batch_balance(ws, dataset, batch)
     if as_json:

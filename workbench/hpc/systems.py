@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 from dask.utils import parse_bytes
@@ -44,7 +45,7 @@ class SchedulerState:
 
 
 @dataclass(frozen=True)
-class BatchSystem:
+class BatchSystem(ABC):
     kind: str
     prefix: str
     submit_command: tuple[str, ...]
@@ -53,8 +54,9 @@ class BatchSystem:
     env_job_id: str = "JOB_ID"
     states: dict[str, str] = field(default_factory=dict)
 
+    @abstractmethod
     def directives(self, req: Request) -> list[str]:
-        raise NotImplementedError
+        """The ``#SBATCH`` / ``#PBS`` / ... lines asking for ``req``."""
 
     def walltime(self, seconds: float) -> str:
         """The walltime as this system writes it."""

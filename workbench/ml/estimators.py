@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -204,7 +205,7 @@ class Checkpoint:
             self.save(done, env.model.model_to_string().encode(), "txt")
 
 
-class Estimator:
+class Estimator(ABC):
     """One estimator kind: ``fit`` returns a :class:`Predictor`; subclasses set the class
     attributes and ``make``/``fit``."""
 
@@ -217,8 +218,9 @@ class Estimator:
     def params(self, given: dict[str, Any], seed: int) -> dict[str, Any]:
         return {**self.defaults, **given}
 
+    @abstractmethod
     def fit(self, data: FitData, params: dict[str, Any], checkpoint: Checkpoint | None):
-        raise NotImplementedError
+        """Train on ``data`` (resuming from ``checkpoint`` when given) into a Predictor."""
 
     def _predictor(self, data: FitData, model: Any, **info: Any) -> Predictor:
         return Predictor(self.kind, model, self.task, data.features, data.categories, info)
