@@ -26,13 +26,17 @@ import xarray as xr
 
 from workbench import config
 from workbench.catalog.models import Catalog, Cube
-from workbench.cluster import share
 from workbench.cubes.cells import ROWS, attach_level_coords, check_nesting, measure_values
 from workbench.cubes.cells import needed_columns as cube_columns
 from workbench.cubes.spec import category_members, truncate
 from workbench.io.delta import open_table
 from workbench.io.workspace import Workspace
-from workbench.zones.curated import CuratedView, curated_view
+from workbench.zones.curated import (
+    CuratedView,
+    curated_view,
+    forget_prepared_views,
+    prepared_view,
+)
 from workbench.zones.tables import table_path
 
 
@@ -255,12 +259,24 @@ def source_files(catalog: Catalog, ws: Workspace, cube: Cube) -> SourceFiles:
 def dense_files(source: SourceFiles, files: list[str], cube: Cube, view) -> Partial | None:
     """Several Parquet files reduced in one task: one partial grid leaves it."""
     total = None
+    view = prepared_view(view) if view is not None else None
     for i, path in enumerate(files):  # one file's rows at a time: memory stays at one grid
         part = dense_partition([code_frame(source.frame(path, view), cube)], cube)
         total = part if i == 0 else merge_partials(cube, total, part)
         if total is None:
             return None
     return total
+
+
+def _on_workers(func) -> None:
+    """Run ``func`` in every worker process (and here, for the local schedulers)."""
+    func()
+    try:
+        from distributed import get_client
+
+        get_client().run(func)
+    except ValueError:
+        pass
 
 
 def _workers() -> dict:
@@ -282,7 +298,7 @@ def compute_dense(
     workers = max(1, len(_workers()))
     files = source.files
     groups = [files[i :: 2 * workers] for i in range(min(len(files), 2 * workers))]
-    view = share(source.view) if source.view is not None else None
+    view = source.view  # a plan: each worker reads the right-hand tables once (prepared_view)
     plain = SourceFiles([], source.columns, source.text, None)
     parts = [dask.delayed(dense_files, pure=True)(plain, g, cube, view) for g in groups]
     while len(parts) > 1:  # pairwise tree: memory stays at a few dense grids per worker
@@ -292,7 +308,10 @@ def compute_dense(
             else parts[i]
             for i in range(0, len(parts), 2)
         ]
-    result = parts[0].compute()
+    try:
+        result = parts[0].compute()
+    finally:
+        _on_workers(forget_prepared_views)
     if result is None:
         return None
     parents = check_nesting(cube, result.pairs)
