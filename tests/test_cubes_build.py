@@ -140,3 +140,28 @@ def test_a_curated_table_older_than_its_sources_is_read_not_recomputed(demo, tmp
     airlines = read_table(other.path("lake", "airlines"))
     write_table(airlines, other.path("lake", "airlines"))  # a new version of one source
     assert not is_current(catalog, other, "flights_enriched")
+
+
+def test_a_joined_table_with_repeated_keys_is_refused_by_name(demo, tmp_path):
+    """Workers read the right-hand tables of a fused build themselves; repeated keys there
+    would duplicate rows, so indexing them fails with the dataset, keys and the fix."""
+    import dask.dataframe as dd
+    import pandas as pd
+
+    from workbench.errors import WorkbenchError
+    from workbench.zones.curated import DirectLookup, _right_plan
+
+    catalog, ws, _ = demo
+    airlines = read_table(ws.path("lake", "airlines")).compute()
+    other = wb.Workspace(tmp_path)
+    twice = pd.concat([airlines, airlines.head(2)], ignore_index=True)
+    write_table(dd.from_pandas(twice, npartitions=1), other.path("lake", "airlines"))
+    join = next(j for j in catalog.datasets["flights_enriched"].joins if j.dataset == "airlines")
+    side = _right_plan(catalog, other, join, 0, {"airline_name"})
+    assert len(side.read()) == len(twice)
+    with pytest.raises(WorkbenchError, match=r"airlines on \['carrier'\]: keys are not unique"):
+        side.step()
+    # Integer keys take the direct lookup, which also refuses repeats (then the check names them).
+    keys = pd.DataFrame({"__key0": [3, 1, 3], "v": [1.0, 2.0, 3.0]})
+    assert DirectLookup.build(keys, ["__key0"]) is None
+    assert DirectLookup.build(keys.drop_duplicates("__key0"), ["__key0"]) is not None
