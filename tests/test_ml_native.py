@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 
 import dask
@@ -15,6 +16,7 @@ import workbench as wb
 from workbench.cli import app
 from workbench.errors import WorkbenchError
 from workbench.ml import native
+from workbench.ml.estimators import Predictor
 from workbench.ml.features import encode_features, feature_matrix, read_features
 from workbench.ml.registry import load_predictor
 from workbench.ml.score import read_predictions, score_batch
@@ -62,6 +64,18 @@ def test_compiled_forest_gives_lightgbm_scores(demo, objective):
         native.check(forest, expected + 1e-6, matrix)
     with pytest.raises(ValueError, match="matrix"):
         forest.predict(matrix[:, :-1])
+
+    # A predictor scores through the forest on the CPU it was compiled for, and falls back to
+    # LightGBM elsewhere (a compute node of another kind, say), with the same numbers.
+    task = "classification" if objective == "binary" else "regression"
+    plain = Predictor("lightgbm", booster, task, features, categories)
+    here = dataclasses.replace(plain, native=forest)
+    elsewhere = dataclasses.replace(
+        plain, native=native.NativeForest(forest.code, len(features), "other-cpu")
+    )
+    assert here._native_here() and not elsewhere._native_here()
+    np.testing.assert_allclose(here.predict(rows), expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(elsewhere.predict(rows), expected, rtol=0, atol=1e-12)
 
 
 def test_compile_command_keeps_a_checked_forest_that_scoring_uses(demo, tmp_path):

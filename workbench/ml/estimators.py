@@ -72,14 +72,14 @@ class Predictor:
 
         ``threads=1`` inside Dask tasks: each worker already has its core.
         """
-        if self.native is None:  # a compiled forest reads raw rows straight into its matrix
+        if not self._native_here():  # a compiled forest reads raw rows into its matrix itself
             rows = encode_features(rows, self.features, self.categories)
         return self.predict_encoded(rows, threads=threads)
 
     def predict_encoded(self, encoded: pd.DataFrame, *, threads: int = 0) -> np.ndarray:
         if encoded.empty:  # an empty partition, or Dask's meta
             return np.empty(0, dtype="float64")
-        if self.native is not None:
+        if self._native_here():
             matrix = feature_matrix(encoded, self.features, self.categories)
             return self.native.predict(matrix, threads=threads)
         if self.kind == "lightgbm":
@@ -89,6 +89,9 @@ class Predictor:
         if self.task == "classification":
             return np.asarray(self.model.predict_proba(matrix)[:, 1], dtype="float64")
         return np.asarray(self.model.predict(matrix), dtype="float64")
+
+    def _native_here(self) -> bool:
+        return self.native is not None and self.native.runs_here()
 
     def importance(self) -> dict[str, float]:
         """Gain (LightGBM) or summed absolute scaled coefficients per feature."""

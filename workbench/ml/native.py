@@ -20,6 +20,7 @@ kept, a compiled forest must agree with LightGBM on sample rows.
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import json
 import math
@@ -43,6 +44,7 @@ _LOCK = threading.Lock()
 _LOADED: dict[str, tuple[object, object]] = {}  # sha256 -> (engine, entry), once per process
 
 
+@functools.cache
 def available() -> bool:
     """Whether lleaves and llvmlite can be imported here."""
     try:
@@ -69,6 +71,7 @@ def _target_machine():
     )
 
 
+@functools.cache
 def host_key() -> str:
     """Names the object files this host can run: CPU, its features and the compiler versions."""
     import llvmlite.binding as llvm
@@ -127,16 +130,22 @@ class NativeForest:
     """A compiled forest that scores a float64 matrix (rows x features, in model order).
 
     Categorical features are their category codes, missing values NaN: what LightGBM itself
-    passes to its trees. Pickles as its object code; a process loads it once.
+    passes to its trees. Pickles as its object code; a process loads it once. The code is for
+    the CPU it was compiled on (``host``): :meth:`runs_here` is False on another kind of CPU, a
+    compute node of another generation, say, where the caller scores with LightGBM instead.
     """
 
-    def __init__(self, code: bytes, n_features: int):
+    def __init__(self, code: bytes, n_features: int, host: str | None = None):
         self.code = code
         self.n_features = n_features
+        self.host = host or host_key()
         self.sha256 = hashlib.sha256(code).hexdigest()
 
     def __reduce__(self):
-        return NativeForest, (self.code, self.n_features)
+        return NativeForest, (self.code, self.n_features, self.host)
+
+    def runs_here(self) -> bool:
+        return available() and self.host == host_key()
 
     def predict(self, matrix: np.ndarray, *, threads: int = 1) -> np.ndarray:
         rows = np.ascontiguousarray(matrix, dtype="float64")
@@ -201,7 +210,7 @@ def load(folder: Path) -> NativeForest | None:
             f"{path} does not match the sha256 in {path.with_suffix('.json').name}: it was "
             "changed after compiling. Delete it and run `workbench model compile` again."
         )
-    return NativeForest(code, side["n_features"])
+    return NativeForest(code, side["n_features"], path.stem)
 
 
 def check(forest: NativeForest, reference: np.ndarray, matrix: np.ndarray) -> float:
