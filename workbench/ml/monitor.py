@@ -91,6 +91,7 @@ def monitor_model(
         window, label = default_window(catalog, ws, name, start, end)
     report = compare_window(predictor, predictor.fit_info, window, spec.monitor)
     report["window"] = label or "rows given by the caller"
+    report["start"], report["end"] = start, end  # the dashboards order windows by these
     if write:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
         folder = drift_dir(ws, name)
