@@ -1,0 +1,237 @@
+"""The predictions explorer: filter batch predictions, see predicted against observed.
+
+One filter change recomputes everything from the cached rows of the predictions version: a
+summary line, predicted and observed per period and per group, a calibration chart, and the
+table (paginated on the server: the browser gets one page at a time).
+"""
+
+from __future__ import annotations
+
+import holoviews as hv
+import pandas as pd
+import panel as pn
+import param
+from bokeh.models.widgets.tables import DateFormatter, NumberFormatter
+
+from workbench.ml.score import ACTUAL
+from workbench.views.predictions import (
+    PERIODS,
+    SCORE,
+    PredictionStore,
+    calibration,
+    compare_by,
+    per_period,
+    summary,
+)
+
+PAGE_SIZE = 20
+_LINES = {"predicted": "#0072b5", "observed": "#e69f00"}
+
+
+class PredictionsExplorer(pn.viewable.Viewer):
+    """Dates, one multi-choice per categorical key (and the split), and what they select."""
+
+    model = param.String(default="")
+    dates = param.DateRange(default=None, label="Dates")
+    members = param.Dict(default={}, doc="column -> values kept (empty: all)")
+    period = param.Selector(objects=list(PERIODS), default="day", label="Per")
+    group_by = param.Selector(objects=[], label="Compare by")
+
+    def __init__(self, store: PredictionStore | None = None, **params):
+        self.store = store or PredictionStore()
+        super().__init__(**params)
+        self.version: int | None = None
+        self.filters = pn.Column(css_classes=["prediction-filters"], sizing_mode="stretch_width")
+        self.message = pn.pane.Alert(alert_type="info", visible=False)
+        self.about = pn.pane.Markdown(styles={"color": "#555"})
+        self.numbers = pn.pane.Markdown(css_classes=["prediction-summary"])
+        self.period_chart = pn.pane.HoloViews(sizing_mode="stretch_width")
+        self.group_chart = pn.pane.HoloViews(sizing_mode="stretch_width")
+        self.calibration_chart = pn.pane.HoloViews(sizing_mode="stretch_width")
+        self.table = pn.widgets.Tabulator(
+            pagination="remote",
+            page_size=PAGE_SIZE,
+            show_index=False,
+            disabled=True,
+            sizing_mode="stretch_width",
+        )
+        self.body = pn.Column(
+            self.numbers,
+            self.period_chart,
+            pn.Row(self.group_chart, self.calibration_chart, sizing_mode="stretch_width"),
+            self.table,
+            sizing_mode="stretch_width",
+        )
+        self._setup()
+        self.param.watch(self._setup, "model")
+        self.param.watch(lambda _e: self.refresh(), ["dates", "members", "period", "group_by"])
+
+    # -- set-up per model -----------------------------------------------------------------------
+
+    def _setup(self, *_events) -> None:
+        self.version = self.store.version(self.model) if self.model else None
+        if self.version is None:
+            self.message.object = (
+                f"No batch predictions of `{self.model}` yet. Score rows with "
+                f"`workbench model score {self.model}`; they show here with the outcome where "
+                "it is known."
+            )
+            self.message.visible, self.body.visible, self.filters.objects = True, False, []
+            return
+        self.message.visible, self.body.visible = False, True
+        self.columns = self.store.columns(self.model, self.version)
+        self.param.group_by.objects = list(self.columns.members)
+        widgets = [self._date_widget()] if self.columns.date else []
+        for column in self.columns.members:
+            choice = pn.widgets.MultiChoice(
+                name=column.lstrip("_"),
+                options=self.store.members(self.model, self.version, column),
+                placeholder="all",
+                sizing_mode="stretch_width",
+            )
+            choice.param.watch(lambda e, c=column: self._choose(c, e.new), "value")
+            widgets.append(choice)
+        if self.columns.members:
+            widgets.append(pn.widgets.Select.from_param(self.param.group_by))
+        if self.columns.date:
+            widgets.append(pn.widgets.RadioButtonGroup.from_param(self.param.period))
+        self.filters.objects = widgets
+        done = self.store.provenance(self.model, self.version)
+        self.about.object = (
+            f"Predictions version {self.version}, scored by model version "
+            f"{done['model_version']} on {done['scored_at']:%Y-%m-%d %H:%M} UTC."
+        )
+        self.param.update(members={}, group_by=next(iter(self.columns.members), None))
+        self.refresh()
+
+    def _date_widget(self) -> pn.widgets.DateRangeSlider:
+        bounds = self.store.date_bounds(self.model, self.version)
+        self.param.dates.bounds = bounds
+        self.dates = bounds
+        return pn.widgets.DateRangeSlider.from_param(
+            self.param.dates, start=bounds[0], end=bounds[1], sizing_mode="stretch_width"
+        )
+
+    def _choose(self, column: str, values: list[str]) -> None:
+        self.members = {**self.members, column: list(values)}
+
+    # -- the data the view shows ----------------------------------------------------------------
+
+    def rows(self) -> pd.DataFrame:
+        """The predictions the filters select."""
+        start, end = self.dates or (None, None)
+        return self.store.rows(self.model, self.version, start=start, end=end, members=self.members)
+
+    def refresh(self) -> None:
+        if self.version is None:
+            return
+        rows = self.rows()
+        self.numbers.object = self._numbers(rows)
+        empty = rows.empty
+        for pane in (self.period_chart, self.group_chart, self.calibration_chart):
+            pane.visible = not empty
+        if not empty:
+            self.period_chart.object = self._period_chart(rows)
+            self.group_chart.object = self._group_chart(rows)
+            self.calibration_chart.object = self._calibration_chart(rows)
+        self.table.value = rows.reset_index(drop=True)
+        formatters = {c: NumberFormatter(format="0.0000") for c in (SCORE, ACTUAL) if c in rows}
+        if self.columns.date:
+            formatters[self.columns.date] = DateFormatter(format="%Y-%m-%d")
+        self.table.formatters = formatters
+
+    def _numbers(self, rows: pd.DataFrame) -> str:
+        s = summary(rows)
+        if not s["rows"]:
+            return "**No predictions match these filters.**"
+        fmt = "{:.1%}" if self.columns.classifier else "{:,.3f}"
+        text = f"**{s['rows']:,}** predictions, mean predicted **{fmt.format(s['predicted'])}**"
+        if s["known"]:
+            text += f"; **{s['known']:,}** with a known outcome, observed "
+            text += f"**{fmt.format(s['observed'])}**"
+            if s["roc_auc"] == s["roc_auc"]:  # not NaN
+                text += f", ROC AUC **{s['roc_auc']:.3f}**"
+        elif self.columns.has_actual:
+            text += "; no outcome known for these rows yet"
+        return text + "."
+
+    def _period_chart(self, rows: pd.DataFrame):
+        table = per_period(rows, self.columns.date, self.period).reset_index()
+        shown = [c for c in ("predicted", "observed") if table[c].notna().any()]
+        return table.hvplot.line(
+            x=self.columns.date,
+            y=shown,
+            color=[_LINES[c] for c in shown],
+            hover_cols=["rows", "known"],
+            title=f"mean predicted and observed per {self.period}",
+            ylabel="rate" if self.columns.classifier else "mean",
+            legend="top_left",
+            height=300,
+            responsive=True,
+        )
+
+    def _group_chart(self, rows: pd.DataFrame):
+        table = compare_by(rows, self.group_by).sort_values("rows", ascending=False).head(30)
+        table = table.reset_index().astype({self.group_by: "str"})
+        label = self.group_by.lstrip("_")
+        bars = table.hvplot.bar(
+            responsive=True,
+            x=self.group_by,
+            y="predicted",
+            color=_LINES["predicted"],
+            hover_cols=["rows"],
+        ).relabel("predicted")
+        chart = bars
+        if table["observed"].notna().any():
+            chart = bars * table.hvplot.scatter(
+                responsive=True,
+                x=self.group_by,
+                y="observed",
+                color=_LINES["observed"],
+                size=70,
+                marker="dash",
+            ).relabel("observed")
+        return chart.opts(
+            title=f"by {label}: predicted (bars), observed (dots)",
+            ylabel="rate" if self.columns.classifier else "mean",
+            height=300,
+            responsive=True,
+            legend_position="top_right",
+            show_legend=True,
+        )
+
+    def _calibration_chart(self, rows: pd.DataFrame):
+        if not self.columns.classifier or not self.columns.has_actual:
+            return hv.Text(0.5, 0.5, "calibration needs a classifier's known outcomes")
+        table = calibration(rows)
+        diagonal = hv.Curve([(0, 0), (1, 1)], label="perfect").opts(
+            color="#999", line_dash="dashed"
+        )
+        points = table.hvplot.line(
+            responsive=True,
+            x="predicted",
+            y="observed",
+            label="these rows",
+            color=_LINES["observed"],
+        ) * table.hvplot.scatter(
+            responsive=True,
+            x="predicted",
+            y="observed",
+            hover_cols=["bin", "rows"],
+            color=_LINES["observed"],
+        )
+        return (diagonal * points).opts(
+            title="calibration: observed rate per score bin",
+            xlabel="mean predicted",
+            ylabel="observed",
+            height=300,
+            responsive=True,
+            legend_position="top_left",
+        )
+
+    def __panel__(self):
+        return pn.Row(
+            pn.Column(self.filters, width=280),
+            pn.Column(self.message, self.about, self.body, sizing_mode="stretch_width"),
+            sizing_mode="stretch_width",
+        )
