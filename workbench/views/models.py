@@ -61,9 +61,16 @@ _DRIFT_COLUMNS = {
 
 
 def window_label(report: dict) -> str:
-    """A monitoring window's name on a chart axis: its start date, else its check time."""
-    if report.get("start"):
-        return str(report["start"])
+    """A monitoring window's name on a chart axis: ``2013-09`` for a calendar month,
+    ``2013-09-01 to 2013-09-15``, ``from 2013-12-01``, or the check time of an undated window."""
+    start, end = report.get("start"), report.get("end")
+    if start and end:
+        first, stop = pd.Timestamp(start), pd.Timestamp(end)
+        if first.day == 1 and stop == first + pd.offsets.MonthBegin(1):
+            return f"{first:%Y-%m}"
+        return f"{start} to {end}"
+    if start or end:
+        return f"from {start}" if start else f"until {end}"
     return "checked " + report["checked_at"][:16].replace("T", " ")
 
 
@@ -130,9 +137,9 @@ class ModelStore(CatalogSource):
         return sorted(latest.values(), key=lambda r: r.get("start") or r["checked_at"])
 
     def drift_history(self, name: str, version: int) -> pd.DataFrame:
-        """PSI per feature per monitoring window: ``window`` (its start, or when an undated
-        window was checked), ``feature``, ``psi``, ``drifted``, ``ignored`` and ``threshold``
-        (the PSI alert level of that check)."""
+        """PSI per feature per monitoring window: ``window`` (see :func:`window_label`),
+        ``feature``, ``psi``, ``drifted``, ``ignored`` and ``threshold`` (the PSI alert level
+        of that check)."""
         rows = [
             {
                 "window": window_label(report),

@@ -218,7 +218,7 @@ class ModelsDashboard(pn.viewable.Viewer):
             responsive=True, x="window", y="threshold", label="alert threshold"
         ).opts(**_ALERT)
         psi_chart = (lines * points * alert).opts(
-            title="PSI per feature per monitoring window (window start)",
+            title="PSI per feature per monitoring window",
             ylabel="PSI",
             height=360,
             responsive=True,

@@ -64,7 +64,7 @@ class PredictionsExplorer(pn.viewable.Viewer):
         )
         self._setup()
         self.param.watch(self._setup, "model")
-        self.param.watch(lambda _e: self.refresh(), ["dates", "members", "period", "group_by"])
+        self.param.watch(lambda *_e: self.refresh(), ["dates", "members", "period", "group_by"])
 
     # -- set-up per model -----------------------------------------------------------------------
 
@@ -84,7 +84,7 @@ class PredictionsExplorer(pn.viewable.Viewer):
         widgets = [self._date_widget()] if self.columns.date else []
         for column in self.columns.members:
             choice = pn.widgets.MultiChoice(
-                name=column.lstrip("_"),
+                label=column.lstrip("_"),
                 options=self.store.members(self.model, self.version, column),
                 placeholder="all",
                 sizing_mode="stretch_width",
@@ -122,6 +122,20 @@ class PredictionsExplorer(pn.viewable.Viewer):
         start, end = self.dates or (None, None)
         return self.store.rows(self.model, self.version, start=start, end=end, members=self.members)
 
+    def period_data(self, rows: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Predicted against observed per period (the line chart)."""
+        rows = self.rows() if rows is None else rows
+        return per_period(rows, self.columns.date, self.period).reset_index()
+
+    def group_data(self, rows: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Predicted against observed per member of ``group_by``, largest 30 (the bar chart)."""
+        rows = self.rows() if rows is None else rows
+        table = compare_by(rows, self.group_by).sort_values("rows", ascending=False).head(30)
+        return table.reset_index().astype({self.group_by: "str"})
+
+    def calibration_data(self, rows: pd.DataFrame | None = None) -> pd.DataFrame:
+        return calibration(self.rows() if rows is None else rows)
+
     def refresh(self) -> None:
         if self.version is None:
             return
@@ -156,7 +170,7 @@ class PredictionsExplorer(pn.viewable.Viewer):
         return text + "."
 
     def _period_chart(self, rows: pd.DataFrame):
-        table = per_period(rows, self.columns.date, self.period).reset_index()
+        table = self.period_data(rows)
         shown = [c for c in ("predicted", "observed") if table[c].notna().any()]
         return table.hvplot.line(
             x=self.columns.date,
@@ -171,8 +185,7 @@ class PredictionsExplorer(pn.viewable.Viewer):
         )
 
     def _group_chart(self, rows: pd.DataFrame):
-        table = compare_by(rows, self.group_by).sort_values("rows", ascending=False).head(30)
-        table = table.reset_index().astype({self.group_by: "str"})
+        table = self.group_data(rows)
         label = self.group_by.lstrip("_")
         bars = table.hvplot.bar(
             responsive=True,
@@ -188,8 +201,7 @@ class PredictionsExplorer(pn.viewable.Viewer):
                 x=self.group_by,
                 y="observed",
                 color=_LINES["observed"],
-                size=70,
-                marker="dash",
+                size=9,
             ).relabel("observed")
         return chart.opts(
             title=f"by {label}: predicted (bars), observed (dots)",
@@ -203,7 +215,7 @@ class PredictionsExplorer(pn.viewable.Viewer):
     def _calibration_chart(self, rows: pd.DataFrame):
         if not self.columns.classifier or not self.columns.has_actual:
             return hv.Text(0.5, 0.5, "calibration needs a classifier's known outcomes")
-        table = calibration(rows)
+        table = self.calibration_data(rows)
         diagonal = hv.Curve([(0, 0), (1, 1)], label="perfect").opts(
             color="#999", line_dash="dashed"
         )
