@@ -52,14 +52,12 @@ def demo(client, tmp_path_factory):
 def demo_monitored(demo):
     """The demo workspace with what the models app shows beyond training: batch predictions of
     the model, and one drift report per month after the training months (September-December)."""
-    from workbench.ml.monitor import monitor_model
+    from workbench.ml.monitor import monitor_periods
     from workbench.ml.score import score_batch
 
     catalog, ws, _ = demo
     scored = score_batch(catalog, ws, "departure_delay")
-    months = pd.date_range("2013-09-01", "2014-01-01", freq="MS").strftime("%Y-%m-%d")
-    for start, end in zip(months[:-1], months[1:], strict=True):
-        monitor_model(catalog, ws, "departure_delay", start=start, end=end)
+    monitor_periods(catalog, ws, "departure_delay", start="2013-09-01", end="2014-01-01")
     return catalog, ws, scored
 
 

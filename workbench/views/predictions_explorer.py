@@ -201,10 +201,14 @@ class PredictionsExplorer(pn.viewable.Viewer):
                 x=self.group_by,
                 y="observed",
                 color=_LINES["observed"],
-                size=9,
+                line_color="black",
+                marker="diamond",
+                size=14,
             ).relabel("observed")
+        top = float(table[["predicted", "observed"]].max().max())
         return chart.opts(
-            title=f"by {label}: predicted (bars), observed (dots)",
+            title=f"by {label}",
+            ylim=(0, 1.35 * top) if self.columns.classifier else (None, None),  # room: legend
             ylabel="rate" if self.columns.classifier else "mean",
             height=300,
             responsive=True,
