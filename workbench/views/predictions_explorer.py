@@ -28,6 +28,31 @@ PAGE_SIZE = 20
 _LINES = {"predicted": "#0072b5", "observed": "#e69f00"}
 
 
+class PipedChart:
+    """A chart pane whose Bokeh figure is updated in place (new data through a HoloViews pipe)
+    while its ``key`` stays the same, and rebuilt otherwise: rebuilding a figure costs most of
+    an interaction, and sending new categories to a figure in place froze Chromium (see
+    ``cube_chart``), so the categories are part of the key."""
+
+    def __init__(self, build):
+        self.pane = pn.pane.HoloViews(sizing_mode="stretch_width", linked_axes=False)
+        self.build = build
+        self.key: object = None
+        self.pipe: hv.streams.Pipe | None = None
+
+    def show(self, frame: pd.DataFrame, key: object = None) -> None:
+        if self.pipe is not None and key == self.key:
+            self.pipe.send(frame)
+            return
+        self.key = key
+        self.pipe = hv.streams.Pipe(data=frame)
+        self.pane.object = hv.DynamicMap(self.build, streams=[self.pipe]).opts(framewise=True)
+
+
+def _shown(table: pd.DataFrame) -> tuple[str, ...]:
+    return tuple(c for c in ("predicted", "observed") if table[c].notna().any())
+
+
 class PredictionsExplorer(pn.viewable.Viewer):
     """Dates, one multi-choice per categorical key (and the split), and what they select."""
 
@@ -45,9 +70,9 @@ class PredictionsExplorer(pn.viewable.Viewer):
         self.message = pn.pane.Alert(alert_type="info", visible=False)
         self.about = pn.pane.Markdown(styles={"color": "#555"})
         self.numbers = pn.pane.Markdown(css_classes=["prediction-summary"])
-        self.period_chart = pn.pane.HoloViews(sizing_mode="stretch_width")
-        self.group_chart = pn.pane.HoloViews(sizing_mode="stretch_width")
-        self.calibration_chart = pn.pane.HoloViews(sizing_mode="stretch_width")
+        self.period_chart = PipedChart(self._period_plot)
+        self.group_chart = PipedChart(self._group_plot)
+        self.calibration_chart = PipedChart(self._calibration_plot)
         self.table = pn.widgets.Tabulator(
             pagination="remote",
             page_size=PAGE_SIZE,
@@ -57,8 +82,8 @@ class PredictionsExplorer(pn.viewable.Viewer):
         )
         self.body = pn.Column(
             self.numbers,
-            self.period_chart,
-            pn.Row(self.group_chart, self.calibration_chart, sizing_mode="stretch_width"),
+            self.period_chart.pane,
+            pn.Row(self.group_chart.pane, self.calibration_chart.pane, sizing_mode="stretch_width"),
             self.table,
             sizing_mode="stretch_width",
         )
@@ -96,6 +121,10 @@ class PredictionsExplorer(pn.viewable.Viewer):
         if self.columns.date:
             widgets.append(pn.widgets.RadioButtonGroup.from_param(self.param.period))
         self.filters.objects = widgets
+        formatters = {c: NumberFormatter(format="0.0000") for c in (SCORE, ACTUAL)}
+        if self.columns.date:
+            formatters[self.columns.date] = DateFormatter(format="%Y-%m-%d")
+        self.table.formatters = formatters
         done = self.store.provenance(self.model, self.version)
         self.about.object = (
             f"Predictions version {self.version}, scored by model version "
@@ -141,18 +170,17 @@ class PredictionsExplorer(pn.viewable.Viewer):
             return
         rows = self.rows()
         self.numbers.object = self._numbers(rows)
-        empty = rows.empty
-        for pane in (self.period_chart, self.group_chart, self.calibration_chart):
-            pane.visible = not empty
-        if not empty:
-            self.period_chart.object = self._period_chart(rows)
-            self.group_chart.object = self._group_chart(rows)
-            self.calibration_chart.object = self._calibration_chart(rows)
+        charts = (self.period_chart, self.group_chart, self.calibration_chart)
+        for chart in charts:
+            chart.pane.visible = not rows.empty
+        if not rows.empty:
+            period = self.period_data(rows)
+            self.period_chart.show(period, key=(self.period, _shown(period)))
+            groups = self.group_data(rows)
+            members = tuple(groups[self.group_by])
+            self.group_chart.show(groups, key=(self.group_by, members, _shown(groups)))
+            self.calibration_chart.show(self.calibration_data(rows))
         self.table.value = rows.reset_index(drop=True)
-        formatters = {c: NumberFormatter(format="0.0000") for c in (SCORE, ACTUAL) if c in rows}
-        if self.columns.date:
-            formatters[self.columns.date] = DateFormatter(format="%Y-%m-%d")
-        self.table.formatters = formatters
 
     def _numbers(self, rows: pd.DataFrame) -> str:
         s = summary(rows)
@@ -169,10 +197,9 @@ class PredictionsExplorer(pn.viewable.Viewer):
             text += "; no outcome known for these rows yet"
         return text + "."
 
-    def _period_chart(self, rows: pd.DataFrame):
-        table = self.period_data(rows)
-        shown = [c for c in ("predicted", "observed") if table[c].notna().any()]
-        return table.hvplot.line(
+    def _period_plot(self, data: pd.DataFrame):
+        shown = list(_shown(data))
+        return data.hvplot.line(
             x=self.columns.date,
             y=shown,
             color=[_LINES[c] for c in shown],
@@ -184,10 +211,9 @@ class PredictionsExplorer(pn.viewable.Viewer):
             responsive=True,
         )
 
-    def _group_chart(self, rows: pd.DataFrame):
-        table = self.group_data(rows)
+    def _group_plot(self, data: pd.DataFrame):
         label = self.group_by.lstrip("_")
-        bars = table.hvplot.bar(
+        bars = data.hvplot.bar(
             responsive=True,
             x=self.group_by,
             y="predicted",
@@ -195,17 +221,17 @@ class PredictionsExplorer(pn.viewable.Viewer):
             hover_cols=["rows"],
         ).relabel("predicted")
         chart = bars
-        if table["observed"].notna().any():
-            chart = bars * table.hvplot.scatter(
+        if data["observed"].notna().any():
+            chart = bars * data.hvplot.scatter(
                 responsive=True,
                 x=self.group_by,
                 y="observed",
                 color=_LINES["observed"],
                 line_color="black",
                 marker="diamond",
-                size=14,
+                size=150,
             ).relabel("observed")
-        top = float(table[["predicted", "observed"]].max().max())
+        top = float(data[["predicted", "observed"]].max().max())
         return chart.opts(
             title=f"by {label}",
             ylim=(0, 1.35 * top) if self.columns.classifier else (None, None),  # room: legend
@@ -216,20 +242,19 @@ class PredictionsExplorer(pn.viewable.Viewer):
             show_legend=True,
         )
 
-    def _calibration_chart(self, rows: pd.DataFrame):
+    def _calibration_plot(self, data: pd.DataFrame):
         if not self.columns.classifier or not self.columns.has_actual:
             return hv.Text(0.5, 0.5, "calibration needs a classifier's known outcomes")
-        table = self.calibration_data(rows)
         diagonal = hv.Curve([(0, 0), (1, 1)], label="perfect").opts(
             color="#999", line_dash="dashed"
         )
-        points = table.hvplot.line(
+        points = data.hvplot.line(
             responsive=True,
             x="predicted",
             y="observed",
             label="these rows",
             color=_LINES["observed"],
-        ) * table.hvplot.scatter(
+        ) * data.hvplot.scatter(
             responsive=True,
             x="predicted",
             y="observed",
