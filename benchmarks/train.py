@@ -7,7 +7,8 @@ factor ``--sf`` (predict a receipt later than the committed date). For each:
 - fit time, test ROC AUC and peak memory (client + workers) of ``lightgbm.dask`` on the local
   cluster, single-process LightGBM, dask-ml ``LogisticRegression`` (lbfgs) and ``Incremental``
   SGD, on the same training rows;
-- scoring throughput (rows/s) of batch scoring over partitions against one ``predict`` call.
+- scoring throughput (rows/s) of batch scoring over partitions with LightGBM's ``predict`` and
+  with the model compiled to native code (``workbench.ml.native``), and the compile time.
 
     python benchmarks/train.py [--sf 1] [--skip-tpch] [--skip-flights]
 """
@@ -15,6 +16,7 @@ factor ``--sf`` (predict a receipt later than the committed date). For each:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import subprocess
 import sys
@@ -32,6 +34,7 @@ from rich.table import Table
 from sklearn.metrics import roc_auc_score
 
 import workbench as wb
+from workbench.ml import native
 from workbench.ml.estimators import get_estimator
 from workbench.ml.features import SPLIT, build_features, encode_features, feature_info
 from workbench.ml.score import score_frame
@@ -175,18 +178,36 @@ def run(catalog, ws, name: str, table: Table) -> None:
     features = wb.ml.read_features(ws, spec.feature_set).persist()
     n = int(features.shape[0].compute())
     keys = catalog.features[spec.feature_set].keys
-    _, t_score, m_score = timed(lambda: score_frame(features, predictor, keys).compute())
+    code, t_compile, _ = timed(lambda: native.compile_forest(predictor.model.model_to_string()))
+    compiled = dataclasses.replace(
+        predictor, native=native.NativeForest(code, len(predictor.features))
+    )
+    trees = predictor.model.num_trees()
+    table.add_row(name, f"compile for native scoring ({trees} trees)", f"{t_compile:.1f}")
+    scored = {}
+    for engine, model in (("LightGBM", predictor), ("native", compiled)):
+        out, t_score, m_score = timed(
+            lambda m=model: score_frame(features, m, keys)["score"].compute()
+        )
+        scored[engine] = out.to_numpy()
+        table.add_row(
+            name,
+            f"score: {engine}, partitions on Dask",
+            f"{t_score:.1f}",
+            "",
+            f"{m_score / 2**30:.2f}",
+            f"{n / t_score:,.0f} rows/s",
+        )
+    difference = abs(scored["native"] - scored["LightGBM"]).max()
+    table.add_row(name, "score: native vs LightGBM", "", "", "", f"max difference {difference:.1e}")
     _, t_one, _ = timed(lambda: predictor.predict(local))
     table.add_row(
         name,
-        "score: partitions (Dask)",
-        f"{t_score:.1f}",
+        "score: one LightGBM call, 2 threads",
+        f"{t_one:.1f}",
         "",
-        f"{m_score / 2**30:.2f}",
-        f"{n / t_score:,.0f} rows/s",
-    )
-    table.add_row(
-        name, "score: one predict call", f"{t_one:.1f}", "", "", f"{len(local) / t_one:,.0f} rows/s"
+        "",
+        f"{len(local) / t_one:,.0f} rows/s",
     )
 
 

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import CatalogError, WorkbenchError
-from workbench.ml.features import encode_features
+from workbench.ml.features import encode_features, feature_matrix
 
 LABEL = "__label"
 # Types a registered skops file may contain; anything else is refused at load time.
@@ -65,19 +65,23 @@ class Predictor:
     features: list[str]
     categories: dict[str, list[str]]
     fit_info: dict[str, Any] = field(default_factory=dict)
+    native: Any = None  # a compiled forest (workbench.ml.native) for batch scoring, when kept
 
     def predict(self, rows: pd.DataFrame, *, threads: int = 0) -> np.ndarray:
         """Probability of the positive class (classifiers) or the predicted value.
 
         ``threads=1`` inside Dask tasks: each worker already has its core.
         """
-        return self.predict_encoded(
-            encode_features(rows, self.features, self.categories), threads=threads
-        )
+        if self.native is None:  # a compiled forest reads raw rows straight into its matrix
+            rows = encode_features(rows, self.features, self.categories)
+        return self.predict_encoded(rows, threads=threads)
 
     def predict_encoded(self, encoded: pd.DataFrame, *, threads: int = 0) -> np.ndarray:
         if encoded.empty:  # an empty partition, or Dask's meta
             return np.empty(0, dtype="float64")
+        if self.native is not None:
+            matrix = feature_matrix(encoded, self.features, self.categories)
+            return self.native.predict(matrix, threads=threads)
         if self.kind == "lightgbm":
             scores = self.model.predict(encoded[self.features], num_threads=threads)
             return np.asarray(scores, dtype="float64")

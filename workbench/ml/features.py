@@ -252,9 +252,36 @@ def encode_features(
     out = {}
     for col in features:
         if col in categories:
-            values = df[col].astype("str")
-            values = values.where(df[col].notna() & values.isin(categories[col]), None)
-            out[col] = pd.Categorical(values, categories=categories[col])
+            out[col] = _categorical(df[col], categories[col])
         else:
             out[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
     return pd.DataFrame(out, index=df.index)
+
+
+def _categorical(values: pd.Series, levels: list[str]) -> pd.Categorical:
+    """``values`` on fixed levels; values never seen in training become missing."""
+    if not (
+        isinstance(values.dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(values.dtype)
+    ):  # numbers or mixed objects: compare as the text the levels were stored as
+        values = values.astype("str").where(values.notna())
+    codes = pd.Index(levels).get_indexer(values)  # -1: missing, or never seen in training
+    return pd.Categorical.from_codes(codes, categories=levels)
+
+
+def feature_matrix(
+    df: pd.DataFrame, features: list[str], categories: dict[str, list[str]]
+) -> np.ndarray:
+    """Raw or encoded rows as LightGBM's trees see them, in one pass: a C-ordered float64
+    matrix with category codes for categorical features and NaN for anything missing."""
+    out = np.empty((len(df), len(features)), dtype="float64")
+    for j, col in enumerate(features):
+        values = df[col]
+        if col in categories:
+            codes = _categorical(values, categories[col]).codes
+            out[:, j] = np.where(codes >= 0, codes, np.nan)
+        elif values.dtype == "float64":
+            out[:, j] = values.to_numpy()
+        else:
+            numbers = pd.to_numeric(values, errors="coerce")
+            out[:, j] = numbers.to_numpy(dtype="float64", na_value=np.nan)
+    return out

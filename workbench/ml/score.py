@@ -15,13 +15,16 @@ from typing import Any
 import dask.dataframe as dd
 import pandas as pd
 
+from workbench import config
 from workbench.catalog.load import columns_of
 from workbench.catalog.models import Catalog
 from workbench.cluster import share
+from workbench.errors import WorkbenchError
 from workbench.io.delta import commit_table, read_table, stage_table
 from workbench.io.workspace import Workspace
+from workbench.ml import native
 from workbench.ml.estimators import Predictor
-from workbench.ml.features import SPLIT, make_features, read_features
+from workbench.ml.features import SPLIT, feature_matrix, make_features, read_features
 from workbench.ml.registry import load_predictor
 from workbench.ml.train import model_spec
 from workbench.zones.tables import read_dataset
@@ -37,6 +40,20 @@ class ScoreResult:
     predictions_version: int
     rows: int
     seconds: float
+    engine: str  # "native" (a compiled forest) or the model's own predict ("lightgbm", "sklearn")
+
+
+@dataclass(frozen=True)
+class CompileResult:
+    name: str
+    model_version: int
+    path: str
+    seconds: float
+    check_rows: int
+    max_difference: float
+
+
+ENGINES = ("auto", "lightgbm", "native")
 
 
 def predictions_path(ws: Workspace, name: str):
@@ -65,11 +82,23 @@ def _score_partition(
     return out
 
 
+def _spread(frame: dd.DataFrame) -> dd.DataFrame:
+    """At least a partition per worker thread: a small table is often a single file."""
+    try:
+        from distributed import get_client
+
+        threads = sum(get_client().nthreads().values())
+    except ValueError:  # no distributed client: the local schedulers
+        return frame
+    return frame.repartition(npartitions=threads) if frame.npartitions < threads else frame
+
+
 def score_frame(
     frame: dd.DataFrame, predictor: Predictor, keys: list[str], label: str | None = None
 ) -> dd.DataFrame:
     """Lazy predictions for raw feature rows: keys, score, predicted, the ``label`` column's
     value as ``actual`` (when given: missing where not known yet), model, version, time."""
+    frame = _spread(frame)
     meta = {
         "name": predictor.fit_info["name"],
         "version": predictor.fit_info["version"],
@@ -105,6 +134,7 @@ def score_batch(
     spec = model_spec(catalog, name)
     fs = catalog.features[spec.feature_set]
     predictor = load_predictor(ws, name, version, alias=None if version else alias)
+    predictor = with_engine(catalog, ws, predictor)
     if input_dataset is None:
         frame = read_features(ws, spec.feature_set)
     else:
@@ -122,9 +152,74 @@ def score_batch(
         info={"workbench.model_version": predictor.fit_info["version"]},
     )
     rows = int(actions["rows"].sum())
-    return ScoreResult(
-        name, predictor.fit_info["version"], out_version, rows, time.perf_counter() - started
+    engine = "native" if predictor.native is not None else predictor.kind
+    seconds = time.perf_counter() - started
+    return ScoreResult(name, predictor.fit_info["version"], out_version, rows, seconds, engine)
+
+
+def compile_native(
+    catalog: Catalog,
+    ws: Workspace,
+    name: str,
+    *,
+    alias: str | None = "production",
+    version: int | None = None,
+    check_rows: int = 10_000,
+) -> CompileResult:
+    """Compile a LightGBM model version for this host and keep it for batch scoring.
+
+    The compiled forest must give LightGBM's scores (within 1e-9) on the first ``check_rows``
+    rows of the feature table before it is kept (see :mod:`workbench.ml.native`).
+
+    Examples
+    --------
+    >>> compile_native(catalog, ws, "departure_delay").seconds  # doctest: +SKIP
+    41.7
+    """
+    predictor = load_predictor(ws, name, version, alias=None if version else alias)
+    chosen = predictor.fit_info["version"]
+    if predictor.kind != "lightgbm":
+        raise WorkbenchError(
+            f"model {name!r} v{chosen} is a {predictor.fit_info.get('estimator')} model; only "
+            "LightGBM models compile to native code."
+        )
+    if not native.available():
+        raise WorkbenchError("native scoring needs lleaves: pip install 'lleaves==1.3.0'")
+    started = time.perf_counter()
+    code = native.compile_forest(predictor.model.model_to_string())
+    forest = native.NativeForest(code, len(predictor.features))
+    seconds = time.perf_counter() - started
+    feature_set = model_spec(catalog, name).feature_set
+    rows = read_features(ws, feature_set, columns=predictor.features).head(
+        check_rows, npartitions=-1
     )
+    matrix = feature_matrix(rows, predictor.features, predictor.categories)
+    difference = native.check(forest, predictor.predict(rows), matrix)
+    path = native.save(ws.path("models", name, str(chosen)), forest, seconds)
+    return CompileResult(name, chosen, str(path), seconds, len(rows), difference)
+
+
+def with_engine(catalog: Catalog, ws: Workspace, predictor: Predictor) -> Predictor:
+    """``predictor`` with its compiled forest attached when the scoring engine says so.
+
+    ``workbench.ml-scoring-engine``: ``auto`` uses a forest compiled for this host when one is
+    kept, ``native`` compiles one first if needed, ``lightgbm`` always uses LightGBM.
+    """
+    engine = config.get("ml-scoring-engine")
+    if engine not in ENGINES:
+        raise WorkbenchError(
+            f"workbench.ml-scoring-engine is {engine!r}; use one of {', '.join(ENGINES)}"
+        )
+    if predictor.kind != "lightgbm" or engine == "lightgbm":
+        return predictor
+    name, chosen = predictor.fit_info["name"], predictor.fit_info["version"]
+    folder = ws.path("models", name, str(chosen))
+    forest = native.load(folder)
+    if forest is None and engine == "native":
+        compile_native(catalog, ws, name, version=chosen)
+        forest = native.load(folder)
+    predictor.native = forest
+    return predictor
 
 
 def read_predictions(

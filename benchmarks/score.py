@@ -1,0 +1,102 @@
+"""Batch scoring throughput: the production flight model over millions of feature rows.
+
+The demo's feature table (320k rows) repeated ``--copies`` times (default 20: 6.4M rows) and held
+in worker memory, then scored on the local cluster (two workers of one thread) with LightGBM's
+``predict`` and with the model compiled to native code, against peers in this process: one
+LightGBM ``predict`` call with two threads and one compiled call with two threads. Reading and
+writing Parquet are left out: this times the scoring itself. Run ``make demo`` first.
+
+    python benchmarks/score.py [--copies 20] [--workspace ./workspace]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from pathlib import Path
+
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+from distributed import wait
+from rich.console import Console
+from rich.table import Table
+
+import workbench as wb
+from workbench.ml import native
+from workbench.ml.features import feature_matrix
+from workbench.ml.registry import load_predictor, resolve_version
+from workbench.ml.score import score_frame
+
+REPO = Path(__file__).resolve().parents[1]
+NAME = "departure_delay"
+
+
+def timed(func):
+    t0 = time.perf_counter()
+    out = func()
+    return out, time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--copies", type=int, default=20)
+    parser.add_argument("--workspace", default=str(REPO / "workspace"))
+    args = parser.parse_args()
+    console = Console(width=140)
+    catalog = wb.load_catalog(REPO / "data_catalog.yaml")
+    ws = wb.Workspace.for_catalog(catalog, args.workspace)
+    client = wb.get_client("local")
+    predictor = load_predictor(ws, NAME)
+    folder = ws.path("models", NAME, str(resolve_version(ws, NAME)))
+    forest = native.load(folder)
+    compile_seconds = None
+    if forest is None:
+        code, compile_seconds = timed(
+            lambda: native.compile_forest(predictor.model.model_to_string())
+        )
+        forest = native.NativeForest(code, len(predictor.features))
+    compiled = dataclasses.replace(predictor, native=forest)
+
+    base = wb.ml.read_features(ws, "flight_features").compute()
+    keys = ["flight_date", "carrier", "flight", "origin", "tailnum"]
+    parts = [dd.from_pandas(base, npartitions=1) for _ in range(args.copies)]
+    frame = dd.concat(parts).persist()  # one 320k-row partition per copy, in worker memory
+    wait(frame)
+    rows = len(base) * args.copies
+    local = pd.concat([base] * min(args.copies, 4), ignore_index=True)  # one process: 1.3M rows
+
+    table = Table("scoring", "rows", "seconds", "rows/s", "vs LightGBM on Dask", title="Scoring")
+    results = {}
+    for label, model in (("LightGBM on Dask (2 workers)", predictor), ("native on Dask", compiled)):
+        scored, seconds = timed(
+            lambda m=model: score_frame(frame, m, keys)["score"].sum().compute()
+        )
+        results[label] = (scored, seconds)
+    _, base_seconds = results["LightGBM on Dask (2 workers)"]
+    for label, (_, seconds) in results.items():
+        ratio = f"{base_seconds / seconds:.1f}x faster" if seconds != base_seconds else ""
+        table.add_row(label, f"{rows:,}", f"{seconds:.1f}", f"{rows / seconds:,.0f}", ratio)
+    matrix = feature_matrix(local, predictor.features, predictor.categories)
+    reference, t_lgb = timed(lambda: predictor.predict(local, threads=2))
+    same, t_nat = timed(lambda: forest.predict(matrix, threads=2))
+    _, t_prep = timed(lambda: feature_matrix(local, predictor.features, predictor.categories))
+    n = len(local)
+    table.add_row(
+        "one LightGBM predict call, 2 threads", f"{n:,}", f"{t_lgb:.1f}", f"{n / t_lgb:,.0f}"
+    )
+    table.add_row("one native call, 2 threads", f"{n:,}", f"{t_nat:.1f}", f"{n / t_nat:,.0f}")
+    table.add_row("feature matrix, 1 thread", f"{n:,}", f"{t_prep:.1f}", f"{n / t_prep:,.0f}")
+    console.print(table)
+    sums = [results[k][0] for k in results]
+    console.print(
+        f"{predictor.model.num_trees()} trees; largest difference native vs LightGBM "
+        f"{np.abs(same - reference).max():.1e}; score sums {sums[0]:.6f} / {sums[1]:.6f}; "
+        + (f"compiled in {compile_seconds:.1f} s" if compile_seconds else "compiled forest kept")
+    )
+    wb.close_client(client)
+
+
+if __name__ == "__main__":
+    main()
