@@ -10,6 +10,7 @@ pandas group-by over the matching rows; the table pages through them on the serv
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass
 
 import hvplot.pandas  # noqa: F401
@@ -43,7 +44,12 @@ class PredictionColumns:
     classifier: bool
 
 
-def prediction_columns(catalog_path: str, workspace: str | None, name: str, version: int):
+@pn.cache(max_items=16)
+def prediction_columns(
+    catalog_path: str, workspace: str | None, name: str, version: int, modified: float = 0.0
+) -> PredictionColumns:
+    """The columns of one predictions version, read once per version and catalog file
+    modification time ``modified`` (the feature set's keys say which columns to filter on)."""
     catalog = open_catalog(catalog_path)
     spec = model_spec(catalog, name)
     fs = catalog.features[spec.feature_set]
@@ -61,8 +67,10 @@ def prediction_columns(catalog_path: str, workspace: str | None, name: str, vers
 
 
 @pn.cache(max_items=4)
-def _load(catalog_path: str, workspace: str | None, name: str, version: int) -> pd.DataFrame:
-    columns = prediction_columns(catalog_path, workspace, name, version)
+def _load(
+    catalog_path: str, workspace: str | None, name: str, version: int, modified: float
+) -> pd.DataFrame:
+    columns = prediction_columns(catalog_path, workspace, name, version, modified)
     ws = open_workspace(catalog_path, workspace)
     frame = read_predictions(ws, name, version=version, columns=list(columns.shown)).compute()
     frame = frame.reset_index(drop=True)
@@ -82,7 +90,8 @@ class PredictionStore(CatalogSource):
         return open_table(path).version() if path.exists() else None
 
     def columns(self, name: str, version: int) -> PredictionColumns:
-        return prediction_columns(self.catalog_path, self.workspace, name, version)
+        modified = os.stat(self.catalog_path).st_mtime
+        return prediction_columns(self.catalog_path, self.workspace, name, version, modified)
 
     def provenance(self, name: str, version: int) -> dict:
         """Which model version scored a predictions version, and when."""
@@ -91,7 +100,8 @@ class PredictionStore(CatalogSource):
         return {"model_version": entry.get("workbench.model_version"), "scored_at": when}
 
     def frame(self, name: str, version: int) -> pd.DataFrame:
-        return _load(self.catalog_path, self.workspace, name, version)
+        modified = os.stat(self.catalog_path).st_mtime
+        return _load(self.catalog_path, self.workspace, name, version, modified)
 
     def members(self, name: str, version: int, column: str) -> list[str]:
         values = self.frame(name, version)[column]
