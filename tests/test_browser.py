@@ -216,17 +216,99 @@ def test_models_app_answers_the_whatif_form(browser, served):
 
     store = ModelStore(catalog_path=str(DEMO_CATALOG), workspace=served_workspace(served))
     page = signed_in(browser, served, "bob", "/models")
-    page.get_by_label("origin").wait_for(timeout=WAIT_MS)
+    form = page.locator(".whatif")
+    form.get_by_label("origin").wait_for(timeout=WAIT_MS)
     _, meta = store.current("departure_delay")
     values = store.feature_defaults("departure_delay", meta)
     values = {f: round(values[f], 2) if f not in meta["categories"] else values[f] for f in values}
     before = store.predict("departure_delay", values)
     page.get_by_text(f"{before:.1%}", exact=True).wait_for(timeout=WAIT_MS)
-    page.get_by_label("origin").select_option("JFK")
+    form.get_by_label("origin").select_option("JFK")
     after = store.predict("departure_delay", values | {"origin": "JFK"})
     assert f"{after:.1%}" != f"{before:.1%}"
     page.get_by_text(f"{after:.1%}", exact=True).wait_for(timeout=WAIT_MS)
     page.screenshot(path=SHOTS / "models.png")
+    page.context.close()
+
+
+def figure_data(page, title: str, columns: list[str]) -> dict[str, list[float]]:
+    """``columns`` of the first glyph that has them in the Bokeh figure titled ``title...``,
+    as the browser holds them (waits for the figure to render)."""
+    script = """([title, columns]) => {
+      for (const view of Bokeh.index.all_views()) {
+        if (view.model.type !== 'Figure') continue;
+        if (!(view.model.title?.text ?? '').startsWith(title)) continue;
+        for (const r of view.model.renderers) {
+          const data = r.data_source?.data;
+          if (!data) continue;
+          const get = (c) => (data instanceof Map ? data.get(c) : data[c]);
+          if (!columns.every((c) => get(c) !== undefined)) continue;
+          return Object.fromEntries(columns.map((c) => [c, Array.from(get(c))]));
+        }
+      }
+      return null;
+    }"""
+    page.wait_for_function(script, arg=[title, columns], timeout=WAIT_MS)
+    return page.evaluate(script, [title, columns])
+
+
+def test_models_app_curves_predictions_and_drift(browser, served, demo_monitored):
+    from workbench.views import ModelStore, PredictionStore
+    from workbench.views.predictions import compare_by, summary
+
+    _, ws, _ = demo_monitored
+    name = "departure_delay"
+    models = ModelStore(catalog_path=str(DEMO_CATALOG), workspace=str(ws.root))
+    version = models.default_version(name)
+    page = signed_in(browser, served, "bob", "/models")
+
+    # The curves of the production version, as the registry keeps them.
+    page.get_by_text("Curves", exact=True).click()
+    curves = models.curves(name, version)
+    shown = figure_data(page, "ROC curve", ["fpr", "tpr"])
+    assert shown["fpr"] == pytest.approx(curves["roc"].fpr.tolist(), abs=1e-12)
+    assert shown["tpr"] == pytest.approx(curves["roc"].tpr.tolist(), abs=1e-12)
+    shown = figure_data(page, "precision/recall", ["recall", "precision"])
+    assert shown["precision"] == pytest.approx(curves["pr"].precision.tolist(), abs=1e-12)
+    page.screenshot(path=SHOTS / "models_curves.png")
+
+    # Predictions: the summary line, then a carrier filter changes it to the store's numbers.
+    predictions = PredictionStore(catalog_path=str(DEMO_CATALOG), workspace=str(ws.root))
+    scored = predictions.version(name)
+
+    def line(**members) -> str:
+        s = summary(predictions.rows(name, scored, members=members))
+        return (
+            f"{s['rows']:,} predictions, mean predicted {s['predicted']:.1%}; {s['known']:,} "
+            f"with a known outcome, observed {s['observed']:.1%}, ROC AUC {s['roc_auc']:.3f}."
+        )
+
+    page.get_by_text("Predictions", exact=True).click()
+    page.get_by_text(line(), exact=True).wait_for(timeout=WAIT_MS)
+    carrier = page.locator(".prediction-filters .choices__input--cloned").first  # the first key
+    carrier.click()
+    page.keyboard.type("UA")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Escape")
+    united = line(carrier=["UA"])
+    assert united != line()
+    page.get_by_text(united, exact=True).wait_for(timeout=WAIT_MS)
+    wait_for_rows(page, "carrier", ["UA"] * 20)  # the table's first page
+    # United by origin: the bars are the store's means over the same rows.
+    page.get_by_label("Compare by").select_option("origin")
+    by_origin = compare_by(predictions.rows(name, scored, members={"carrier": ["UA"]}), "origin")
+    by_origin = by_origin.sort_values("rows", ascending=False)
+    bars = figure_data(page, "by origin", ["origin", "predicted"])
+    assert bars["origin"] == by_origin.index.astype(str).tolist()  # most rows first
+    assert bars["predicted"] == pytest.approx(by_origin.predicted.tolist(), rel=1e-12)
+    page.screenshot(path=SHOTS / "models_predictions.png")
+
+    # Drift over the monitored months, with the alert threshold.
+    page.get_by_text("Drift", exact=True).click()
+    history = models.drift_history(name, version)
+    threshold = figure_data(page, "PSI per feature", ["threshold"])["threshold"]
+    assert threshold == [models.catalog.models[name].monitor.psi] * history.window.nunique()
+    page.screenshot(path=SHOTS / "models_drift.png", full_page=True)
     page.context.close()
 
 

@@ -93,3 +93,27 @@ def test_monitor_cli_exits_1_past_a_threshold(demo, client):
     )
     report = json.loads(summer.stdout)
     assert summer.exit_code == (1 if report["alert"] else 0)
+
+
+def test_monitor_every_month_writes_one_report_per_window(demo, client):
+    _, ws, _ = demo
+    args = ["--catalog", str(DEMO_CATALOG), "--workspace", str(ws.root)]
+    args += ["--cluster", client.scheduler.address, "--json"]
+    monthly = ["model", "monitor", NAME, "--from", "2013-11-15", "--to", "2014-01-01"]
+    done = CliRunner().invoke(app, [*monthly, "--every", "month", *args])
+    reports = json.loads(done.stdout)
+    assert [(r["start"], r["end"]) for r in reports] == [
+        ("2013-11-15", "2013-12-01"),
+        ("2013-12-01", "2014-01-01"),
+    ]
+    assert done.exit_code == (1 if any(r["alert"] for r in reports) else 0)
+    dates = read_features(ws, "flight_features", columns=["flight_date"]).compute().flight_date
+    for r in reports:
+        assert r["window_rows"] == ((dates >= r["start"]) & (dates < r["end"])).sum()
+    saved = drift_reports(ws, NAME)[-2:]
+    assert [s["checked_at"] for s in saved] == [r["checked_at"] for r in reports]
+
+    no_end = CliRunner().invoke(app, [*monthly[:-2], "--every", "month", *args])
+    assert no_end.exit_code == 2 and "--to" in no_end.output
+    unknown = CliRunner().invoke(app, [*monthly, "--every", "fortnight", *args])
+    assert unknown.exit_code == 2 and "day, week, month, quarter" in unknown.output

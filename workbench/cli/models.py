@@ -282,6 +282,10 @@ def model_monitor(
     start: Annotated[str | None, typer.Option("--from", help="first date of the window")] = None,
     end: Annotated[str | None, typer.Option("--to", help="date after the window")] = None,
     alias: Annotated[str, typer.Option(help="the alias to check")] = "production",
+    every: Annotated[
+        str | None,
+        typer.Option(help="one report per day, week, month or quarter of --from..--to"),
+    ] = None,
     catalog: CatalogOpt = DEFAULT_CATALOG,
     cluster: ClusterOpt = None,
     workspace: WorkspaceOpt = None,
@@ -290,6 +294,9 @@ def model_monitor(
     """Drift of a window (default: the test rows) from the training data; exit 1 on an alert."""
     from workbench.ml.monitor import monitor_model
 
+    if every is not None:
+        _monitor_periods(name, start, end, every, alias, catalog, cluster, workspace, as_json)
+        return
     with _session(catalog, workspace, cluster) as (cat, ws):
         report = monitor_model(cat, ws, name, start=start, end=end, alias=alias)
     if as_json:
@@ -314,4 +321,33 @@ def model_monitor(
         console.print(f"{status}\nReport: {report['html']}")
     if report["alert"]:
         err.print(f"drift alert for {name}: {'; '.join(report['alerts'])}")
+        raise typer.Exit(1)
+
+
+def _monitor_periods(name, start, end, every, alias, catalog, cluster, workspace, as_json) -> None:
+    from workbench.ml.monitor import monitor_periods
+
+    if start is None or end is None:
+        err.print(f"--every {every} needs --from and --to, e.g. --from 2013-09-01 --to 2014-01-01")
+        raise typer.Exit(2)
+    with _session(catalog, workspace, cluster) as (cat, ws):
+        reports = monitor_periods(cat, ws, name, start=start, end=end, every=every, alias=alias)
+    if as_json:
+        _print_json(reports)
+    else:
+        table = Table("from", "to", "rows", "drifted", "performance", "alert", title=name)
+        for r in reports:
+            p = r["performance"]
+            table.add_row(
+                r["start"],
+                r["end"],
+                f"{r['window_rows']:,}",
+                ", ".join(r["drifted"]) or "-",
+                f"{p['metric']} {p['window']:.4f}" if p else "-",
+                "[red]yes[/]" if r["alert"] else "no",
+            )
+        console.print(table)
+    alerts = [r for r in reports if r["alert"]]
+    if alerts:
+        err.print(f"drift alerts for {name} in {len(alerts)} of {len(reports)} windows")
         raise typer.Exit(1)

@@ -9,10 +9,12 @@ from sklearn.metrics import (
     log_loss,
     mean_absolute_error,
     mean_squared_error,
+    precision_recall_curve,
     precision_score,
     r2_score,
     recall_score,
     roc_auc_score,
+    roc_curve,
 )
 
 # Metrics where a smaller value is better; every other one is better when larger.
@@ -64,6 +66,46 @@ def calibration_table(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict
                     "observed": float(y[inside].mean()),
                 }
             )
+    return out
+
+
+def classification_curves(
+    y: np.ndarray, p: np.ndarray, points: int = 200
+) -> dict[str, dict[str, list]]:
+    """ROC and precision/recall curves of scikit-learn, thinned to about ``points`` points each,
+    so the registry can keep them and a dashboard never scores the test rows again.
+
+    The points kept are points of scikit-learn's curves (``roc_curve``,
+    ``precision_recall_curve``) at thresholds spread over the score quantiles, plus both ends.
+    Each curve has its ``threshold`` column (``None`` where no score reaches it). Empty when the
+    rows hold one class only.
+
+    Examples
+    --------
+    >>> c = classification_curves(np.array([0, 1, 1, 0]), np.array([0.1, 0.8, 0.6, 0.3]))
+    >>> c["roc"]["tpr"], c["pr"]["precision"]
+    ([0.0, 0.5, 1.0, 1.0], [0.5, 0.666667, 1.0, 1.0, 1.0])
+    """
+    y = np.asarray(y, dtype="int64")
+    p = np.asarray(p, dtype="float64")
+    if not 0 < y.sum() < len(y):
+        return {}
+    cuts = np.quantile(p, np.linspace(0, 1, points))
+    fpr, tpr, roc_t = roc_curve(y, p)  # thresholds decreasing, the first one infinite
+    roc_at = np.searchsorted(-roc_t, -cuts, side="right") - 1
+    precision, recall, pr_t = precision_recall_curve(y, p)  # thresholds increasing
+    pr_at = np.searchsorted(pr_t, cuts, side="left")
+    roc = _thinned(roc_at, len(fpr), fpr=fpr, tpr=tpr, threshold=roc_t)
+    pr = _thinned(pr_at, len(recall), recall=recall, precision=precision, threshold=pr_t)
+    return {"roc": roc, "pr": pr, "rows": int(len(y)), "positives": int(y.sum())}
+
+
+def _thinned(at: np.ndarray, n: int, **columns: np.ndarray) -> dict[str, list]:
+    keep = np.unique(np.clip(np.concatenate([[0, n - 1], at]), 0, n - 1))
+    out = {}
+    for name, values in columns.items():
+        picked = [float(values[i]) if i < len(values) else None for i in keep]
+        out[name] = [None if v is None or not np.isfinite(v) else round(v, 6) for v in picked]
     return out
 
 

@@ -91,6 +91,7 @@ def monitor_model(
         window, label = default_window(catalog, ws, name, start, end)
     report = compare_window(predictor, predictor.fit_info, window, spec.monitor)
     report["window"] = label or "rows given by the caller"
+    report["start"], report["end"] = start, end  # the dashboards order windows by these
     if write:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
         folder = drift_dir(ws, name)
@@ -101,6 +102,55 @@ def monitor_model(
         html.with_suffix(".tmp").write_text(render_drift_html(report), encoding="utf-8")
         html.with_suffix(".tmp").replace(html)
     return report
+
+
+PERIODS = {"day": "D", "week": "W-MON", "month": "MS", "quarter": "QS"}
+
+
+def period_windows(start: str, end: str, every: str) -> list[tuple[str, str]]:
+    """``[start, end)`` cut at each calendar ``every`` (day, week from Monday, month, quarter).
+
+    Examples
+    --------
+    >>> period_windows("2013-11-15", "2014-01-01", "month")
+    [('2013-11-15', '2013-12-01'), ('2013-12-01', '2014-01-01')]
+    """
+    if every not in PERIODS:
+        raise CatalogError(f"--every {every!r}: choose one of {', '.join(PERIODS)}.")
+    first, stop = pd.Timestamp(start), pd.Timestamp(end)
+    if stop <= first:
+        raise CatalogError(f"--from {start} --to {end}: the end must come after the start.")
+    cuts = pd.date_range(first, stop, freq=PERIODS[every])
+    edges = sorted({first, stop, *cuts})
+    days = [f"{t:%Y-%m-%d}" for t in edges]
+    return list(zip(days[:-1], days[1:], strict=True))
+
+
+def monitor_periods(
+    catalog: Catalog,
+    ws: Workspace,
+    name: str,
+    *,
+    start: str,
+    end: str,
+    every: str = "month",
+    alias: str | None = "production",
+    version: int | None = None,
+) -> list[dict[str, Any]]:
+    """One drift report per period of ``[start, end)``, each written like
+    :func:`monitor_model`'s: the history the models dashboard draws over time.
+
+    Examples
+    --------
+    >>> reports = monitor_periods(catalog, ws, "departure_delay", start="2013-09-01",
+    ...                           end="2014-01-01")  # doctest: +SKIP
+    >>> [r["start"] for r in reports]  # doctest: +SKIP
+    ['2013-09-01', '2013-10-01', '2013-11-01', '2013-12-01']
+    """
+    return [
+        monitor_model(catalog, ws, name, start=a, end=b, alias=alias, version=version)
+        for a, b in period_windows(start, end, every)
+    ]
 
 
 def _psi_chart(report: dict[str, Any]):

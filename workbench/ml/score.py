@@ -29,6 +29,9 @@ from workbench.ml.registry import load_predictor
 from workbench.ml.train import model_spec
 from workbench.zones.tables import read_dataset
 
+# The label as known when the rows were scored (missing for rows whose outcome is not known yet).
+ACTUAL = "actual"
+
 
 @dataclass(frozen=True)
 class ScoreResult:
@@ -58,7 +61,11 @@ def predictions_path(ws: Workspace, name: str):
 
 
 def _score_partition(
-    df: pd.DataFrame, predictor: Predictor, keys: list[str], meta: dict[str, Any]
+    df: pd.DataFrame,
+    predictor: Predictor,
+    keys: list[str],
+    meta: dict[str, Any],
+    label: str | None = None,
 ) -> pd.DataFrame:
     out = df[keys].copy()
     score = predictor.predict(df, threads=1)
@@ -67,6 +74,8 @@ def _score_partition(
         out["predicted"] = (score >= 0.5).astype("int64")
     else:
         out["predicted"] = score
+    if label is not None:
+        out[ACTUAL] = pd.to_numeric(df[label], errors="coerce").astype("float64")
     out["model"] = meta["name"]
     out["model_version"] = int(meta["version"])
     out["scored_at"] = pd.Timestamp(meta["scored_at"])
@@ -84,17 +93,20 @@ def _spread(frame: dd.DataFrame) -> dd.DataFrame:
     return frame.repartition(npartitions=threads) if frame.npartitions < threads else frame
 
 
-def score_frame(frame: dd.DataFrame, predictor: Predictor, keys: list[str]) -> dd.DataFrame:
-    """Lazy predictions for raw feature rows: keys, score, predicted, model, version, time."""
+def score_frame(
+    frame: dd.DataFrame, predictor: Predictor, keys: list[str], label: str | None = None
+) -> dd.DataFrame:
+    """Lazy predictions for raw feature rows: keys, score, predicted, the ``label`` column's
+    value as ``actual`` (when given: missing where not known yet), model, version, time."""
     frame = _spread(frame)
     meta = {
         "name": predictor.fit_info["name"],
         "version": predictor.fit_info["version"],
         "scored_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
     }
-    empty = _score_partition(frame._meta, predictor, keys, meta)
+    empty = _score_partition(frame._meta, predictor, keys, meta, label)
     # The model goes to each worker once, not with every task.
-    return frame.map_partitions(_score_partition, share(predictor), keys, meta, meta=empty)
+    return frame.map_partitions(_score_partition, share(predictor), keys, meta, label, meta=empty)
 
 
 def score_batch(
@@ -108,8 +120,10 @@ def score_batch(
 ) -> ScoreResult:
     """Score rows with a registered model into a new version of ``predictions/<name>``.
 
-    Rows come from ``input_dataset`` (a lake or curated dataset, turned into features the way
-    the feature set declares) or, by default, from the feature set's current table.
+    Each row keeps its keys, its score and, when the rows carry the label, the known outcome
+    as ``actual``, so predictions can be set against what happened. Rows come from
+    ``input_dataset`` (a lake or curated dataset, turned into features the way the feature set
+    declares) or, by default, from the feature set's current table.
 
     Examples
     --------
@@ -128,7 +142,8 @@ def score_batch(
         raw = read_dataset(catalog, ws, input_dataset, columns=fs.source_columns(known))
         frame = make_features(raw, fs)
     keys = [k for k in dict.fromkeys([*fs.keys, SPLIT]) if k in frame.columns]
-    staged = stage_table(score_frame(frame, predictor, keys), predictions_path(ws, name))
+    label = fs.label if fs.label in frame.columns else None
+    staged = stage_table(score_frame(frame, predictor, keys, label), predictions_path(ws, name))
     actions = staged.actions.compute()
     out_version = commit_table(
         staged,

@@ -30,7 +30,12 @@ from workbench.ml.features import (
     feature_info,
     read_features,
 )
-from workbench.ml.metrics import calibration_table, classification_metrics, regression_metrics
+from workbench.ml.metrics import (
+    calibration_table,
+    classification_curves,
+    classification_metrics,
+    regression_metrics,
+)
 from workbench.ml.registry import RegisteredModel, register_model, set_alias
 
 
@@ -118,6 +123,14 @@ def evaluate(
     return regression_metrics(known["y"].to_numpy(), known["p"].to_numpy(), mean), []
 
 
+def evaluation_curves(predictor: Predictor, scored: pd.DataFrame) -> dict[str, dict]:
+    """ROC and precision/recall points of a classifier's test rows, kept in the registry so the
+    dashboards draw them without scoring again; empty for a regressor."""
+    if predictor.task != "classification":
+        return {}
+    return classification_curves(scored["y"].fillna(0).astype("int64"), scored["p"].to_numpy())
+
+
 def train_model(
     catalog: Catalog,
     ws: Workspace,
@@ -172,6 +185,7 @@ def train_model(
             "metrics": metrics,
             "promotion_metric": spec.promotion_metric,
             "calibration": calibration,
+            "curves": evaluation_curves(predictor, scored),
             "feature_importance": predictor.importance(),
             "reference": profile,
             "reason": reason,

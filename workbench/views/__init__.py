@@ -3,7 +3,10 @@
 from workbench.views.cubes import CubeSelection, CubeStore
 from workbench.views.explorer import CubeExplorer
 from workbench.views.index import AppIndex
-from workbench.views.models import ModelsDashboard, ModelStore
+from workbench.views.models import ModelStore
+from workbench.views.models_dashboard import ModelsDashboard
+from workbench.views.predictions import PredictionStore
+from workbench.views.predictions_explorer import PredictionsExplorer
 from workbench.views.quality import QualityStore
 from workbench.views.quality_dashboard import QualityDashboard
 from workbench.views.shell import dashboard
@@ -15,6 +18,8 @@ __all__ = [
     "CubeStore",
     "ModelStore",
     "ModelsDashboard",
+    "PredictionStore",
+    "PredictionsExplorer",
     "QualityDashboard",
     "QualityStore",
     "dashboard",

@@ -11,7 +11,7 @@ from workbench import config
 APPS = {
     "cubes": ("Cube explorer", "Measures by any level of any dimension; drill, pivot, download."),
     "quality": ("Data quality", "Batches that passed, warned or failed; quarantined rows."),
-    "models": ("Models", "Registered models, their metrics and a what-if form."),
+    "models": ("Models", "Registry, curves, predictions against outcomes, drift; what if."),
 }
 
 

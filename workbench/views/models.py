@@ -1,20 +1,24 @@
-"""The models dashboard: the registry, metrics, feature importance and a what-if form.
+"""The models dashboard's data: registry, metrics, curves, drift over time, what-if scores.
 
 :class:`ModelStore` is the only place that knows how models are stored; it reads through the
-public functions of ``workbench.ml`` (``list_versions``, ``resolve_version``,
-``load_predictor``, ``read_features``). The model a dashboard scores with is
-:meth:`ModelStore.current`: the ``production`` alias, else the newest version.
+public functions of ``workbench.ml`` (``list_versions``, ``resolve_version``, ``model_metadata``,
+``load_predictor``, ``read_features``, ``drift_reports``). The model a dashboard scores with is
+:meth:`ModelStore.current`: the ``production`` alias, else the newest version. Nothing here scores
+test rows again: curves and drift come from what training and monitoring recorded.
 """
 
 from __future__ import annotations
 
-import hvplot.pandas  # noqa: F401
 import pandas as pd
 import panel as pn
-import param
-from bokeh.models.widgets.tables import NumberFormatter
 
-from workbench.ml import list_versions, load_predictor, model_metadata, read_features
+from workbench.ml import (
+    drift_reports,
+    list_versions,
+    load_predictor,
+    model_metadata,
+    read_features,
+)
 from workbench.ml.estimators import Predictor
 from workbench.ml.registry import resolve_version
 from workbench.views.source import (
@@ -34,10 +38,40 @@ def _feature_defaults(
     return {c: float(pd.to_numeric(frame[c], errors="coerce").median()) for c in numeric}
 
 
+@pn.cache(max_items=32)
+def _metadata(catalog_path: str, workspace: str | None, name: str, version: int) -> dict:
+    return model_metadata(open_workspace(catalog_path, workspace), name, version)
+
+
 @pn.cache(max_items=8)
 def _load(catalog_path: str, workspace: str | None, name: str, version: int) -> Predictor:
     # Versions are immutable, so one load per version serves every session.
     return load_predictor(open_workspace(catalog_path, workspace), name, version)
+
+
+_DRIFT_COLUMNS = {
+    "window": "str",
+    "rows": "int64",
+    "feature": "str",
+    "psi": "float64",
+    "drifted": "bool",
+    "ignored": "bool",
+    "threshold": "float64",
+}
+
+
+def window_label(report: dict) -> str:
+    """A monitoring window's name on a chart axis: ``2013-09`` for a calendar month,
+    ``2013-09-01 to 2013-09-15``, ``from 2013-12-01``, or the check time of an undated window."""
+    start, end = report.get("start"), report.get("end")
+    if start and end:
+        first, stop = pd.Timestamp(start), pd.Timestamp(end)
+        if first.day == 1 and stop == first + pd.offsets.MonthBegin(1):
+            return f"{first:%Y-%m}"
+        return f"{start} to {end}"
+    if start or end:
+        return f"from {start}" if start else f"until {end}"
+    return "checked " + report["checked_at"][:16].replace("T", " ")
 
 
 class ModelStore(CatalogSource):
@@ -67,6 +101,83 @@ class ModelStore(CatalogSource):
             )
         table = pd.DataFrame(rows)
         return table.sort_values("version", ascending=False, ignore_index=True) if rows else table
+
+    def versions(self, name: str) -> dict[str, int]:
+        """Choices for a version picker, newest first: ``"3 (production)"`` -> 3."""
+        out = {}
+        for entry in reversed(list_versions(self.ws, name)):
+            v, held = entry["version"], ", ".join(entry["aliases"])
+            out[f"{v} ({held})" if held else str(v)] = v
+        return out
+
+    def default_version(self, name: str) -> int:
+        """The version the dashboards open on: production, else the newest."""
+        return resolve_version(self.ws, name)
+
+    def metadata(self, name: str, version: int) -> dict:
+        """``metadata.json`` of a version (read once: versions never change)."""
+        return _metadata(self.catalog_path, self.workspace, name, version)
+
+    def curves(self, name: str, version: int) -> dict[str, pd.DataFrame] | None:
+        """The ROC (``fpr``, ``tpr``, ``threshold``) and precision/recall (``recall``,
+        ``precision``, ``threshold``) points of the version's test rows, as training recorded
+        them; None for a version registered before curves were kept, or a regressor."""
+        recorded = self.metadata(name, version).get("curves")
+        if not recorded:
+            return None
+        return {kind: pd.DataFrame(recorded[kind], dtype="float64") for kind in ("roc", "pr")}
+
+    def monitoring(self, name: str, version: int) -> list[dict]:
+        """Drift reports of ``version``, one per window (the latest check of a window wins),
+        in window order: by the window's start, else by when it was checked."""
+        latest: dict[tuple, dict] = {}
+        for report in drift_reports(self.ws, name):
+            if report["version"] == version:
+                latest[(report.get("start"), report.get("end"), report["window"])] = report
+        return sorted(latest.values(), key=lambda r: r.get("start") or r["checked_at"])
+
+    def drift_history(self, name: str, version: int) -> pd.DataFrame:
+        """PSI per feature per monitoring window: ``window`` (see :func:`window_label`),
+        ``feature``, ``psi``, ``drifted``, ``ignored`` and ``threshold`` (the PSI alert level
+        of that check)."""
+        rows = [
+            {
+                "window": window_label(report),
+                "rows": report["window_rows"],
+                "feature": f["feature"],
+                "psi": f["psi"],
+                "drifted": bool(f["drifted"]),
+                "ignored": bool(f.get("ignored", False)),
+                "threshold": report["thresholds"]["psi"],
+            }
+            for report in self.monitoring(name, version)
+            for f in report["features"]
+        ]
+        return pd.DataFrame(rows, columns=list(_DRIFT_COLUMNS)).astype(_DRIFT_COLUMNS)
+
+    def performance_history(self, name: str, version: int) -> pd.DataFrame:
+        """The metric on each monitoring window whose rows had labels, beside the test-set
+        ``reference`` and the ``alert_at`` level the catalog's ``performance_drop`` sets."""
+        rows = []
+        for report in self.monitoring(name, version):
+            perf = report.get("performance")
+            if not perf:
+                continue
+            drop = report["thresholds"]["performance_drop"]
+            ref = perf["reference"]
+            alert_at = ref - drop if perf["metric"] == "roc_auc" else ref * (1 + drop)
+            rows.append(
+                {
+                    "window": window_label(report),
+                    "metric": perf["metric"],
+                    "value": perf["window"],
+                    "reference": ref,
+                    "alert_at": alert_at,
+                    "decayed": bool(perf["decayed"]),
+                }
+            )
+        columns = ["window", "metric", "value", "reference", "alert_at", "decayed"]
+        return pd.DataFrame(rows, columns=columns)
 
     def current(self, name: str) -> tuple[Predictor, dict]:
         """The model the dashboards score with (production, else the newest), sha256-checked."""
@@ -100,110 +211,3 @@ class ModelStore(CatalogSource):
         """Probability of the positive class (or the predicted value) for one row."""
         predictor, _ = self.current(name)
         return float(predictor.predict(pd.DataFrame([values]))[0])
-
-
-class ModelsDashboard(pn.viewable.Viewer):
-    """Registry table, metrics of the current model, feature importance, and a what-if form."""
-
-    model = param.Selector(objects=[], label="Model")
-
-    def __init__(self, store: ModelStore | None = None, **params):
-        self.store = store or ModelStore()
-        self.param.model.objects = self.store.models()
-        params.setdefault("model", self.param.model.objects[0])
-        super().__init__(**params)
-        self.inputs = pn.Column(sizing_mode="stretch_width")
-        self.result = pn.pane.Markdown(sizing_mode="stretch_width")
-        self._build_form()
-
-    def registry_data(self) -> pd.DataFrame:
-        return self.store.registry(self.model)
-
-    def importance_data(self) -> pd.DataFrame:
-        return self.store.feature_importance(self.store.current(self.model)[1])
-
-    @param.depends("model", watch=True)
-    def _build_form(self) -> None:
-        _, meta = self.store.current(self.model)
-        defaults = self.store.feature_defaults(self.model, meta)
-        widgets = []
-        for feature in meta["features"]:
-            if feature in meta["categories"]:
-                widget = pn.widgets.Select(
-                    label=feature, options=meta["categories"][feature], value=defaults[feature]
-                )
-            else:
-                widget = pn.widgets.FloatInput(label=feature, value=round(defaults[feature], 2))
-            widget.param.watch(lambda _e: self._score(), "value")
-            widgets.append(widget)
-        self.inputs.objects = widgets
-        self._score()
-
-    def whatif_values(self) -> dict[str, object]:
-        return {w.label: w.value for w in self.inputs.objects}
-
-    def whatif_probability(self) -> float:
-        return self.store.predict(self.model, self.whatif_values())
-
-    def _score(self) -> None:
-        _, meta = self.store.current(self.model)
-        p = self.whatif_probability()
-        self.result.object = (
-            f"### {p:.1%}\nprobability that `{meta['label']}` is true, from "
-            f"`{self.model}` version {meta['version']}"
-        )
-
-    @param.depends("model")
-    def registry_view(self):
-        table = self.registry_data()
-        formatters = {m: NumberFormatter(format="0.000") for m in METRICS}
-        formatters |= {c: NumberFormatter(format="0,0") for c in ("train_rows", "test_rows")}
-        return pn.widgets.Tabulator(
-            table, formatters=formatters, show_index=False, disabled=True, page_size=10
-        )
-
-    @param.depends("model")
-    def metrics_view(self):
-        _, meta = self.store.current(self.model)
-        m = meta["metrics"]
-        frame = pd.DataFrame(
-            {
-                "metric": ["ROC AUC", "accuracy", "log loss"],
-                "model": [m["roc_auc"], m["accuracy"], m["log_loss"]],
-                "baseline": [0.5, m["baseline_accuracy"], m["baseline_log_loss"]],
-            }
-        )
-        return frame.hvplot.bar(
-            x="metric",
-            y=["model", "baseline"],
-            title=f"version {meta['version']} on {m['test_rows']:,} test rows",
-            height=300,
-            responsive=True,
-            legend="top_right",
-        )
-
-    @param.depends("model")
-    def importance_view(self):
-        top = self.importance_data().head(20).iloc[::-1]
-        return top.hvplot.barh(
-            x="feature", y="gain", title="feature importance (gain)", height=420, responsive=True
-        )
-
-    def __panel__(self):
-        whatif = pn.Column(
-            pn.pane.Markdown("### What if\nChange a flight's features; the model answers."),
-            self.result,
-            self.inputs,
-            sizing_mode="stretch_width",
-        )
-        return pn.Row(
-            pn.Column(
-                pn.widgets.Select.from_param(self.param.model),
-                self.registry_view,
-                self.metrics_view,
-                self.importance_view,
-                sizing_mode="stretch_width",
-            ),
-            pn.Column(whatif, width=340),
-            sizing_mode="stretch_width",
-        )
