@@ -50,15 +50,14 @@ def demo(client, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def demo_monitored(demo):
-    """The demo workspace with what the models app shows beyond training: batch predictions of
-    the model, and one drift report per month after the training months (September-December)."""
-    from workbench.ml.monitor import monitor_periods
-    from workbench.ml.score import score_batch
-
-    catalog, ws, _ = demo
-    scored = score_batch(catalog, ws, "departure_delay")
-    monitor_periods(catalog, ws, "departure_delay", start="2013-09-01", end="2014-01-01")
-    return catalog, ws, scored
+    """The demo workspace with what the models app shows beyond training: the pipeline's
+    ``score:`` and ``monitor:`` steps wrote batch predictions of the model and one drift report
+    per month after the training months (September-December)."""
+    catalog, ws, result = demo
+    steps = {s.step: s for s in result.steps}
+    assert steps["score:departure_delay"].status == "succeeded"
+    assert steps["monitor:departure_delay"].details["windows"] == 4
+    return catalog, ws, steps["score:departure_delay"]
 
 
 @pytest.fixture(scope="session")

@@ -197,3 +197,31 @@ def test_rerun_reuses_landed_files(demo):
     again = wb.run_pipeline(catalog, ws, ["airlines"])
     assert [s.status for s in again.steps] == ["reused", "succeeded"]
     assert len(wb.list_batches(ws, "airlines")) == 1
+
+
+def test_the_run_scores_and_monitors_the_production_model_once_per_version(demo):
+    """`workbench run` ends a model's chain with scoring and monthly drift reports after the
+    training rows; run again with nothing new, both are reused, not repeated."""
+    from workbench.ml.drift import drift_reports
+    from workbench.ml.features import read_features
+    from workbench.ml.score import read_predictions
+
+    catalog, ws, result = demo
+    steps = {s.step: s for s in result.steps}
+    score, monitor = steps["score:departure_delay"], steps["monitor:departure_delay"]
+    features = read_features(ws, "flight_features", columns=["flight_date"]).compute()
+    assert score.status == "succeeded" and score.rows_out == len(features)
+    first = score.details["predictions_version"]
+    assert len(read_predictions(ws, "departure_delay", version=first).compute()) == len(features)
+    windows = {(r["start"], r["end"]) for r in drift_reports(ws, "departure_delay") if r["start"]}
+    last = pd.Timestamp(features["flight_date"].max())
+    months = pd.date_range("2013-09-01", last, freq="MS")
+    expected = {
+        (m.date().isoformat(), (m + pd.offsets.MonthBegin()).date().isoformat()) for m in months
+    }
+    assert monitor.details["windows"] == len(months) and windows >= expected
+
+    again = wb.run_pipeline(catalog, ws, ["monitor:departure_delay"], upstream=False)
+    assert again.steps[0].status == "reused"
+    again = wb.run_pipeline(catalog, ws, ["score:departure_delay"], upstream=False)
+    assert again.steps[0].status == "reused"

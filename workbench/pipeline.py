@@ -22,6 +22,7 @@ from workbench.io.sources import resolve_source
 from workbench.io.workspace import Workspace
 from workbench.ml.features import build_features
 from workbench.ml.policy import retrain_reasons
+from workbench.ml.steps import monitor_step, score_step
 from workbench.ml.train import train_model
 from workbench.runs import RunStore, now
 from workbench.zones.curated import build_curated
@@ -88,6 +89,8 @@ def plan_steps(catalog: Catalog) -> dict[str, Step]:
         steps[f"features:{name}"] = Step("features", name, (producer(fs.source),))
     for name, model in catalog.models.items():
         steps[f"train:{name}"] = Step("train", name, (f"features:{model.feature_set}",))
+        steps[f"score:{name}"] = Step("score", name, (f"train:{name}",))
+        steps[f"monitor:{name}"] = Step("monitor", name, (f"score:{name}",))
     return steps
 
 
@@ -275,6 +278,11 @@ def _execute(catalog: Catalog, ws: Workspace, step: Step, batches: dict[str, Bat
         )
     if step.kind == "train":
         return _train_step(catalog, ws, step)
+    if step.kind in ("score", "monitor"):
+        run = score_step if step.kind == "score" else monitor_step
+        out = run(catalog, ws, name)
+        status = "reused" if out.pop("reused") else "succeeded"
+        return StepResult(step.name, status, 0.0, rows_out=out.get("rows"), details=out)
     raise WorkbenchError(f"unknown step kind {step.kind!r}")
 
 

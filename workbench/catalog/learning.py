@@ -162,6 +162,9 @@ class Monitor(_Strict):
     ignore: list[str] = Field(
         default_factory=list, description="features reported but never alerting (e.g. month)"
     )
+    every: Literal["day", "week", "month", "quarter"] = Field(
+        "month", description="window of the pipeline's monitor step, after the training rows"
+    )
 
 
 class Retrain(_Strict):

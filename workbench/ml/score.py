@@ -20,11 +20,17 @@ from workbench.catalog.load import columns_of
 from workbench.catalog.models import Catalog
 from workbench.cluster import share
 from workbench.errors import WorkbenchError
-from workbench.io.delta import commit_table, read_table, stage_table
+from workbench.io.delta import commit_table, open_table, read_table, stage_table
 from workbench.io.workspace import Workspace
 from workbench.ml import native
 from workbench.ml.estimators import Predictor
-from workbench.ml.features import SPLIT, feature_matrix, make_features, read_features
+from workbench.ml.features import (
+    SPLIT,
+    feature_matrix,
+    feature_path,
+    make_features,
+    read_features,
+)
 from workbench.ml.registry import load_predictor
 from workbench.ml.train import model_spec
 from workbench.zones.tables import read_dataset
@@ -135,8 +141,11 @@ def score_batch(
     fs = catalog.features[spec.feature_set]
     predictor = load_predictor(ws, name, version, alias=None if version else alias)
     predictor = with_engine(catalog, ws, predictor)
+    info = {"workbench.model_version": predictor.fit_info["version"]}
     if input_dataset is None:
-        frame = read_features(ws, spec.feature_set)
+        version_read = open_table(feature_path(ws, spec.feature_set)).version()
+        info["workbench.feature_version"] = version_read
+        frame = read_features(ws, spec.feature_set, version=version_read)
     else:
         known = set(columns_of(catalog, input_dataset))
         raw = read_dataset(catalog, ws, input_dataset, columns=fs.source_columns(known))
@@ -149,7 +158,7 @@ def score_batch(
         staged,
         actions,
         operation=f"score {name}",
-        info={"workbench.model_version": predictor.fit_info["version"]},
+        info=info,
     )
     rows = int(actions["rows"].sum())
     engine = "native" if predictor.native is not None else predictor.kind
