@@ -223,5 +223,8 @@ def test_the_run_scores_and_monitors_the_production_model_once_per_version(demo)
 
     again = wb.run_pipeline(catalog, ws, ["monitor:departure_delay"], upstream=False)
     assert again.steps[0].status == "reused"
+    # Other tests may have scored another input since; once the feature table is scored again
+    # by the same model, a further run has nothing to do.
+    wb.run_pipeline(catalog, ws, ["score:departure_delay"], upstream=False)
     again = wb.run_pipeline(catalog, ws, ["score:departure_delay"], upstream=False)
     assert again.steps[0].status == "reused"
