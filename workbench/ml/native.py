@@ -61,14 +61,20 @@ def _target_machine():
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
     target = llvm.Target.from_triple(llvm.get_process_triple())
-    try:
-        features = llvm.get_host_cpu_features().flatten()
-    except RuntimeError:  # LLVM cannot always read the host's features
-        features = ""
+    features = _host_features()
     # The large code model: offsets in a forest of thousands of trees overflow the small one.
     return target.create_target_machine(
         cpu=llvm.get_host_cpu_name(), features=features, reloc="pic", codemodel="large"
     )
+
+
+def _host_features() -> str:
+    import llvmlite.binding as llvm
+
+    try:
+        return llvm.get_host_cpu_features().flatten()
+    except RuntimeError:  # LLVM cannot always read the host's features
+        return ""
 
 
 @functools.cache
@@ -76,11 +82,7 @@ def host_key() -> str:
     """Names the object files this host can run: CPU, its features and the compiler versions."""
     import llvmlite.binding as llvm
 
-    try:
-        features = llvm.get_host_cpu_features().flatten()
-    except RuntimeError:
-        features = ""
-    stamp = "|".join([features, package_version("llvmlite"), package_version("lleaves")])
+    stamp = "|".join([_host_features(), package_version("llvmlite"), package_version("lleaves")])
     return f"{llvm.get_host_cpu_name()}-{hashlib.sha256(stamp.encode()).hexdigest()[:12]}"
 
 

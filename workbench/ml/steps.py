@@ -17,7 +17,7 @@ from workbench.io.delta import commit_info, open_table
 from workbench.io.workspace import Workspace
 from workbench.ml.drift import drift_reports
 from workbench.ml.features import feature_path, read_features
-from workbench.ml.monitor import monitor_model, monitor_periods
+from workbench.ml.monitor import monitor_model, period_windows
 from workbench.ml.registry import resolve_version
 from workbench.ml.score import predictions_path, score_batch
 from workbench.ml.train import model_spec
@@ -39,7 +39,7 @@ def score_step(catalog: Catalog, ws: Workspace, name: str) -> dict[str, Any]:
             info.get("workbench.feature_version")
         ) == str(features):
             return {"reused": True, "model_version": version}
-    result = score_batch(catalog, ws, name)
+    result = score_batch(catalog, ws, name, version=version)
     return {
         "reused": False,
         "rows": result.rows,
@@ -52,8 +52,6 @@ def score_step(catalog: Catalog, ws: Workspace, name: str) -> dict[str, Any]:
 def monitor_windows(catalog: Catalog, ws: Workspace, name: str) -> list[tuple[str, str]] | None:
     """``[start, end)`` windows from the first row after training to the last row, one per
     ``monitor.every``; None when the split is not by time (the test rows are then one window)."""
-    from workbench.ml.monitor import period_windows
-
     spec = model_spec(catalog, name)
     split = catalog.features[spec.feature_set].split
     start = split.validation_from or split.test_from
@@ -74,17 +72,10 @@ def monitor_step(catalog: Catalog, ws: Workspace, name: str) -> dict[str, Any]:
     wanted = set(windows) if windows is not None else {(None, None)}
     if wanted <= done:
         return {"reused": True, "model_version": version, "windows": len(wanted)}
-    if windows is None:
-        reports = [monitor_model(catalog, ws, name)]
-    else:
-        reports = monitor_periods(
-            catalog,
-            ws,
-            name,
-            start=windows[0][0],
-            end=windows[-1][1],
-            every=model_spec(catalog, name).monitor.every,
-        )
+    reports = [
+        monitor_model(catalog, ws, name, start=start, end=end, version=version)
+        for start, end in (windows or [(None, None)])
+    ]
     return {
         "reused": False,
         "model_version": version,
