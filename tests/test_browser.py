@@ -59,8 +59,13 @@ def signed_in(browser, served, user: str, path: str):
     return page
 
 
-def cells(page, field: str) -> list[str]:
-    """Texts of one Tabulator column on the current page (waits for it to render)."""
+def cells(page, column: str) -> list[str]:
+    """Texts of the Tabulator column headed ``column`` on the current page (waits for it to
+    render). The header is what users read; the cube explorer's fields stay fixed behind it."""
+    header = page.wait_for_selector(
+        f".tabulator-col:has(.tabulator-col-title:text-is('{column}'))", timeout=WAIT_MS
+    )
+    field = header.get_attribute("tabulator-field")
     selector = f".tabulator-row .tabulator-cell[tabulator-field='{field}']"
     page.wait_for_selector(selector, timeout=WAIT_MS)
     return [c.inner_text() for c in page.query_selector_all(selector)]
@@ -129,7 +134,7 @@ def test_cube_explorer_widgets_drill_download_and_link(browser, served, cube):
     page.get_by_role("button", name="carrier UA").wait_for(timeout=WAIT_MS)
 
     # Drill further by clicking a cell: JFK, then the next dimension (destination time zones).
-    page.locator(".tabulator-cell[tabulator-field='origin']", has_text="JFK").click()
+    page.locator(".tabulator-cell[tabulator-field='member']", has_text="JFK").click()
     zones = cube.query(
         ["dest_tzone"],
         where={"carrier": "UA", "origin": "JFK"},

@@ -20,6 +20,7 @@ import pandas as pd
 import xarray as xr
 
 from workbench import config
+from workbench.catalog.load import expression_names
 from workbench.catalog.models import Catalog
 from workbench.cubes.build import BASE, REDUCERS, ROWS, current_version, reduce_dims
 from workbench.errors import WorkbenchError
@@ -97,6 +98,7 @@ class Explanation:
 class Cuboid:
     name: str
     dataset: xr.Dataset
+    in_memory: bool = True  # False: read from Zarr at each query (larger than the memory budget)
 
     @property
     def cells(self) -> int:
@@ -166,6 +168,11 @@ class CubeReader:
                 )
         return Explanation(best.name, best.cells, reasons)
 
+    def cuboid_for(self, query: Query) -> Cuboid:
+        """The cuboid that answers ``query`` (see :meth:`explain`)."""
+        chosen = self.explain(query).chosen
+        return next(c for c in self.cuboids if c.name == chosen)
+
     # -- answering ------------------------------------------------------------------------------
 
     def run(self, query: Query, *, as_xarray: bool = False) -> pd.DataFrame | xr.Dataset:
@@ -177,10 +184,15 @@ class CubeReader:
                 f"cube {self.name!r} has no measure {unknown}; "
                 f"choose from {', '.join(self.measures)}."
             )
-        cuboid = next(c for c in self.cuboids if c.name == self.explain(query).chosen)
-        ds = _select(cuboid, dict(query.where))
+        cuboid = self.cuboid_for(query)
+        # Only the measures the answer and its filter use: a dashboard asks for one at a time.
+        asked = {*wanted, *expression_names(query.having)}
+        derived = {n: e for n, e in self.derived_measures.items() if n in asked}
+        asked |= {name for expr in derived.values() for name in expression_names(expr)}
+        stored = [m for m in cuboid.dataset.data_vars if m in asked]
+        ds = _select(cuboid, dict(query.where), stored)
         table = _group(ds, cuboid, list(query.by))
-        for name, expr in self.derived_measures.items():
+        for name, expr in derived.items():
             table[name] = table.eval(expr) if len(table) else pd.Series(dtype="float64")
         if query.having:
             table = table[table.eval(query.having).fillna(False).astype(bool)]
@@ -247,8 +259,8 @@ def _coerce(values: np.ndarray, members: object) -> object:
     return pd.Timestamp(members)
 
 
-def _select(cuboid: Cuboid, where: dict[str, Members]) -> xr.Dataset:
-    ds = cuboid.dataset
+def _select(cuboid: Cuboid, where: dict[str, Members], measures: list[str]) -> xr.Dataset:
+    ds = cuboid.dataset[measures]
     for level, members in where.items():
         dim = cuboid.dim_of(level)
         values = ds[level].values
@@ -299,9 +311,10 @@ def open_cube(catalog: Catalog, ws: Workspace, name: str) -> CubeReader:
     # Smallest first: the cuboids most queries use are held in memory, large ones stay lazy.
     for name in sorted(order, key=lambda n: meta["cuboids"][n]):
         ds = _open_store(folder / f"{name}.zarr")
-        if ds.nbytes <= budget:
+        held = ds.nbytes <= budget
+        if held:
             ds, budget = ds.load(), budget - ds.nbytes
-        cuboids.append(Cuboid(name, ds))
+        cuboids.append(Cuboid(name, ds, in_memory=held))
     cuboids = tuple(sorted(cuboids, key=lambda c: order.index(c.name)))
     levels = {lv: tuple(v) for lv, v in meta["levels"].items()}
     return CubeReader(name, version, cuboids, levels)

@@ -15,6 +15,7 @@ import param
 from workbench.catalog.models import TIME_LEVELS
 from workbench.cubes.query import CubeReader, Query, open_cube
 from workbench.cubes.store import current_version
+from workbench.errors import WorkbenchError
 from workbench.views.source import (
     CatalogSource,
     open_catalog,
@@ -175,6 +176,14 @@ class CubeSelection(param.Parameterized):
         query = Query(by=by, where=tuple(self.where().items()), measures=(self.measure,))
         counted = self.store.row_count(self.cube_name)
         return query.filter(f"{counted} > 0") if self.non_empty and counted else query
+
+    def answered_from_memory(self) -> bool:
+        """Whether the cuboid that answers the current query is held in memory (a query
+        that reads cells from Zarr, or one that cannot be answered, says no)."""
+        try:
+            return self.cube.cuboid_for(self.query()).in_memory
+        except WorkbenchError:
+            return False
 
     def frame(self) -> pd.DataFrame:
         """The cube's answer, one row per cell, members as text."""

@@ -11,13 +11,20 @@ import io
 import pandas as pd
 import panel as pn
 from bokeh.models.widgets.tables import NumberFormatter
+from pandas.api.types import is_numeric_dtype
 
 from workbench.errors import WorkbenchError
 from workbench.views.cube_chart import BAR, HEATMAP, LINE, CubeChart
-from workbench.views.cubes import CubeSelection, CubeStore, is_time_level, member_value
-from workbench.views.shell import while_loading
+from workbench.views.cubes import CubeSelection, CubeStore, is_time_level
+from workbench.views.shell import Select, while_loading
 
 PAGE_SIZE = 20
+TABLE_HEIGHT = 36 + PAGE_SIZE * 27 + 44  # header, a page of rows, the pager: the page never jumps
+# The table's fields stay the same from view to view, and the headers show the level and the
+# measure: Tabulator rebuilds every column when a field changes, which cost about a third of
+# the browser's work per interaction (benchmarks/apps.py).
+MEMBER, VALUE = "member", "value"
+NUMBERS = NumberFormatter(format="0,0.[00]")  # one format for counts and means: no rebuild
 _URL_PARAMS = {
     p: p for p in ("cube_name", "measure", "rows", "columns", "filters", "path", "non_empty")
 }
@@ -37,6 +44,7 @@ class CubeExplorer(pn.viewable.Viewer):
             show_index=False,
             disabled=True,
             sizing_mode="stretch_width",
+            height=TABLE_HEIGHT,
         )
         self.table.on_click(self._on_cell_click)
         self.crumbs = pn.Row(css_classes=["breadcrumb"], margin=(0, 5), sizing_mode="stretch_width")
@@ -58,6 +66,7 @@ class CubeExplorer(pn.viewable.Viewer):
             sizing_mode="stretch_width",
         )
         self.frame = pd.DataFrame()
+        self.shown = pd.DataFrame()  # the table as users read it: real level and measure names
         self._crumb_path: list = []
         self._build_filters()
         self.selection.param.watch(self._changed, _WATCHED)
@@ -66,9 +75,15 @@ class CubeExplorer(pn.viewable.Viewer):
     # -- updates --------------------------------------------------------------------------------
 
     def _changed(self, *events) -> None:
-        if any(e.name == "cube_name" for e in events):
+        new_cube = any(e.name == "cube_name" for e in events)
+        if new_cube:
             self._build_filters()
-        while_loading(self.body, self.refresh)
+        if new_cube or not self.selection.answered_from_memory():
+            while_loading(self.body, self.refresh)  # a cube to open or cells to read from disk
+        else:
+            # Cells in memory answer in milliseconds: a spinner would only add two redraws of
+            # the page (80 ms median per interaction in benchmarks/apps.py).
+            self.refresh()
 
     def refresh(self) -> None:
         """Ask the cube once, then update every part of the view in place."""
@@ -81,11 +96,15 @@ class CubeExplorer(pn.viewable.Viewer):
             return
         self.message.visible = False
         with pn.io.hold():  # one message to the browser for the whole update
-            table = self.table_data()
-            formatters = _formatters(table)
+            self.shown = self.table_data()
+            table, titles = self._fields(self.shown)
+            formatters = {c: NUMBERS for c in table.columns if is_numeric_dtype(table[c])}
+            changed = {"value": table, "page": 1}
             if formatters.keys() != self.table.formatters.keys():  # new columns
-                self.table.formatters = formatters
-            self.table.param.update(value=table, page=1)
+                changed["formatters"] = formatters
+            if titles != self.table.titles:
+                changed["titles"] = titles
+            self.table.param.update(**changed)
             self._draw()
             if self.crumbs.objects == [] or self._crumb_path != self.selection.path:
                 self._build_crumbs()
@@ -103,6 +122,17 @@ class CubeExplorer(pn.viewable.Viewer):
             table.insert(1, "name", table[sel.rows].map(labels))
         return table
 
+    def _fields(self, shown: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
+        """The table under fixed field names, and the headers that show the real names."""
+        sel = self.selection
+        names = {sel.rows: MEMBER} if sel.columns else {sel.rows: MEMBER, sel.measure: VALUE}
+        table = shown.rename(columns=names)
+        titles = {field: name for name, field in names.items()}
+        if "name" not in table:  # a level without labels: the column stays, empty and untitled
+            table.insert(1, "name", "")
+            titles["name"] = ""
+        return table, titles
+
     # -- the chart ------------------------------------------------------------------------------
 
     def _draw(self) -> None:
@@ -115,7 +145,6 @@ class CubeExplorer(pn.viewable.Viewer):
             data["column"] = frame[sel.columns]
         elif is_time_level(sel.rows):
             kind, x = LINE, sel.rows
-            data["member"] = [member_value(sel.rows, m) for m in frame[sel.rows]]
         else:
             kind, x = BAR, sel.rows
         y = sel.rows if kind == HEATMAP else sel.measure
@@ -123,18 +152,12 @@ class CubeExplorer(pn.viewable.Viewer):
 
     def _on_chart_click(self, x, y) -> None:
         """A bar, a point or a heatmap cell was clicked: drill into its row member."""
-        sel = self.selection
-        if sel.columns:
-            member = y
-        elif is_time_level(sel.rows) and x is not None:
-            member = _nearest_time(sel.rows, self.frame[sel.rows], x)
-        else:
-            member = x
+        member = y if self.selection.columns else x
         if member is not None:
-            sel.drill(str(member))
+            self.selection.drill(str(member))
 
     def _on_cell_click(self, event) -> None:
-        member = self.table.value.iloc[event.row][self.selection.rows]
+        member = self.shown.iloc[event.row][self.selection.rows]
         self.selection.drill(str(member))
 
     # -- breadcrumb, filters, downloads ---------------------------------------------------------
@@ -185,11 +208,11 @@ class CubeExplorer(pn.viewable.Viewer):
         self.selection.filters = filters
 
     def _csv(self) -> io.StringIO:
-        return io.StringIO(self.table.value.to_csv(index=False))
+        return io.StringIO(self.shown.to_csv(index=False))
 
     def _excel(self) -> io.BytesIO:
         out = io.BytesIO()
-        self.table.value.to_excel(out, index=False, sheet_name=self.selection.measure[:31])
+        self.shown.to_excel(out, index=False, sheet_name=self.selection.measure[:31])
         out.seek(0)
         return out
 
@@ -203,7 +226,7 @@ class CubeExplorer(pn.viewable.Viewer):
     def controls(self) -> pn.Column:
         sel = self.selection
         widgets = [
-            pn.widgets.Select.from_param(sel.param[p], sizing_mode="stretch_width")
+            Select.from_param(sel.param[p], sizing_mode="stretch_width")
             for p in ("cube_name", "measure", "rows", "columns")
         ]
         return pn.Column(
@@ -217,23 +240,3 @@ class CubeExplorer(pn.viewable.Viewer):
 
     def __panel__(self):
         return pn.Row(pn.Column(self.controls(), width=300), self.body, sizing_mode="stretch_width")
-
-
-def _nearest_time(level: str, members: pd.Series, x) -> str | None:
-    if not len(members):
-        return None
-    stamps = pd.DatetimeIndex([member_value(level, m) for m in members])
-    # Bokeh sends datetime axes as milliseconds since the epoch; HoloViews may convert them.
-    when = pd.Timestamp(x, unit="ms") if isinstance(x, int | float) else pd.Timestamp(x)
-    at = abs(stamps - when).argmin()
-    return members.iloc[int(at)]
-
-
-def _formatters(table: pd.DataFrame) -> dict:
-    out = {}
-    for col in table.columns:
-        if pd.api.types.is_integer_dtype(table[col]):
-            out[col] = NumberFormatter(format="0,0")
-        elif pd.api.types.is_float_dtype(table[col]):
-            out[col] = NumberFormatter(format="0,0.00")
-    return out
