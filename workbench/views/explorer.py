@@ -16,7 +16,7 @@ from pandas.api.types import is_numeric_dtype
 from workbench.errors import WorkbenchError
 from workbench.views.cube_chart import BAR, HEATMAP, LINE, CubeChart
 from workbench.views.cubes import CubeSelection, CubeStore, is_time_level
-from workbench.views.shell import Select, while_loading
+from workbench.views.shell import Checkbox, MultiChoice, Select, while_loading
 
 PAGE_SIZE = 20
 TABLE_HEIGHT = 36 + PAGE_SIZE * 27 + 44  # header, a page of rows, the pager: the page never jumps
@@ -190,7 +190,7 @@ class CubeExplorer(pn.viewable.Viewer):
         for dim, level in sel.filter_levels().items():
             labels = sel.store.labels(sel.cube_name, level)
             options = {(f"{m} · {labels[m]}" if m in labels else m): m for m in sel.members(level)}
-            choice = pn.widgets.MultiChoice(
+            choice = MultiChoice(
                 label=f"{dim} ({level})",
                 options=options,
                 value=list(sel.filters.get(level, [])),
@@ -231,7 +231,7 @@ class CubeExplorer(pn.viewable.Viewer):
         ]
         return pn.Column(
             *widgets,
-            pn.widgets.Checkbox.from_param(sel.param.non_empty),
+            Checkbox.from_param(sel.param.non_empty),
             pn.pane.Markdown("**Filters**", margin=(10, 5, 0, 5)),
             self.filters,
             pn.Row(self.csv, self.excel),

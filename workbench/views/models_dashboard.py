@@ -18,6 +18,7 @@ from bokeh.models.widgets.tables import NumberFormatter
 from workbench.views.models import METRICS, ModelStore
 from workbench.views.predictions import PredictionStore
 from workbench.views.predictions_explorer import PredictionsExplorer
+from workbench.views.shell import MultiChoice, Select
 
 _DASHED = {"color": "#999", "line_dash": "dashed"}
 _ALERT = {"color": "#c62828", "line_dash": "dashed"}
@@ -90,7 +91,7 @@ class ModelsDashboard(pn.viewable.Viewer):
         widgets = []
         for feature in meta["features"]:
             if feature in meta["categories"]:
-                widget = pn.widgets.Select(
+                widget = Select(
                     label=feature, options=meta["categories"][feature], value=defaults[feature]
                 )
             else:
@@ -239,7 +240,7 @@ class ModelsDashboard(pn.viewable.Viewer):
         )
         charts = [psi_chart, self.performance_view(), heat.opts(xrotation=30)]
         return pn.Column(
-            pn.widgets.MultiChoice.from_param(self.param.drift_features),
+            MultiChoice.from_param(self.param.drift_features),
             *(pn.panel(c, sizing_mode="stretch_width") for c in charts),
             sizing_mode="stretch_width",
         )
@@ -288,8 +289,8 @@ class ModelsDashboard(pn.viewable.Viewer):
             sizing_mode="stretch_width",
         )
         pickers = pn.Row(
-            pn.widgets.Select.from_param(self.param.model),
-            pn.widgets.Select.from_param(self.param.version),
+            Select.from_param(self.param.model),
+            Select.from_param(self.param.version),
             sizing_mode="stretch_width",
         )
         return pn.Row(

@@ -23,6 +23,7 @@ from workbench.views.predictions import (
     per_period,
     summary,
 )
+from workbench.views.shell import MultiChoice, RadioButtonGroup, Select
 
 PAGE_SIZE = 20
 _LINES = {"predicted": "#0072b5", "observed": "#e69f00"}
@@ -108,7 +109,7 @@ class PredictionsExplorer(pn.viewable.Viewer):
         self.param.group_by.objects = list(self.columns.members)
         widgets = [self._date_widget()] if self.columns.date else []
         for column in self.columns.members:
-            choice = pn.widgets.MultiChoice(
+            choice = MultiChoice(
                 label=column.lstrip("_"),
                 options=self.store.members(self.model, self.version, column),
                 placeholder="all",
@@ -117,9 +118,9 @@ class PredictionsExplorer(pn.viewable.Viewer):
             choice.param.watch(lambda e, c=column: self._choose(c, e.new), "value")
             widgets.append(choice)
         if self.columns.members:
-            widgets.append(pn.widgets.Select.from_param(self.param.group_by))
+            widgets.append(Select.from_param(self.param.group_by))
         if self.columns.date:
-            widgets.append(pn.widgets.RadioButtonGroup.from_param(self.param.period))
+            widgets.append(RadioButtonGroup.from_param(self.param.period))
         self.filters.objects = widgets
         formatters = {c: NumberFormatter(format="0.0000") for c in (SCORE, ACTUAL)}
         if self.columns.date:

@@ -10,7 +10,7 @@ import param
 from bokeh.models.widgets.tables import HTMLTemplateFormatter, NumberFormatter
 
 from workbench.views.quality import FAIL, PASS, WARN, QualityStore
-from workbench.views.shell import while_loading
+from workbench.views.shell import Select, while_loading
 
 STATUS_COLORS = {PASS: "#2e7d32", WARN: "#ef6c00", FAIL: "#c62828"}
 PAGE_SIZE = 25
@@ -146,7 +146,7 @@ class QualityDashboard(pn.viewable.Viewer):
     def quarantine_tab(self) -> pn.Column:
         pickers = pn.Row(
             *(
-                pn.widgets.Select.from_param(self.param[p], sizing_mode="stretch_width")
+                Select.from_param(self.param[p], sizing_mode="stretch_width")
                 for p in ("dataset", "batch", "reason")
             )
         )
@@ -177,7 +177,7 @@ class QualityDashboard(pn.viewable.Viewer):
     def __panel__(self):
         return pn.Tabs(
             ("Batches", self.batches_tab()),
-            ("Rules", pn.Column(pn.widgets.Select.from_param(self.param.dataset), self.rules_tab)),
+            ("Rules", pn.Column(Select.from_param(self.param.dataset), self.rules_tab)),
             ("Quarantine", self.quarantine_tab()),
             ("Reconciliation", self.reconciliation_tab()),
             dynamic=True,

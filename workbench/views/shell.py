@@ -11,16 +11,32 @@ from workbench.errors import WorkbenchError
 log = logging.getLogger(__name__)
 
 
-class Select(pn.widgets.Select):
-    """A Select whose change reaches the server at once.
+class _Immediate:
+    """A widget whose change reaches the server at once.
 
     Panel holds every change from the browser for 50 ms (``Syncable._debounce``) so that a
-    slider being dragged or text being typed arrives as one change. A pick from a list is one
-    change already, and the wait was a sixth of the explorer's 300 ms budget per interaction.
-    Panel's Tabulator makes the same exception for its data and filters.
+    slider being dragged or text being typed arrives as one change. A pick from a list, a tick
+    or a button is one change already, and the wait was a sixth of the explorer's 300 ms budget
+    per interaction. Panel's Tabulator makes the same exception for its data and filters.
     """
 
     _priority_changes = ["value"]
+
+
+class Select(_Immediate, pn.widgets.Select):
+    pass
+
+
+class MultiChoice(_Immediate, pn.widgets.MultiChoice):
+    pass
+
+
+class RadioButtonGroup(_Immediate, pn.widgets.RadioButtonGroup):
+    pass
+
+
+class Checkbox(_Immediate, pn.widgets.Checkbox):
+    pass
 
 
 def show_error(exc: Exception) -> None:
