@@ -4,9 +4,9 @@ For each cube: the first load (navigation to the pivot table on screen, five fre
 time from a widget change (measure or row level) to the updated table on screen, median and p95
 over N interactions. A change is made and timed inside the page (from the change event to the
 frame after the new column shows); the same changes driven from Python through Playwright are
-timed too, and include the driver's own round trips. Peers in the same run: the cube query alone (the API the view calls, in this
-process) and, on the flight cube, DuckDB answering the same views from the curated Parquet files
-(what a dashboard without a cube would wait for).
+timed too, and include the driver's own round trips. Peers in the same run: the cube query
+alone (the API the view calls, in this process) and, on the flight cube, DuckDB answering the
+same views from the curated Parquet files (what a dashboard without a cube would wait for).
 
     python benchmarks/apps.py                          # flight cube of ./workspace (make demo)
     python benchmarks/apps.py --tpch-workspace /tmp/wb-bench/ws-cube-sf10   # + benchmarks/cubes.py
