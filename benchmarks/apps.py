@@ -169,8 +169,14 @@ def first_loads(browser, url: str, title: str, n: int) -> list[float]:
     return times
 
 
-def interactions(browser, url: str, title: str, steps, n: int) -> tuple[list[float], list]:
-    """Seconds from a widget change to the new column on screen, and the views visited."""
+def interactions(
+    browser, url: str, title: str, steps, n: int, *, in_page: bool = True
+) -> tuple[list[float], list]:
+    """Seconds from a widget change to the new column on screen, and the views visited.
+
+    ``in_page``: the change is made and timed by the page itself (``CHANGE_AND_WAIT``);
+    otherwise it is driven from Python through Playwright, whose round trips count too.
+    """
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     LOGS.clear()
@@ -185,7 +191,13 @@ def interactions(browser, url: str, title: str, steps, n: int) -> tuple[list[flo
         state[label] = value
         shown = value if label == "Rows" else state["Measure"]
         try:
-            times.append(page.evaluate(CHANGE_AND_WAIT, [label, value, shown]) / 1000)
+            if in_page:
+                times.append(page.evaluate(CHANGE_AND_WAIT, [label, value, shown]) / 1000)
+            else:
+                t0 = time.perf_counter()
+                page.get_by_label(label).select_option(value)
+                page.wait_for_selector(column_shown(shown), timeout=60_000)
+                times.append(time.perf_counter() - t0)
         except Exception:
             print("failed at step", i, label, value, flush=True)
             raise
@@ -193,28 +205,6 @@ def interactions(browser, url: str, title: str, steps, n: int) -> tuple[list[flo
         time.sleep(0.2)  # a user reads the result before the next click
     context.close()
     return times, views
-
-
-def driven_interactions(browser, url: str, title: str, steps, n: int) -> list[float]:
-    """The same changes made from Python through Playwright: each select and each wait for the
-    new column is a round trip to the browser, so this row includes the driver's own cost."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.goto(url)
-    page.wait_for_selector(column_shown(title), timeout=120_000)
-    wait_until_idle(page)
-    state = {"Measure": None, "Rows": title}
-    times = []
-    for i in range(n):
-        label, value = steps[i % len(steps)]
-        state[label] = value
-        t0 = time.perf_counter()
-        page.get_by_label(label).select_option(value)
-        page.wait_for_selector(column_shown(value if label == "Rows" else state["Measure"]))
-        times.append(time.perf_counter() - t0)
-        time.sleep(0.2)
-    context.close()
-    return times
 
 
 def query_latency(cube, views, n: int) -> list[float]:
@@ -259,7 +249,7 @@ def bench_cube(browser, console, name, catalog, ws, steps, start_field, args, en
         url = f"{server.url}/cubes"
         loads = first_loads(browser, url, start_field, args.loads)
         clicks, views = interactions(browser, url, start_field, steps, args.interactions)
-        driven = driven_interactions(browser, url, start_field, steps, args.interactions)
+        driven, _ = interactions(browser, url, start_field, steps, args.interactions, in_page=False)
     except Exception:
         print(server.output()[-5000:])
         print("\n".join(LOGS[-40:]))

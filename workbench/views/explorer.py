@@ -16,7 +16,7 @@ from pandas.api.types import is_numeric_dtype
 from workbench.errors import WorkbenchError
 from workbench.views.cube_chart import BAR, HEATMAP, LINE, CubeChart
 from workbench.views.cubes import CubeSelection, CubeStore, is_time_level
-from workbench.views.shell import Checkbox, MultiChoice, Select, while_loading
+from workbench.views.shell import Checkbox, MultiChoice, Select, paged_table, while_loading
 
 PAGE_SIZE = 20
 TABLE_HEIGHT = 36 + PAGE_SIZE * 27 + 44  # header, a page of rows, the pager: the page never jumps
@@ -24,7 +24,7 @@ TABLE_HEIGHT = 36 + PAGE_SIZE * 27 + 44  # header, a page of rows, the pager: th
 # measure: Tabulator rebuilds every column when a field changes, which cost about a third of
 # the browser's work per interaction (benchmarks/apps.py).
 MEMBER, VALUE = "member", "value"
-NUMBERS = NumberFormatter(format="0,0.[00]")  # one format for counts and means: no rebuild
+NUMBERS = "0,0.[00]"  # one format for counts and means: a new measure rebuilds nothing
 _URL_PARAMS = {
     p: p for p in ("cube_name", "measure", "rows", "columns", "filters", "path", "non_empty")
 }
@@ -38,14 +38,7 @@ class CubeExplorer(pn.viewable.Viewer):
         self.selection = CubeSelection(store, **params)
         super().__init__()
         self.chart = CubeChart(self._on_chart_click)
-        self.table = pn.widgets.Tabulator(
-            pagination="remote",
-            page_size=PAGE_SIZE,
-            show_index=False,
-            disabled=True,
-            sizing_mode="stretch_width",
-            height=TABLE_HEIGHT,
-        )
+        self.table = paged_table(page_size=PAGE_SIZE, height=TABLE_HEIGHT)
         self.table.on_click(self._on_cell_click)
         self.crumbs = pn.Row(css_classes=["breadcrumb"], margin=(0, 5), sizing_mode="stretch_width")
         self.message = pn.pane.Alert(alert_type="warning", visible=False)
@@ -98,10 +91,10 @@ class CubeExplorer(pn.viewable.Viewer):
         with pn.io.hold():  # one message to the browser for the whole update
             self.shown = self.table_data()
             table, titles = self._fields(self.shown)
-            formatters = {c: NUMBERS for c in table.columns if is_numeric_dtype(table[c])}
+            numeric = [c for c in table.columns if is_numeric_dtype(table[c])]
             changed = {"value": table, "page": 1}
-            if formatters.keys() != self.table.formatters.keys():  # new columns
-                changed["formatters"] = formatters
+            if set(numeric) != self.table.formatters.keys():  # new columns
+                changed["formatters"] = {c: NumberFormatter(format=NUMBERS) for c in numeric}
             if titles != self.table.titles:
                 changed["titles"] = titles
             self.table.param.update(**changed)

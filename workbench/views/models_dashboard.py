@@ -162,20 +162,22 @@ class ModelsDashboard(pn.viewable.Viewer):
         if curves is None:
             return pn.pane.Alert(not_recorded(self.model, meta), alert_type="warning")
         m, c = meta["metrics"], meta["curves"]
-        roc = curves["roc"].hvplot.line(
-            responsive=True,
-            x="fpr",
-            y="tpr",
-            hover_cols=["threshold"],
-            label=f"version {meta['version']}",
-        ) * hv.Curve([(0, 0), (1, 1)], label="chance").opts(**_DASHED)
-        pr = curves["pr"].hvplot.line(
-            responsive=True,
-            x="recall",
-            y="precision",
-            hover_cols=["threshold"],
-            label=f"version {meta['version']}",
-        ) * hv.HLine(c["positives"] / c["rows"], label="base rate").opts(**_DASHED)
+
+        def curve(name: str, x: str, y: str):
+            return curves[name].hvplot.line(
+                responsive=True,
+                x=x,
+                y=y,
+                hover_cols=["threshold"],
+                label=f"version {meta['version']}",
+            )
+
+        roc = curve("roc", "fpr", "tpr") * hv.Curve([(0, 0), (1, 1)], label="chance").opts(
+            **_DASHED
+        )
+        pr = curve("pr", "recall", "precision") * hv.HLine(
+            c["positives"] / c["rows"], label="base rate"
+        ).opts(**_DASHED)
         common = {"height": 380, "responsive": True, "legend_position": "bottom_right"}
         note = pn.pane.Markdown(
             f"On the {c['rows']:,} test rows ({c['positives']:,} positive) that version "

@@ -23,7 +23,7 @@ from workbench.views.predictions import (
     per_period,
     summary,
 )
-from workbench.views.shell import MultiChoice, RadioButtonGroup, Select
+from workbench.views.shell import MultiChoice, RadioButtonGroup, Select, paged_table
 
 PAGE_SIZE = 20
 _LINES = {"predicted": "#0072b5", "observed": "#e69f00"}
@@ -74,13 +74,7 @@ class PredictionsExplorer(pn.viewable.Viewer):
         self.period_chart = PipedChart(self._period_plot)
         self.group_chart = PipedChart(self._group_plot)
         self.calibration_chart = PipedChart(self._calibration_plot)
-        self.table = pn.widgets.Tabulator(
-            pagination="remote",
-            page_size=PAGE_SIZE,
-            show_index=False,
-            disabled=True,
-            sizing_mode="stretch_width",
-        )
+        self.table = paged_table(page_size=PAGE_SIZE)
         self.body = pn.Column(
             self.numbers,
             self.period_chart.pane,

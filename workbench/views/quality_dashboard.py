@@ -10,7 +10,7 @@ import param
 from bokeh.models.widgets.tables import HTMLTemplateFormatter, NumberFormatter
 
 from workbench.views.quality import FAIL, PASS, WARN, QualityStore
-from workbench.views.shell import Select, while_loading
+from workbench.views.shell import Select, paged_table, while_loading
 
 STATUS_COLORS = {PASS: "#2e7d32", WARN: "#ef6c00", FAIL: "#c62828"}
 PAGE_SIZE = 25
@@ -32,14 +32,7 @@ class QualityDashboard(pn.viewable.Viewer):
         self.param.dataset.objects = datasets
         params.setdefault("dataset", _most_quarantined(self.store, datasets))
         super().__init__(**params)
-        self.quarantine_table = pn.widgets.Tabulator(
-            pagination="remote",
-            page_size=PAGE_SIZE,
-            show_index=False,
-            disabled=True,
-            header_filters=True,
-            sizing_mode="stretch_width",
-        )
+        self.quarantine_table = paged_table(page_size=PAGE_SIZE, header_filters=True)
         self.quarantine_count = pn.pane.Markdown()
         self._choices()
         self.refresh_quarantine()
@@ -103,14 +96,8 @@ class QualityDashboard(pn.viewable.Viewer):
             + "' %>\"><%= value %></b>"
         )
         counts = dict.fromkeys(["landed", "promoted", "quarantined", "warned"], _COUNT)
-        widget = pn.widgets.Tabulator(
-            table,
-            formatters={"report": link, "status": status, **counts},
-            pagination="remote",
-            page_size=PAGE_SIZE,
-            show_index=False,
-            disabled=True,
-            sizing_mode="stretch_width",
+        widget = paged_table(
+            table, page_size=PAGE_SIZE, formatters={"report": link, "status": status, **counts}
         )
         return pn.Column(pn.pane.HoloViews(chart, sizing_mode="stretch_width"), widget)
 

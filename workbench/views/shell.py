@@ -39,6 +39,19 @@ class Checkbox(_Immediate, pn.widgets.Checkbox):
     pass
 
 
+def paged_table(value=None, *, page_size: int = 20, **params) -> pn.widgets.Tabulator:
+    """A read-only table, paginated on the server: the browser gets one page at a time."""
+    return pn.widgets.Tabulator(
+        value,
+        pagination="remote",
+        page_size=page_size,
+        show_index=False,
+        disabled=True,
+        sizing_mode="stretch_width",
+        **params,
+    )
+
+
 def show_error(exc: Exception) -> None:
     """A callback failed: tell the user in words (the workbench's messages say what to do)."""
     message = str(exc) if isinstance(exc, WorkbenchError) else f"{type(exc).__name__}: {exc}"
