@@ -51,12 +51,12 @@ def main() -> None:
     predictor = load_predictor(ws, NAME)
     folder = ws.path("models", NAME, str(resolve_version(ws, NAME)))
     forest = native.load(folder)
+    n_features = len(predictor.features)
     compile_seconds = None
     if forest is None:
-        code, compile_seconds = timed(
-            lambda: native.compile_forest(predictor.model.model_to_string())
+        forest, compile_seconds = timed(
+            lambda: native.compile_forest(predictor.model.model_to_string(), n_features)
         )
-        forest = native.NativeForest(code, len(predictor.features))
     compiled = dataclasses.replace(predictor, native=forest)
 
     base = wb.ml.read_features(ws, "flight_features").compute()

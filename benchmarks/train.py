@@ -178,10 +178,10 @@ def run(catalog, ws, name: str, table: Table) -> None:
     features = wb.ml.read_features(ws, spec.feature_set).persist()
     n = int(features.shape[0].compute())
     keys = catalog.features[spec.feature_set].keys
-    code, t_compile, _ = timed(lambda: native.compile_forest(predictor.model.model_to_string()))
-    compiled = dataclasses.replace(
-        predictor, native=native.NativeForest(code, len(predictor.features))
+    forest, t_compile, _ = timed(
+        lambda: native.compile_forest(predictor.model.model_to_string(), len(predictor.features))
     )
+    compiled = dataclasses.replace(predictor, native=forest)
     trees = predictor.model.num_trees()
     table.add_row(name, f"compile for native scoring ({trees} trees)", f"{t_compile:.1f}")
     scored = {}

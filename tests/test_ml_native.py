@@ -42,7 +42,7 @@ def _real_rows(ws: wb.Workspace) -> tuple[pd.DataFrame, list[str], dict[str, lis
     return pd.concat([rows, odd], ignore_index=True), predictor.features, predictor.categories
 
 
-@pytest.mark.parametrize("objective", ["binary", "regression"])
+@pytest.mark.parametrize("objective", ["binary", "regression", "poisson"])
 def test_compiled_forest_gives_lightgbm_scores(demo, objective):
     _, ws, _ = demo
     rows, features, categories = _real_rows(ws)
@@ -53,7 +53,7 @@ def test_compiled_forest_gives_lightgbm_scores(demo, objective):
     booster = lightgbm.train(params, train, num_boost_round=30)
     expected = booster.predict(encoded)
 
-    forest = native.NativeForest(native.compile_forest(booster.model_to_string()), len(features))
+    forest = native.compile_forest(booster.model_to_string(), len(features))
     matrix = feature_matrix(rows, features, categories)
     np.testing.assert_allclose(forest.predict(matrix), expected, rtol=0, atol=1e-12)
     # Threads split the rows; a pickled copy (what Dask workers get) loads the same code.
@@ -71,7 +71,8 @@ def test_compiled_forest_gives_lightgbm_scores(demo, objective):
     plain = Predictor("lightgbm", booster, task, features, categories)
     here = dataclasses.replace(plain, native=forest)
     elsewhere = dataclasses.replace(
-        plain, native=native.NativeForest(forest.code, len(features), "other-cpu")
+        plain,
+        native=native.NativeForest(forest.code, len(features), forest.objective, "other-cpu"),
     )
     assert here._native_here() and not elsewhere._native_here()
     np.testing.assert_allclose(here.predict(rows), expected, rtol=0, atol=1e-12)
@@ -130,3 +131,39 @@ def test_compiling_a_model_that_is_not_lightgbm_says_so(demo, tmp_path):
     done = CliRunner().invoke(app, ["model", "compile", "delay_glm", *args])
     assert done.exit_code != 0
     assert "only LightGBM models compile" in done.output
+
+
+@pytest.mark.parametrize("text", ["string[pyarrow]", "category", "object"])
+def test_feature_matrix_matches_a_column_by_column_build(text):
+    """The block-wise matrix equals one built column by column with plain pandas,
+    whatever the text's dtype, with numbers of several dtypes between the categories."""
+    rng = np.random.default_rng(3)
+    n = 5_000
+    frame = pd.DataFrame(
+        {
+            "a": rng.normal(size=n),
+            "carrier": pd.Series(rng.choice(["AA", "UA", "ZZ", None], size=n), dtype=text),
+            "b": pd.array(rng.integers(0, 9, size=n), dtype="Int64"),
+            "c": rng.normal(size=n).astype("float32"),
+            "origin": pd.Series(rng.choice(["JFK", "EWR", None], size=n), dtype=text),
+            "d": rng.normal(size=n),
+        }
+    )
+    frame.loc[::7, "b"] = pd.NA
+    frame.loc[::5, "a"] = np.nan
+    features = ["a", "carrier", "b", "c", "origin", "d"]
+    categories = {"carrier": ["AA", "DL", "UA"], "origin": ["EWR", "JFK", "LGA"]}
+    expected = np.column_stack(
+        [
+            frame[c].astype(object).map({v: i for i, v in enumerate(categories[c])})
+            if c in categories
+            else frame[c].astype("float64")
+            for c in features
+        ]
+    ).astype("float64")
+    got = feature_matrix(frame, features, categories)
+    assert got.flags["C_CONTIGUOUS"]
+    np.testing.assert_array_equal(got, expected)
+    # Unknown ("ZZ") and missing carriers are missing; known ones are their level's position.
+    assert np.isnan(got[(frame["carrier"] == "ZZ").fillna(False).to_numpy(bool), 1]).all()
+    assert set(np.unique(got[:, 1][~np.isnan(got[:, 1])])) == {0.0, 2.0}

@@ -17,6 +17,8 @@ import dask
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from workbench.catalog.load import columns_of
 from workbench.catalog.models import Catalog, FeatureSet, Lag
@@ -260,28 +262,59 @@ def encode_features(
 
 def _categorical(values: pd.Series, levels: list[str]) -> pd.Categorical:
     """``values`` on fixed levels; values never seen in training become missing."""
-    if not (
-        isinstance(values.dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(values.dtype)
-    ):  # numbers or mixed objects: compare as the text the levels were stored as
+    return pd.Categorical.from_codes(_level_codes(values, levels), categories=levels)
+
+
+def _level_codes(values: pd.Series, levels: list[str]) -> np.ndarray:
+    """Each value's position in ``levels``; -1 for missing values and for ones never seen in
+    training. Arrow-backed text is looked up in Arrow (a tenth of the time of a pandas lookup),
+    categories through their few distinct values."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        remap = np.append(pd.Index(levels).get_indexer(values.cat.categories.astype("str")), -1)
+        return remap[values.cat.codes.to_numpy()]  # code -1 (missing) picks the appended -1
+    if pd.api.types.is_string_dtype(values.dtype) and hasattr(values.array, "__arrow_array__"):
+        found = pc.index_in(values.array.__arrow_array__(), value_set=pa.array(levels))
+        return pc.fill_null(found, -1).to_numpy().astype("int64", copy=False)
+    if not pd.api.types.is_string_dtype(values.dtype):
+        # numbers or mixed objects: compare as the text the levels were stored as
         values = values.astype("str").where(values.notna())
-    codes = pd.Index(levels).get_indexer(values)  # -1: missing, or never seen in training
-    return pd.Categorical.from_codes(codes, categories=levels)
+    return pd.Index(levels).get_indexer(values)
 
 
 def feature_matrix(
     df: pd.DataFrame, features: list[str], categories: dict[str, list[str]]
 ) -> np.ndarray:
-    """Raw or encoded rows as LightGBM's trees see them, in one pass: a C-ordered float64
-    matrix with category codes for categorical features and NaN for anything missing."""
+    """Raw or encoded rows as LightGBM's trees see them: a C-ordered float64 matrix with
+    category codes for categorical features and NaN for anything missing.
+
+    The numeric columns are converted as one block and copied in runs of neighbouring
+    columns: a copy per column writes the row-major matrix with a stride of a whole row, eight
+    times slower on a 320k-row partition.
+    """
     out = np.empty((len(df), len(features)), dtype="float64")
-    for j, col in enumerate(features):
-        values = df[col]
-        if col in categories:
-            codes = _categorical(values, categories[col]).codes
-            out[:, j] = np.where(codes >= 0, codes, np.nan)
-        elif values.dtype == "float64":
-            out[:, j] = values.to_numpy()
-        else:
-            numbers = pd.to_numeric(values, errors="coerce")
-            out[:, j] = numbers.to_numpy(dtype="float64", na_value=np.nan)
+    numeric = [c for c in features if c not in categories]
+    if numeric:
+        frame = df[numeric]
+        if any(dtype != "float64" for dtype in frame.dtypes):
+            frame = frame.apply(lambda s: pd.to_numeric(s, errors="coerce"))
+        block = frame.to_numpy(dtype="float64", na_value=np.nan)
+        done = 0
+        for start, stop in _runs([features.index(c) for c in numeric]):
+            out[:, start:stop] = block[:, done : done + stop - start]
+            done += stop - start
+    for col in categories:
+        if col in features:
+            codes = _level_codes(df[col], categories[col])
+            out[:, features.index(col)] = np.where(codes >= 0, codes, np.nan)
     return out
+
+
+def _runs(positions: list[int]) -> list[tuple[int, int]]:
+    """Sorted positions as [start, stop) runs of consecutive numbers."""
+    runs: list[tuple[int, int]] = []
+    for pos in positions:
+        if runs and runs[-1][1] == pos:
+            runs[-1] = (runs[-1][0], pos + 1)
+        else:
+            runs.append((pos, pos + 1))
+    return runs

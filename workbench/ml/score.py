@@ -195,8 +195,7 @@ def compile_native(
     if not native.available():
         raise WorkbenchError("native scoring needs lleaves: pip install 'lleaves==1.3.0'")
     started = time.perf_counter()
-    code = native.compile_forest(predictor.model.model_to_string())
-    forest = native.NativeForest(code, len(predictor.features))
+    forest = native.compile_forest(predictor.model.model_to_string(), len(predictor.features))
     seconds = time.perf_counter() - started
     feature_set = model_spec(catalog, name).feature_set
     rows = read_features(ws, feature_set, columns=predictor.features).head(
