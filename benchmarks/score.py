@@ -104,6 +104,8 @@ def main() -> None:
         ratio = f"{base_seconds / seconds:.1f}x" if "native" in label else ""
         table.add_row(label, f"{rows:,}", f"{seconds:.1f}", f"{rows / seconds:,.0f}", ratio)
     matrix = feature_matrix(local, predictor.features, predictor.categories)
+    predictor.predict(local.head(1000), threads=2)  # warm: this process loads the machine code
+    forest.predict(matrix[:1000], threads=2)
     reference, t_lgb = timed(lambda: predictor.predict(local, threads=2))
     same, t_nat = timed(lambda: forest.predict(matrix, threads=2))
     _, t_prep = timed(lambda: feature_matrix(local, predictor.features, predictor.categories))
