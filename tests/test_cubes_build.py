@@ -8,7 +8,7 @@ import xarray as xr
 
 import workbench as wb
 from workbench.cubes.build import CubeError, current_version, refresh_cube
-from workbench.io.delta import read_table, write_table
+from workbench.io.delta import open_table, read_table, write_table
 
 from .conftest import DEMO_CATALOG
 
@@ -157,7 +157,8 @@ def test_a_joined_table_with_repeated_keys_is_refused_by_name(demo, tmp_path):
     twice = pd.concat([airlines, airlines.head(2)], ignore_index=True)
     write_table(dd.from_pandas(twice, npartitions=1), other.path("lake", "airlines"))
     join = next(j for j in catalog.datasets["flights_enriched"].joins if j.dataset == "airlines")
-    side = _right_plan(catalog, other, join, 0, {"airline_name"})
+    files = open_table(other.path("lake", "airlines"), 0).file_uris()
+    side = _right_plan(catalog, join, files, {"airline_name"})
     assert len(side.read()) == len(twice)
     with pytest.raises(WorkbenchError, match=r"airlines on \['carrier'\]: keys are not unique"):
         side.step()

@@ -212,5 +212,10 @@ def read_table(
 
 def table_rows(path: Path, version: int | None = None) -> int:
     """Row count of a version from the Delta log's file statistics, without reading data."""
-    adds = open_table(path, version).get_add_actions(flatten=True)
+    return rows_of(open_table(path, version))
+
+
+def rows_of(table: DeltaTable) -> int:
+    """Row count of an opened table version, from its log's file statistics."""
+    adds = table.get_add_actions(flatten=True)
     return int(pa.table(adds).column("num_records").to_pandas().sum()) if adds.num_rows else 0

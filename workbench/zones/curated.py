@@ -23,7 +23,7 @@ from workbench.catalog.load import columns_of, expression_names
 from workbench.catalog.models import Catalog, Derivation, Join
 from workbench.cluster import share
 from workbench.errors import WorkbenchError
-from workbench.io.delta import commit_info, open_table, table_rows, write_table
+from workbench.io.delta import commit_info, open_table, rows_of, table_rows, write_table
 from workbench.io.workspace import Workspace
 from workbench.zones.tables import read_dataset, table_path
 
@@ -73,27 +73,35 @@ def source_versions(catalog: Catalog, ws: Workspace, name: str) -> dict[str, int
     return {n: open_table(table_path(catalog, ws, n)).version() for n in names}
 
 
-def is_current(catalog: Catalog, ws: Workspace, name: str) -> bool:
+def is_current(
+    catalog: Catalog, ws: Workspace, name: str, versions: dict[str, int] | None = None
+) -> bool:
     """Whether curated ``name`` was built from the current versions of its source tables, so
-    computing it again from them gives the same rows."""
+    computing it again from them gives the same rows (``versions``: those current versions,
+    when the caller has them)."""
     path = ws.path("curated", name)
     if not DeltaTable.is_deltatable(str(path)):
         return False
     recorded = commit_info(path).get(SOURCES)
     try:
-        return recorded is not None and json.loads(recorded) == source_versions(catalog, ws, name)
+        current = versions if versions is not None else source_versions(catalog, ws, name)
     except WorkbenchError:  # a source table is missing
         return False
+    return recorded is not None and json.loads(recorded) == current
 
 
-def can_broadcast(catalog: Catalog, ws: Workspace, join: Join, version: int | None) -> bool:
+def can_broadcast(
+    catalog: Catalog, ws: Workspace, join: Join, version: int | None, rows: int | None = None
+) -> bool:
     """Whether the right side of ``join`` is small enough to send whole to every worker.
 
     ``broadcast-max-rows`` set to a number is a row limit. ``auto`` sizes the table in memory
     (8 bytes a value for its keys and requested columns, plus a direct-lookup array of up to
     four entries a row) against ``broadcast-memory-fraction`` of the smallest worker's memory.
+    ``rows``: the table's row count, when the caller has it.
     """
-    rows = table_rows(table_path(catalog, ws, join.dataset), version)
+    if rows is None:
+        rows = table_rows(table_path(catalog, ws, join.dataset), version)
     limit = config.get("broadcast-max-rows")
     if limit != "auto":
         return rows <= int(limit)
@@ -179,7 +187,9 @@ class DirectLookup:
         key = right[keys[0]]
         if key.isna().any() or key.min() < 0 or key.max() >= 4 * len(right) + 1024:
             return None
-        position = np.full(int(key.max()) + 1, -1, dtype=np.int64)
+        # int32 rows when they fit: half the memory to allocate (and page in) per worker
+        kind = np.int32 if len(right) < 2**31 - 1 else np.int64
+        position = np.full(int(key.max()) + 1, -1, dtype=kind)
         position[key.to_numpy(dtype="int64")] = np.arange(len(right))
         if np.count_nonzero(position >= 0) != len(right):
             return None  # repeated keys
@@ -196,14 +206,18 @@ class DirectLookup:
 
     def join(self, left: pd.DataFrame, join: Join) -> pd.DataFrame:
         keys = left[join.left_keys[0]]
-        ids = keys.to_numpy(dtype="float64", na_value=np.nan) if len(keys) else np.zeros(0)
-        inside = ~np.isnan(ids) & (ids >= 0) & (ids < len(self.position))
-        rows = np.full(len(left), -1, dtype=np.int64)
-        rows[inside] = self.position[ids[inside].astype(np.int64)]
+        if pd.api.types.is_integer_dtype(keys.dtype):  # no float round trip: -1 marks missing
+            ids = keys.to_numpy(dtype="int64", na_value=-1)
+        else:
+            ids = keys.to_numpy(dtype="float64", na_value=-1.0)
+            ids = np.where(ids == np.floor(ids), ids, -1).astype(np.int64)  # NaN, 2.5: no match
+        rows = self.position.take(ids, mode="clip")
+        rows[(ids < 0) | (ids >= len(self.position))] = -1
+        missing = bool((rows < 0).any())
         out = left.copy(deep=False)  # copy-on-write: new columns only
         for column in self.right.columns:
-            taken = pd.api.extensions.take(self.right[column].array, rows, allow_fill=True)
-            out[column] = pd.Series(taken, index=left.index)
+            taken = self.right[column].array.take(rows, allow_fill=missing)
+            out[column] = pd.Series(taken, index=left.index, copy=False)
         if join.how == "inner":
             out = out[rows >= 0]
         return out
@@ -267,6 +281,7 @@ class CuratedView:
     Built only when every right-hand table is small enough to broadcast. ``columns`` are the
     ``from`` columns to read; joins bring only the wanted columns (text as categoricals, so a
     join takes integer codes instead of copying strings); only the wanted derivations run.
+    ``files`` are the ``from`` table's files at its version.
     """
 
     source: str
@@ -274,6 +289,7 @@ class CuratedView:
     columns: list[str]
     steps: list[JoinStep | RightSide]
     derived: dict[str, Derivation]
+    files: tuple[str, ...] = ()
 
     def prepared(self) -> CuratedView:
         """The view with every right side read and indexed (see :func:`prepared_view`)."""
@@ -326,11 +342,24 @@ def curated_view(
     stored rows could differ from a fresh join), or a join is too large to broadcast.
     """
     ds = catalog.datasets[name]
-    if ds.zone != "curated" or not is_current(catalog, ws, name):
+    if ds.zone != "curated":
         return None
-    versions = source_versions(catalog, ws, name)
-    if not all(can_broadcast(catalog, ws, j, versions[j.dataset]) for j in ds.joins):
+    # Each source table opened once, at its current version: for that version, its size and
+    # its files (opening a table replays its log: tens of milliseconds each).
+    try:
+        tables = {
+            n: open_table(table_path(catalog, ws, n))
+            for n in [ds.from_, *(j.dataset for j in ds.joins)]
+        }
+    except WorkbenchError:  # a source table is missing
         return None
+    versions = {n: t.version() for n, t in tables.items()}
+    if not is_current(catalog, ws, name, versions):
+        return None
+    for j in ds.joins:
+        rows = rows_of(tables[j.dataset])
+        if not can_broadcast(catalog, ws, j, versions[j.dataset], rows):
+            return None
     need = set(wanted)
     derived = {}
     for column, spec in reversed(list(ds.derived.items())):
@@ -340,18 +369,17 @@ def curated_view(
     need |= {key for join in ds.joins for key in join.left_keys}
     steps = []
     for join in reversed(ds.joins):
-        side = _right_plan(catalog, ws, join, versions[join.dataset], need)
+        side = _right_plan(catalog, join, tables[join.dataset].file_uris(), need)
         if side is not None:
             steps.append(side)
     source_cols = columns_of(catalog, ds.from_)
     columns = [c for c in source_cols if c in need]
     derived = dict(reversed(derived.items()))
-    return CuratedView(ds.from_, versions, columns, steps[::-1], derived)
+    files = tuple(tables[ds.from_].file_uris())
+    return CuratedView(ds.from_, versions, columns, steps[::-1], derived, files)
 
 
-def _right_plan(
-    catalog: Catalog, ws: Workspace, join: Join, version: int, need: set[str]
-) -> RightSide | None:
+def _right_plan(catalog: Catalog, join: Join, files: list[str], need: set[str]) -> RightSide | None:
     """What a task reads to build one join's right side: the table's files and the columns."""
     renames = join.renames()
     if renames is None:
@@ -359,7 +387,6 @@ def _right_plan(
     keep = {old: new for old, new in renames.items() if new in need}
     if not keep and join.how == "left":
         return None  # a left join on unique keys that brings nothing wanted changes nothing
-    files = open_table(table_path(catalog, ws, join.dataset), version).file_uris()
     keys = list(zip(join.right_keys, _renamed_keys(join), strict=True))
     return RightSide(join, files, [*keys, *keep.items()])
 
