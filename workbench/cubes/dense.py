@@ -73,7 +73,10 @@ def _present_categories(values: pd.Series) -> tuple[np.ndarray, pd.Series]:
     distinct = pd.Series(categories.take(present))
     if counts[0]:
         lookup[0] = len(present)
-        distinct = pd.concat([distinct, pd.Series([None], dtype=distinct.dtype)], ignore_index=True)
+        # integer categories cannot hold a missing value: they become floats, as factorize does
+        kind = getattr(distinct.dtype, "kind", "O")
+        missing = pd.Series([np.nan]) if kind in "iub" else pd.Series([None], dtype=distinct.dtype)
+        distinct = pd.concat([distinct, missing], ignore_index=True)
     return lookup[slots], distinct
 
 

@@ -157,8 +157,10 @@ def _entry(code: bytes, digest: str):
             import llvmlite.binding as llvm
 
             # use_lmm: llvmlite's memory manager reserves one block for all the sections of the
-            # object; LLVM's default maps them apart, and the 32-bit offsets of the small code
-            # model then overflow (lleaves' segfaults with forests of ~1000 trees).
+            # object. LLVM's default maps each section on its own, where the 32-bit offsets of
+            # the small code model can overflow (lleaves warns of segfaults with the small code
+            # model on very large forests). The block holds only what the object declares, so
+            # the code must not need a GOT: no calls out (hence raw scores, no ``exp``).
             engine = llvm.create_mcjit_compiler(
                 llvm.parse_assembly(""), _target_machine(), use_lmm=True
             )
