@@ -166,3 +166,28 @@ def test_a_joined_table_with_repeated_keys_is_refused_by_name(demo, tmp_path):
     keys = pd.DataFrame({"__key0": [3, 1, 3], "v": [1.0, 2.0, 3.0]})
     assert DirectLookup.build(keys, ["__key0"]) is None
     assert DirectLookup.build(keys.drop_duplicates("__key0"), ["__key0"]) is not None
+
+
+def test_direct_lookup_matches_only_whole_keys():
+    """The direct lookup joins integer and float keys alike; a missing, negative, fractional or
+    too large key finds no row (rather than the row of its truncation), and rows that all match
+    keep the right side's values and dtypes."""
+    import pandas as pd
+
+    from workbench.catalog.models import Join
+    from workbench.zones.curated import DirectLookup
+
+    right = pd.DataFrame({"__key0": [0, 1, 2, 3], "name": pd.Categorical(["a", "b", "c", "d"])})
+    lookup = DirectLookup.build(right, ["__key0"])
+    assert lookup is not None
+    join = Join(dataset="r", left_on="k", right_on="id", how="left")
+    floats = pd.DataFrame({"k": [1.0, 2.5, float("nan"), -1.0, 9.0, 3.0]})
+    got = lookup.join(floats, join)["name"]
+    assert got.tolist()[0] == "b" and got.tolist()[5] == "d"
+    assert got.iloc[1:5].isna().all()
+    ints = pd.DataFrame({"k": pd.array([3, 0, 2], dtype="Int64")})
+    got = lookup.join(ints, join)["name"]
+    assert got.tolist() == ["d", "a", "c"] and isinstance(got.dtype, pd.CategoricalDtype)
+    assert lookup.join(ints.assign(k=pd.array([3, None, 2], dtype="Int64")), join)[
+        "name"
+    ].isna().tolist() == [False, True, False]
