@@ -128,7 +128,10 @@ def make_features(frame: dd.DataFrame, spec: FeatureSet) -> dd.DataFrame:
     out = frame.map_partitions(_row_features, spec, meta=_row_features(frame._meta, spec))
     for lag_name, lag in spec.lags.items():
         # All rows of one key in one partition, then a sort and a grouped shift per partition.
-        out = out.shuffle(on=lag.by).map_partitions(
+        # A one-partition table already has them together: a shuffle would only add its fixed
+        # cost (about 0.5 s of the flight features' 1.6 s build).
+        grouped = out if out.npartitions == 1 else out.shuffle(on=lag.by)
+        out = grouped.map_partitions(
             _add_lag, lag_name, lag, meta=_add_lag(out._meta, lag_name, lag)
         )
     time_column = [spec.split.column] if spec.split.column else []
