@@ -149,7 +149,8 @@ def test_a_joined_table_with_repeated_keys_is_refused_by_name(demo, tmp_path):
     import pandas as pd
 
     from workbench.errors import WorkbenchError
-    from workbench.zones.curated import DirectLookup, _right_plan
+    from workbench.zones.curated import _right_plan
+    from workbench.zones.joins import DirectLookup
 
     catalog, ws, _ = demo
     airlines = read_table(ws.path("lake", "airlines")).compute()
@@ -175,7 +176,7 @@ def test_direct_lookup_matches_only_whole_keys():
     import pandas as pd
 
     from workbench.catalog.models import Join
-    from workbench.zones.curated import DirectLookup
+    from workbench.zones.joins import DirectLookup
 
     right = pd.DataFrame({"__key0": [0, 1, 2, 3], "name": pd.Categorical(["a", "b", "c", "d"])})
     lookup = DirectLookup.build(right, ["__key0"])

@@ -61,7 +61,7 @@ def test_vacuum_removes_old_versions_and_crash_leftovers(client, tmp_path):
 
 def test_direct_lookup_join_equals_a_hash_merge():
     from workbench.catalog.models import Join
-    from workbench.zones.curated import DirectLookup
+    from workbench.zones.joins import DirectLookup
 
     right = pd.DataFrame(
         {"__key0": [1, 3, 4, 7], "name": ["a", "c", "d", "g"], "size": [10, 30, 40, 70]}

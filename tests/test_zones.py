@@ -154,7 +154,7 @@ def test_curated_join_by_shuffle_equals_the_broadcast_join(demo, tmp_path):
     """Right tables too big to broadcast go through Dask's hash join: same rows either way."""
     import dask
 
-    from workbench.io.delta import read_table, write_table
+    from workbench.io.delta import read_table, table_rows, write_table
     from workbench.zones.curated import can_broadcast
 
     catalog, ws, _ = demo
@@ -162,9 +162,10 @@ def test_curated_join_by_shuffle_equals_the_broadcast_join(demo, tmp_path):
     for name in ("flights", "airlines", "airports", "planes", "weather"):
         write_table(read_table(ws.path("lake", name)), other.path("lake", name))
     planes = next(j for j in catalog.datasets["flights_enriched"].joins if j.dataset == "planes")
-    assert can_broadcast(catalog, other, planes, None)  # auto: 3,322 rows fit any worker
+    rows = table_rows(other.path("lake", "planes"))
+    assert can_broadcast(catalog, planes, rows)  # auto: 3,322 rows fit any worker
     with dask.config.set({"workbench.broadcast-memory-fraction": 1e-9}):
-        assert not can_broadcast(catalog, other, planes, None)
+        assert not can_broadcast(catalog, planes, rows)
     with dask.config.set({"workbench.broadcast-max-rows": 10}):
         built = wb.build_curated(catalog, other, "flights_enriched")
     assert built.broadcast == ()

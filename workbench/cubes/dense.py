@@ -31,12 +31,8 @@ from workbench.cubes.cells import needed_columns as cube_columns
 from workbench.cubes.spec import category_members, truncate
 from workbench.io.delta import open_table
 from workbench.io.workspace import Workspace
-from workbench.zones.curated import (
-    CuratedView,
-    curated_view,
-    forget_prepared_views,
-    prepared_view,
-)
+from workbench.zones.curated import curated_view
+from workbench.zones.joins import CuratedView, forget_prepared_views, prepared_view
 from workbench.zones.tables import table_path
 
 
@@ -287,21 +283,20 @@ BATCH_ROWS = 4_000_000
 def dense_files(source: SourceFiles, files: list[str], cube: Cube, view) -> Partial | None:
     """Several Parquet files reduced in one task: one partial grid leaves it."""
     total: Partial | None = None
-    first = True
     view = prepared_view(view) if view is not None else None
     batch: list[Coded] = []
+    rows = 0
     for i, path in enumerate(files):
-        batch.append(code_frame(source.frame(path, view), cube))
-        if (
-            i + 1 < len(files)
-            and sum(len(c.codes[0]) if c.codes else 0 for c in batch) < BATCH_ROWS
-        ):
+        coded = code_frame(source.frame(path, view), cube)
+        batch.append(coded)
+        rows += len(coded.codes[0]) if coded.codes else 0
+        if rows < BATCH_ROWS and i + 1 < len(files):
             continue
         part = dense_partition(batch, cube)
-        total = part if first else merge_partials(cube, total, part)
-        first, batch = False, []
-        if total is None:
+        total = part if total is None else merge_partials(cube, total, part)
+        if total is None:  # the grid would be too large: the caller groups by instead
             return None
+        batch, rows = [], 0
     return total
 
 
