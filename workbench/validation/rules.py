@@ -194,28 +194,29 @@ def _to_float(text: pd.Series) -> pd.Series:
             pa.float64(),
         )
     except pa.ArrowInvalid:  # a form the pattern admits but Arrow does not: the slow way
-        return pd.to_numeric(text, errors="coerce").astype("float64")
-    return pd.Series(numbers.to_numpy(zero_copy_only=False), index=text.index, dtype="float64")
+        numbers = pd.to_numeric(text.to_numpy(), errors="coerce")
+    return _placed(np.asarray(numbers, dtype="float64"), text, "float64")
+
+
+# Whole numbers written as decimals ("12.0", "1e3") are ints; anything past int64 is not.
+_INT64_LIMIT = 2.0**63
 
 
 def _to_int(text: pd.Series) -> pd.Series:
     arr = _arrow_text(text)
-    whole = pc.match_substring_regex(arr, _INT)
+    whole = np.asarray(pc.match_substring_regex(arr, _INT).to_numpy(zero_copy_only=False), bool)
     try:
         ints = pc.cast(pc.if_else(whole, pc.utf8_trim_whitespace(arr), None), pa.int64())
-    except pa.ArrowInvalid:  # out of int64 range: the slow way
-        num = pd.to_numeric(text, errors="coerce")
-        return num.where(num.notna() & (num % 1 == 0)).astype("Int64")
-    values = pd.Series(
-        pd.array(ints.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get), dtype="Int64"),
-        index=text.index,
-    )
-    rest = ~np.asarray(whole.to_numpy(zero_copy_only=False), dtype=bool) & text.notna().to_numpy()
-    if rest.any():  # "12.0" and "1e3" are whole numbers written as decimals
-        floats = _to_float(text[rest])
-        integral = floats.where(floats.notna() & (floats % 1 == 0))
-        values[rest] = integral.astype("Int64")
-    return values
+        values = pd.array(ints.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get))
+    except pa.ArrowInvalid:  # out of int64 range: those values go the decimal way below
+        values = pd.array([pd.NA] * len(text), dtype="Int64")
+        whole = np.zeros(len(text), dtype=bool)
+    rest = ~whole & text.notna().to_numpy()
+    if rest.any():
+        floats = _to_float(text[rest]).to_numpy()
+        integral = np.isfinite(floats) & (floats % 1 == 0) & (np.abs(floats) < _INT64_LIMIT)
+        values[np.flatnonzero(rest)[integral]] = floats[integral].astype("int64")
+    return _placed(values, text, "Int64")
 
 
 def _to_bool(text: pd.Series) -> pd.Series:
@@ -228,18 +229,26 @@ def _to_datetime(text: pd.Series) -> pd.Series:
 
 
 def _to_date(text: pd.Series) -> pd.Series:
-    # The common YYYY-MM-DD form through Arrow (a bad value becomes null), the rest via pandas.
-    parsed = pc.strptime(_arrow_text(text), format="%Y-%m-%d", unit="us", error_is_null=True)
-    values = pd.Series(parsed.to_pandas(), index=text.index).astype("datetime64[us]")
-    rest = (text.notna() & values.isna()).to_numpy()
+    # The common YYYY-MM-DD form through Arrow, the rest via pandas. strptime rolls impossible
+    # days over (2023-02-29 became 2023-03-01), so a parse counts only if it prints back as
+    # the text it came from.
+    arr = _arrow_text(text)
+    parsed = pc.strptime(arr, format="%Y-%m-%d", unit="us", error_is_null=True)
+    exact = pc.equal(pc.strftime(parsed, format="%Y-%m-%d"), arr)
+    parsed = pc.if_else(pc.fill_null(exact, False), parsed, None)
+    values = np.asarray(parsed.to_numpy(zero_copy_only=False), dtype="datetime64[us]")
+    rest = text.notna().to_numpy() & np.isnat(values)
     if rest.any():
-        other = pd.to_datetime(text[rest], errors="coerce", format="ISO8601")
-        values[rest] = (
-            other.dt.tz_localize(None).dt.normalize().dt.as_unit("us")
-            if getattr(other.dt, "tz", None)
-            else other.dt.normalize().dt.as_unit("us")
-        )
-    return values
+        other = pd.to_datetime(text[rest].to_numpy(), errors="coerce", format="ISO8601")
+        other = other.tz_localize(None) if other.tz is not None else other
+        values[rest] = other.normalize().to_numpy(dtype="datetime64[us]")
+    return _placed(values, text, "datetime64[us]")
+
+
+def _placed(values: object, text: pd.Series, dtype: str) -> pd.Series:
+    """Values computed in ``text``'s row order, put back on its rows by position (never by
+    label: a partition's labels may start anywhere or repeat)."""
+    return pd.Series(values, dtype=dtype).set_axis(text.index)
 
 
 CASTS: dict[ColumnType, Callable[[pd.Series], pd.Series]] = {
