@@ -28,6 +28,7 @@ from workbench.runs import RunStore, now
 from workbench.zones.curated import build_curated
 from workbench.zones.landing import Batch, land, list_batches
 from workbench.zones.promote import promote_batch
+from workbench.zones.retention import promoted_digests
 
 
 @dataclass(frozen=True)
@@ -206,7 +207,10 @@ def _execute(catalog: Catalog, ws: Workspace, step: Step, batches: dict[str, Bat
     name = step.target
     if step.kind == "land":
         base = catalog.path.parent if catalog.path else None
-        batch = land(ws, name, resolve_source(catalog.datasets[name].source.path, base))
+        dataset = catalog.datasets[name]
+        # An appending source folder keeps its old files: land only what is not promoted yet.
+        skip = promoted_digests(ws, name) if dataset.load == "append" else ()
+        batch = land(ws, name, resolve_source(dataset.source.path, base), skip=skip)
         batches[name] = batch
         return StepResult(
             step.name,

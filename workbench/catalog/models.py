@@ -72,6 +72,11 @@ class References(_Rule):
 class Unique(_Rule):
     rule: Literal["unique"]
     columns: list[str]
+    across: Literal["batch", "lake"] = Field(
+        "batch",
+        description="batch: keys unique within each batch; lake: also against the keys the "
+        "lake already holds from other batches (for append loads)",
+    )
 
     _list = field_validator("columns", mode="before")(_as_list)
 
