@@ -339,6 +339,8 @@ def print_run_summary(result) -> None:
             )
             for code, r in d["reasons"].items():
                 action = "quarantined" if r["severity"] == "error" else "flagged, kept"
+                if r.get("quarantined_too"):
+                    action += f" ({r['quarantined_too']:,} quarantined rows failed it too)"
                 reasons.add_row(target, code, action, f"{r['rows']:,}")
         elif kind == "curate":
             per_zone.add_row(target, "", "", "", "", f"{s.rows_out:,}")
