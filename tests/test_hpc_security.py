@@ -3,6 +3,9 @@ beyond loopback speaks TLS unless told otherwise (issue 15, items 5 and 6)."""
 
 from __future__ import annotations
 
+import json
+import re
+import shlex
 from pathlib import Path
 
 import dask.config
@@ -108,3 +111,99 @@ def test_ordinary_values_still_pass_and_site_variables_in_paths_are_kept(tmp_pat
     with dask.config.set({"workbench.cluster.profiles.site": site}):
         text = job_script("site", cores=1, memory="1GB")
     assert "--local-directory $TMPDIR" in text and "cd $HOME; ls" in text
+
+
+# -- TLS whenever the scheduler is not on loopback -------------------------------------------
+
+
+def _cluster_interface() -> tuple[str, str]:
+    """A non-loopback interface of this machine with an IPv4 address (traffic to one's own
+    address stays on the machine)."""
+    import psutil
+
+    for name, addresses in psutil.net_if_addrs().items():
+        for a in addresses:
+            if a.family.name == "AF_INET" and not a.address.startswith("127."):
+                return name, a.address
+    pytest.skip("this machine has no non-loopback IPv4 interface")
+
+
+@pytest.mark.parametrize(
+    "where",
+    [{"scheduler_interface": "ib0"}, {"scheduler_host": "0.0.0.0"}, {"interface": "ib0"}],
+)
+def test_a_scheduler_beyond_loopback_gets_tls_without_any_security_setting(where, tmp_path):
+    p = resolve_profile("slurm", cores=1, memory="1GB", log_directory=str(tmp_path), **where)
+    assert p.cluster_kwargs["security"] is True  # dask-jobqueue: Security.temporary()
+    assert p.describe()["tls"] is True
+    # the workers' copy of the temporary key goes beside their logs, not the current folder
+    assert p.cluster_kwargs["shared_temp_directory"] == str(tmp_path)
+    plain = resolve_profile("slurm", cores=1, memory="1GB")
+    assert "security" not in plain.cluster_kwargs and plain.describe()["tls"] is False
+    with pytest.raises(wb.ProfileError, match="security is false.*beyond loopback.*pickles"):
+        resolve_profile("slurm", cores=1, memory="1GB", security=False, **where)
+
+
+def test_site_certificates_are_used_instead_of_temporary_ones(tmp_path):
+    from distributed.security import Security
+
+    files = {"ca-file": "/site/ca.pem", "cert": "/site/node.pem", "key": "/site/node.key"}
+    p = resolve_profile("slurm", cores=1, memory="1GB", scheduler_interface="ib0", security=files)
+    security = p.cluster_kwargs["security"]
+    assert isinstance(security, Security) and security.tls_worker_cert == "/site/node.pem"
+    assert security.require_encryption
+
+
+def test_job_script_of_a_cluster_interface_carries_tls_and_a_private_key_file(tmp_path):
+    interface, address = _cluster_interface()
+    logs = tmp_path / "logs"
+    script = job_script(
+        "slurm", cores=1, memory="1GB", scheduler_interface=interface, log_directory=str(logs)
+    )
+    assert f"tls://{address}:" in script and "--tls-ca-file" in script
+    key = re.search(r"--tls-key (\S+)", script).group(1)
+    assert Path(key).parent == logs
+    # dask-jobqueue removes the key file with the cluster; the folder stays private
+    assert (logs.stat().st_mode & 0o777) == 0o700
+
+
+def test_local_profile_off_loopback_speaks_tls(tmp_path):
+    _, address = _cluster_interface()
+    with dask.config.set({"workbench.cluster.local.host": address}):
+        client = wb.get_client("local", n_workers=1)
+    try:
+        assert client.scheduler.address.startswith(f"tls://{address}:")
+        workers = client.scheduler_info()["workers"]
+        assert workers and all(a.startswith("tls://") for a in workers)
+        assert client.submit(sum, [1, 2, 3]).result() == 6
+    finally:
+        wb.close_client(client)
+    # a plain TCP client is turned away
+    from distributed import Client
+
+    with dask.config.set({"workbench.cluster.local.host": address}):
+        client = wb.get_client("local", n_workers=1)
+    try:
+        plain = client.scheduler.address.replace("tls://", "tcp://")
+        with pytest.raises((OSError, TimeoutError)):
+            Client(plain, timeout="3s")
+    finally:
+        wb.close_client(client)
+
+
+def test_srun_layout_keeps_tls_with_private_credentials_in_the_job_folder(tmp_path):
+    path, ws = _orders(tmp_path)
+    job = submit_job(
+        path, ws, layout="srun", cores=1, processes=1, memory="1GB", dry_run=True,
+        scheduler_interface="ib0",
+    )  # fmt: skip
+    folder = Path(job.folder)
+    script = (folder / "job.sh").read_text()
+    words = shlex.split(script.splitlines()[-1])
+    options = json.loads(words[words.index("--dask-options") + 1])
+    tls = options["tls"]
+    assert tls["worker"]["key"] == str(folder / "tls" / "key.pem")
+    assert (folder / "tls").stat().st_mode & 0o777 == 0o700
+    for name in ("ca.pem", "cert.pem", "key.pem"):
+        assert (folder / "tls" / name).stat().st_mode & 0o777 == 0o600
+    assert "PRIVATE KEY" in (folder / "tls" / "key.pem").read_text()
