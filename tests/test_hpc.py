@@ -523,6 +523,24 @@ def test_srun_layout_scheduler_file_client_and_workers_as_tasks(slurm, tmp_path)
 
 
 @pytest.mark.slurm
+def test_srun_layout_on_a_cluster_interface_speaks_tls(slurm, tmp_path):
+    interface, address = _cluster_interface()
+    path, catalog, ws = _orders(tmp_path, n=200)
+    job = submit_job(
+        path, ws, ["orders"], layout="srun", cores=1, processes=1, memory="2GB",
+        walltime="00:10:00", directives=["--overcommit"], scheduler_interface=interface,
+    )  # fmt: skip
+    info = _wait_job(ws, job.id, timeout=180)
+    err = (Path(job.folder) / "job.err").read_text()
+    assert info.status == "succeeded", err[-3000:]
+    # scheduler, worker and client tasks all on TLS, with the job's own credentials
+    assert re.search(rf"Scheduler at:\s+tls://{re.escape(address)}:\d+", err)
+    assert re.search(r"Start worker at:\s+tls://", err)
+    assert "srun cluster: 1 workers" in (Path(job.folder) / "job.out").read_text()
+    assert len(wb.read_dataset(catalog, ws, "orders").compute()) > 0
+
+
+@pytest.mark.slurm
 def test_failed_job_reports_the_first_error_of_its_run(slurm, tmp_path):
     path, catalog, ws = _orders(tmp_path)
     (tmp_path / "data" / "customers.csv").unlink()  # the catalog names a file that is gone
