@@ -207,3 +207,20 @@ def test_srun_layout_keeps_tls_with_private_credentials_in_the_job_folder(tmp_pa
     for name in ("ca.pem", "cert.pem", "key.pem"):
         assert (folder / "tls" / name).stat().st_mode & 0o777 == 0o600
     assert "PRIVATE KEY" in (folder / "tls" / "key.pem").read_text()
+
+
+def test_directive_lines_built_from_a_request_are_checked_at_the_sink():
+    from workbench.hpc.systems import SYSTEMS, Request
+
+    fine = Request("job", "/ws/jobs/a/job.out", "/ws/jobs/a/job.err", "01:00:00", memory="16 GB")
+    for system in SYSTEMS.values():
+        assert f"{system.prefix} " in system.header(fine)
+        for bad in (
+            {"queue": "q\nid"},
+            {"out": "/ws/$(id)/job.out"},
+            {"extra": ("--a", "--b;id")},
+            {"memory": "1GB`id`"},
+        ):
+            values = {**fine.__dict__, **bad}
+            with pytest.raises(wb.ProfileError, match="contains"):
+                system.header(Request(**values))

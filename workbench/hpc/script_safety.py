@@ -31,7 +31,6 @@ WORD_KEYS = frozenset(
         "account",
         "project",
         "walltime",
-        "memory",
         "cores",
         "processes",
         "job-name",
@@ -50,6 +49,7 @@ WORD_KEYS = frozenset(
 )
 DIRECTIVE_KEYS = frozenset(
     {
+        "memory",  # parsed to bytes before dask-jobqueue writes it; "16 GB" is a fine value
         "job-extra-directives",
         "worker-extra-args",
         "worker-command",

@@ -166,10 +166,12 @@ class Lsf(BatchSystem):
 def check_request(req: Request) -> None:
     """Refuse a request whose values could end a directive line and start a shell command."""
     where = f"job {req.name}"
-    for key in ("name", "walltime", "memory", "queue", "account"):
+    for key in ("name", "walltime", "queue", "account"):
         value = getattr(req, key)
         if value is not None:
             check_word(key, value, where)
+    if req.memory is not None:
+        check_directive("memory", req.memory, where)
     for key in ("out", "err"):  # paths under the workspace
         check_directive("workspace path", getattr(req, key), where)
     for directive in req.extra:
