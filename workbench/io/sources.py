@@ -32,12 +32,21 @@ def resolve_source(path: str, base: Path | None = None) -> list[Path]:
     if path.startswith(PKG_SCHEME):
         package, _, inner = path[len(PKG_SCHEME) :].partition("/")
         try:
-            files = [Path(str(importlib.resources.files(package).joinpath(inner)))]
+            root = Path(str(importlib.resources.files(package))).resolve()
         except ModuleNotFoundError as exc:
             raise CatalogError(
                 f"source {path!r}: Python package {package!r} is not installed; "
                 f"`pip install {package}`."
             ) from exc
+        # Resolved (``..``, symlinks) before the check: a pkg:// path reads its package only.
+        target = root.joinpath(inner).resolve()
+        if target != root and root not in target.parents:
+            raise CatalogError(
+                f"source {path!r} leaves package {package!r} ({root}): a pkg:// path names a "
+                f"file inside the package, without '..' or a leading '/'. Fix `source.path` "
+                "in the catalog, or give a plain file path for files outside it."
+            )
+        files = [target]
     else:
         pattern = Path(path) if Path(path).is_absolute() or base is None else base / path
         files = [Path(p) for p in sorted(glob.glob(str(pattern)))]
