@@ -151,7 +151,8 @@ def _fast_parse(data: bytes, na_values: tuple[str, ...], delimiter: str):
 
 
 def _all_text(data: bytes, delimiter: str) -> dict[str, pa.DataType]:
-    first = data.split(b"\n", 1)[0].decode("utf-8").rstrip("\r")
+    end = data.find(b"\n")
+    first = (data if end < 0 else data[:end]).decode("utf-8").rstrip("\r")
     names = next(csv.reader([first], delimiter=delimiter))
     return {name: pa.string() for name in names}
 

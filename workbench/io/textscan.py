@@ -83,6 +83,10 @@ def _bounded(chunks: Iterator[bytes], start: int, stop: int | None) -> Iterator[
 
 
 def read_range(path: Path, start: int, stop: int) -> bytes:
+    if not is_compressed(path):  # one read, no chunks to join
+        with path.open("rb") as f:
+            f.seek(start)
+            return f.read(stop - start)
     return b"".join(iter_text(path, start, stop))
 
 
@@ -111,6 +115,19 @@ def header_line(path: Path) -> bytes:
     return body
 
 
+def _line_ends(raw: np.ndarray, *, has_cr: bool) -> tuple[np.ndarray, np.ndarray | int]:
+    """Positions of line ends (\\n, or a \\r not followed by \\n) and, per end, 1 where it is
+    the \\n of a \\r\\n (that \\r is not content)."""
+    nl = raw == NL
+    if not has_cr:  # most files: one comparison, no look-around
+        return np.flatnonzero(nl), 0
+    cr = raw == CR
+    lone_cr = cr.copy()
+    lone_cr[:-1] &= ~nl[1:]
+    ends = np.flatnonzero(nl | lone_cr)
+    return ends, nl[ends] & (ends > 0) & cr[np.maximum(ends - 1, 0)]
+
+
 class _Scanner:
     """State carried between chunks: lines ended, non-empty lines, quote parity, cuts."""
 
@@ -128,19 +145,15 @@ class _Scanner:
         if not data:
             return
         raw = np.frombuffer(data, dtype=np.uint8)
-        nl, cr = raw == NL, raw == CR
-        lone_cr = cr.copy()
-        lone_cr[:-1] &= ~nl[1:]
-        ends = np.flatnonzero(nl | lone_cr)
+        ends, crlf = _line_ends(raw, has_cr=b"\r" in data)
         if len(ends):
             starts = np.concatenate([[self.line_start - self.pos], ends[:-1] + 1])
-            crlf = nl[ends] & (ends > 0) & cr[np.maximum(ends - 1, 0)]
             self.non_empty += int(np.count_nonzero(ends - starts - crlf > 0))
-        quotes = np.flatnonzero(raw == QUOTE)
         if len(ends) and self.pos + len(data) > self.cut:
-            self._cut_blocks(ends, quotes)
+            self._cut_blocks(ends, np.flatnonzero(raw == QUOTE))
+        # Quote parity matters only where a block may start; elsewhere bytes.count is enough.
+        self.quotes = (self.quotes + data.count(b'"')) % 2
         self.lines_ended += len(ends)
-        self.quotes = (self.quotes + len(quotes)) % 2
         if len(ends):
             self.line_start = self.pos + int(ends[-1]) + 1
         self.pos += len(data)

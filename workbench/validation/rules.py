@@ -138,7 +138,32 @@ def _in_set(df: pd.DataFrame, rule: InSet, ctx: RuleContext) -> Masks:
 def _references(df: pd.DataFrame, rule: References, ctx: RuleContext) -> Masks:
     keys = ctx.reference_keys[(rule.dataset, rule.key)]
     values = df[rule.column]
-    return {reason_code(rule, rule.column): values.notna() & ~values.isin(keys)}
+    found = _dense_lookup(keys, values)
+    if found is None:
+        found = values.isin(keys).to_numpy(dtype=bool)
+    return {reason_code(rule, rule.column): values.notna().to_numpy() & ~found}
+
+
+def _dense_lookup(keys: np.ndarray, values: pd.Series) -> np.ndarray | None:
+    """Membership through a bitmap over the key range, when keys are integers that fill most
+    of it (surrogate keys): pandas' isin would hash millions of keys again per partition."""
+    if keys.dtype.kind not in "iu" or not len(keys) or values.dtype.kind not in "iu":
+        return None
+    low, high = int(keys.min()), int(keys.max())
+    if high - low > 8 * len(keys) + 4096:
+        return None
+    bitmap = _bitmap(keys, low, high)
+    ints = values.to_numpy(dtype="int64", na_value=low - 1)
+    inside = (ints >= low) & (ints <= high)
+    found = np.zeros(len(ints), dtype=bool)
+    found[inside] = bitmap[ints[inside] - low]
+    return found
+
+
+def _bitmap(keys: np.ndarray, low: int, high: int) -> np.ndarray:
+    bitmap = np.zeros(high - low + 1, dtype=bool)
+    bitmap[keys.astype("int64") - low] = True
+    return bitmap
 
 
 @register(Unique)
@@ -229,20 +254,29 @@ def _to_datetime(text: pd.Series) -> pd.Series:
 
 
 def _to_date(text: pd.Series) -> pd.Series:
-    # The common YYYY-MM-DD form through Arrow, the rest via pandas. strptime rolls impossible
-    # days over (2023-02-29 became 2023-03-01), so a parse counts only if it prints back as
-    # the text it came from.
-    arr = _arrow_text(text)
-    parsed = pc.strptime(arr, format="%Y-%m-%d", unit="us", error_is_null=True)
-    exact = pc.equal(pc.strftime(parsed, format="%Y-%m-%d"), arr)
-    parsed = pc.if_else(pc.fill_null(exact, False), parsed, None)
-    values = np.asarray(parsed.to_numpy(zero_copy_only=False), dtype="datetime64[us]")
+    # The common YYYY-MM-DD form through Arrow, the rest via pandas.
+    values = np.asarray(_arrow_dates(_arrow_text(text)), dtype="datetime64[us]")
     rest = text.notna().to_numpy() & np.isnat(values)
     if rest.any():
         other = pd.to_datetime(text[rest].to_numpy(), errors="coerce", format="ISO8601")
         other = other.tz_localize(None) if other.tz is not None else other
         values[rest] = other.normalize().to_numpy(dtype="datetime64[us]")
     return _placed(values, text, "datetime64[us]")
+
+
+def _arrow_dates(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """YYYY-MM-DD texts as dates, null where the text is anything else."""
+    try:  # Arrow's own ISO parser: strict, and refuses impossible days such as 2023-02-29
+        dates = pc.cast(arr, pa.date32())
+    except pa.ArrowInvalid:  # one text it refuses: decide value by value, still in Arrow
+        dates = pc.strptime(arr, format="%Y-%m-%d", unit="us", error_is_null=True)
+        # strptime rolls impossible days over (2023-02-29 became 2023-03-01): a date counts
+        # only if its day of month is the one written.
+        shape = pc.match_substring_regex(arr, r"^\d{4}-\d{2}-\d{2}$")
+        day = pc.if_else(shape, pc.utf8_slice_codeunits(arr, 8, 10), None)
+        exact = pc.equal(pc.day(dates), pc.cast(day, pa.int64()))
+        dates = pc.if_else(pc.fill_null(exact, False), dates, None)
+    return pc.cast(dates, pa.timestamp("us")).to_numpy(zero_copy_only=False)
 
 
 def _placed(values: object, text: pd.Series, dtype: str) -> pd.Series:
