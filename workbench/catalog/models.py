@@ -245,6 +245,17 @@ class Thresholds(_Strict):
     max_quarantined_fraction: float = Field(1.0, ge=0, le=1)
 
 
+class Pii(_Strict):
+    """How columns tagged ``pii`` are masked for users without the ``pii`` permission.
+
+    ``hash`` keeps values comparable (equal inputs give equal outputs, so counts and joins still
+    work) with an HMAC whose key comes from ``WORKBENCH_PII_KEY``, never from the catalog;
+    ``redact`` replaces every value.
+    """
+
+    mask: Literal["hash", "redact"] = "hash"
+
+
 class Dataset(_Strict):
     """A table of the lake (``zone: lake``, from a landed source) or a curated table."""
 
@@ -252,6 +263,10 @@ class Dataset(_Strict):
     description: str = ""
     source: Source | None = None
     schema_: dict[str, ColumnType] = Field(default_factory=dict, alias="schema")
+    column_tags: dict[str, list[str]] = Field(
+        default_factory=dict, description="filled from the tagged form of `schema`"
+    )
+    pii: Pii | None = Field(None, description="masking of pii columns; default: the catalog's")
     keys: list[str] = Field(default_factory=list)
     rules: list[Rule] = Field(default_factory=list)
     dataset_rules: list[DatasetRule] = Field(default_factory=list)
@@ -265,6 +280,31 @@ class Dataset(_Strict):
     from_: str | None = Field(None, alias="from")
     joins: list[Join] = Field(default_factory=list)
     derived: dict[str, Derivation] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tagged_schema(cls, data: Any) -> Any:
+        """Split ``{type, tags}`` entries into the plain type and ``column_tags``, so the rest of
+        the workbench keeps reading ``schema_`` as column -> type."""
+        schema = data.get("schema") if isinstance(data, dict) else None
+        if not isinstance(schema, dict) or not any(isinstance(v, dict) for v in schema.values()):
+            return data
+        if "column_tags" in data:
+            raise ValueError("tag columns in `schema` ({type: string, tags: [pii]})")
+        tagged = {k: v for k, v in schema.items() if isinstance(v, dict)}
+        for column, entry in tagged.items():
+            if set(entry) - {"type", "tags"} or "type" not in entry:
+                raise ValueError(
+                    f"schema column `{column}`: give {{type: string, tags: [pii]}} "
+                    f"(got keys {sorted(entry)})"
+                )
+        return {
+            **data,
+            "schema": {k: v["type"] if k in tagged else v for k, v in schema.items()},
+            "column_tags": {
+                k: _as_list(v["tags"]) for k, v in tagged.items() if v.get("tags") is not None
+            },
+        }
 
     @field_validator("derived", mode="before")
     @classmethod
@@ -385,6 +425,7 @@ class Catalog(_Strict):
     cubes: dict[str, Cube] = Field(default_factory=dict)
     features: dict[str, FeatureSet] = Field(default_factory=dict)
     models: dict[str, Model] = Field(default_factory=dict)
+    pii: Pii = Field(default_factory=Pii, description="masking of pii columns (hash or redact)")
     _path: Path | None = PrivateAttr(None)
 
     @property
