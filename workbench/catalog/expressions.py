@@ -400,10 +400,8 @@ class _Compiler:
     def arguments(self, name: str, call: Call, args: list[ast.expr], depth: int) -> list[Run]:
         low, high = call.arity()
         if not low <= len(args) <= high:
-            raise ExpressionError(
-                f"'{name}' takes {low if low == high else f'{low} to {high}'} arguments, "
-                f"not {len(args)}, in expression {_shown(self.text)}."
-            )
+            count = low if low == high else f"{low} to {high}"
+            raise self.refuse(f"'{name}' with {len(args)} arguments", f"{count} arguments")
         return [
             self.argument(name, kind, arg, depth)
             for kind, arg in zip(call.args, args, strict=False)
