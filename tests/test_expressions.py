@@ -240,8 +240,7 @@ def _by_hand(df: pd.DataFrame) -> dict[str, pd.Series]:
         "a.fillna(0) + 1": a.fillna(0) + 1,
         "where(k, a, 0)": pd.Series(np.where(k, a, 0), index=df.index),
         "s.str.len() > 2": s.str.len() > 2,
-        "s.str.startswith('J') | s.str.endswith('R')": s.str.startswith("J")
-        | s.str.endswith("R"),
+        "s.str.startswith('J') | s.str.endswith('R')": s.str.startswith("J") | s.str.endswith("R"),
         "s.str.contains('=')": s.str.contains("=", regex=False),
         "s.str.lower() == 'jfk'": s.str.lower() == "jfk",
         "sqrt(abs(a)) + floor(b) - ceil(b)": np.sqrt(a.abs()) + np.floor(b) - np.ceil(b),
