@@ -9,6 +9,7 @@ OWASP's CSV-injection guidance advises. Numbers stay numbers: only text cells ch
 
 from __future__ import annotations
 
+import csv
 import io
 
 import pandas as pd
@@ -35,7 +36,9 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
 
 def csv_text(frame: pd.DataFrame) -> str:
     """``frame`` as CSV text for a download (no index), formulas neutralised."""
-    return neutralise_formulas(frame).to_csv(index=False)
+    # Text always quoted: pandas leaves a field holding a bare carriage return unquoted, and
+    # readers then split the row there, so a hidden `=...` would start a new line's first cell.
+    return neutralise_formulas(frame).to_csv(index=False, quoting=csv.QUOTE_NONNUMERIC)
 
 
 def excel_bytes(frame: pd.DataFrame, sheet: str = "data") -> bytes:
