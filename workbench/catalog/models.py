@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from workbench.catalog.base import _as_list, _Strict
+from workbench.catalog.expressions import ExpressionText
 from workbench.catalog.learning import (  # noqa: F401 - re-exported: the catalog's public models
     ESTIMATORS,
     FeatureSet,
@@ -119,8 +120,8 @@ class Regex(_Rule):
 
 class Expression(_Rule):
     rule: Literal["expression"]
-    expr: str = Field(
-        description="a vectorised boolean expression (pandas.eval) true for good rows"
+    expr: ExpressionText = Field(
+        description="a boolean expression (docs/expressions.md) true for good rows"
     )
 
 
@@ -221,7 +222,9 @@ class Join(_Strict):
 class Derivation(_Strict):
     """One derived column: exactly one of the fields is set."""
 
-    expr: str | None = Field(None, description="pandas.eval expression over columns")
+    expr: ExpressionText | None = Field(
+        None, description="an expression over columns (docs/expressions.md)"
+    )
     is_null: str | None = Field(None, description="true where the column is missing")
     make_date: list[str] | None = Field(None, description="[year, month, day] columns -> date")
 
@@ -384,7 +387,9 @@ class Dimension(_Strict):
 class Measure(_Strict):
     agg: Literal["sum", "count", "min", "max"]
     column: str | None = Field(None, description="omit with agg: count to count rows")
-    where: str | None = Field(None, description="count or sum only rows where this is true")
+    where: ExpressionText | None = Field(
+        None, description="count or sum only rows where this is true (docs/expressions.md)"
+    )
 
     @model_validator(mode="after")
     def _column(self) -> Measure:
@@ -397,7 +402,7 @@ class Cube(_Strict):
     source: str
     dimensions: dict[str, Dimension]
     measures: dict[str, Measure]
-    derived_measures: dict[str, str] = Field(
+    derived_measures: dict[str, ExpressionText] = Field(
         default_factory=dict, description="name -> expression over stored measures, e.g. a / b"
     )
     aggregates: list[list[str]] | None = Field(

@@ -159,7 +159,7 @@ def catalog_show(
 
 @catalog_app.command("check")
 def catalog_check(catalog: CatalogOpt = DEFAULT_CATALOG) -> None:
-    """Check the catalog: syntax, keys, types, references, cycles, columns."""
+    """Check the catalog: syntax, keys, types, references, cycles, columns, expressions."""
     with _reported():
         cat = load_catalog(catalog)
     console.print(

@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from workbench.catalog.expressions import evaluate as evaluate_expression
 from workbench.catalog.models import (
     Between,
     Castable,
@@ -187,15 +188,9 @@ def _regex(df: pd.DataFrame, rule: Regex, ctx: RuleContext) -> Masks:
 
 @register(Expression)
 def _expression(df: pd.DataFrame, rule: Expression, ctx: RuleContext) -> Masks:
-    try:
-        ok = df.eval(rule.expr)
-    except Exception as exc:  # pandas raises many types for a bad expression
-        raise CatalogError(
-            f"rule expression {rule.expr!r} cannot be evaluated: {exc}. "
-            "Use column names and pandas.eval syntax."
-        ) from exc
+    ok = evaluate_expression(rule.expr, df)
     # A row where the expression cannot be decided (missing values) has not been shown good.
-    return {reason_code(rule, None): ~pd.Series(ok, index=df.index).fillna(False).astype(bool)}
+    return {reason_code(rule, None): ~ok.fillna(False).astype(bool)}
 
 
 # --- casting text to the declared types ---------------------------------------------------------
