@@ -25,7 +25,7 @@ def _parse(spec: str) -> tuple[str, str]:
 def test_environment_yml_matches_pyproject():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     wanted = dict(_parse(d) for d in project["dependencies"])
-    for extra in ("lab", "hpc", "browser"):
+    for extra in ("lab", "hpc", "browser", "docs"):
         wanted.update(_parse(d) for d in project["optional-dependencies"][extra])
     env = yaml.safe_load((REPO / "environment.yml").read_text())
     have = {}
