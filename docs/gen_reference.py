@@ -48,14 +48,14 @@ def _type_of(prop: dict[str, Any]) -> str:
     if kind == "object":
         values = prop.get("additionalProperties")
         return f"map of name to {_type_of(values)}" if isinstance(values, dict) else "map"
-    names = {"string": "str", "integer": "int", "number": "float", "boolean": "bool", "null": "null"}
-    text = names.get(kind, kind or "any")
+    text = _JSON_TYPES.get(kind, kind or "any")
     limits = [f"{op} {prop[k]}" for k, op in _LIMITS.items() if k in prop]
     if "pattern" in prop:
         limits.append(f"matching `{prop['pattern']}`")
     return f"{text} ({', '.join(limits)})" if limits else text
 
 
+_JSON_TYPES = {"string": "str", "integer": "int", "number": "float", "boolean": "bool"}
 _LIMITS = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
 
 

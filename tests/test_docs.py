@@ -32,7 +32,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_catalog_reference_lists_the_models_fields(site: Path) -> None:
     page = (site / "reference" / "catalog.html").read_text()
-    for field in ("max_quarantined_fraction", "keep_versions", "promote_margin", "derived_measures"):
+    fields = ("max_quarantined_fraction", "keep_versions", "promote_margin", "derived_measures")
+    for field in fields:
         assert field in page, field
     for model in ("Dataset", "Cube", "FeatureSet", "Model", "Thresholds"):
         assert f'id="{model.lower()}"' in page, model
