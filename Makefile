@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 PORT   ?= 5006
 
-.PHONY: demo test serve lab bench lint clean
+.PHONY: demo test docs serve lab bench lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,12 @@ demo: $(STAMP)
 test: $(DEV_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+## docs: the documentation site into build/site (offline; reference pages generated from the code)
+docs: $(DEV_STAMP)
+	$(BIN)/mkdocs build --strict --site-dir build/site
+
 ## serve: the Panel dashboards on http://127.0.0.1:$(PORT) (run `make demo` first);
-## SERVE_ARGS="--credentials users.yaml" turns on sign-in (see README "Dashboards")
+## SERVE_ARGS="--credentials users.yaml" turns on sign-in (see docs/howto/dashboards.md)
 serve: $(STAMP)
 	$(BIN)/workbench serve --port $(PORT) $(SERVE_ARGS)
 
