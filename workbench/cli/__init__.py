@@ -20,7 +20,6 @@ from rich.table import Table
 
 from workbench.catalog import columns_of, load_catalog
 from workbench.errors import DatasetNotFound, WorkbenchError
-from workbench.io.workspace import Workspace
 
 app = typer.Typer(
     help="Dask analytics workbench: data lake, cubes and ML from one catalog.",
@@ -248,6 +247,8 @@ def run(
 
 
 def _open(catalog: Path, workspace: Path | None):
+    from workbench.io.workspace import Workspace
+
     cat = load_catalog(catalog)
     return cat, Workspace.for_catalog(cat, workspace)
 

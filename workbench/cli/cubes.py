@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-import pandas as pd
 import typer
 from rich.table import Table
 
@@ -141,6 +140,8 @@ def cube_query(
 
 
 def _cell(value) -> str:
+    import pandas as pd
+
     if isinstance(value, float):
         return f"{value:,.3f}"
     if isinstance(value, pd.Timestamp):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-import pandas as pd
 import typer
 from rich.table import Table
 
@@ -36,6 +35,8 @@ def quarantine_show(
     as_json: JsonOpt = False,
 ) -> None:
     """Quarantined rows with batch, file, line and reasons."""
+    import pandas as pd
+
     from workbench.zones.quarantine import quarantined
 
     with _reported():
@@ -90,6 +91,8 @@ def lake_history(
     as_json: JsonOpt = False,
 ) -> None:
     """Versions of a lake, curated or quarantine table (read any with version=N)."""
+    import pandas as pd
+
     from workbench.io.delta import history, table_rows
     from workbench.zones.tables import table_path
 
