@@ -5,6 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 PORT   ?= 5006
+CATALOG ?= data_catalog.yaml
+# JupyterLab refuses to start as root without this; containers often run as root.
+LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: demo test serve lab bench lint clean
 
@@ -20,22 +23,23 @@ $(DEV_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $@ $(STAMP)
 
-## demo: run the whole pipeline of data_catalog.yaml on a local Dask cluster
+## demo: run the whole pipeline of $(CATALOG) (data_catalog.yaml) on a local Dask cluster
 demo: $(STAMP)
-	$(BIN)/workbench run
+	$(BIN)/workbench run --catalog $(CATALOG)
 
 ## test: run the test suite (lint included)
 test: $(DEV_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## serve: the Panel dashboards on http://127.0.0.1:$(PORT) (run `make demo` first);
+## CATALOG=my_catalog.yaml serves another catalog's workspace;
 ## SERVE_ARGS="--credentials users.yaml" turns on sign-in (see README "Dashboards")
 serve: $(STAMP)
-	$(BIN)/workbench serve --port $(PORT) $(SERVE_ARGS)
+	$(BIN)/workbench serve --port $(PORT) --catalog $(CATALOG) $(SERVE_ARGS)
 
 ## lab: JupyterLab on 127.0.0.1 with the notebooks
 lab: $(DEV_STAMP)
-	$(BIN)/jupyter lab --ip 127.0.0.1 --notebook-dir notebooks
+	$(BIN)/jupyter lab --ip 127.0.0.1 --notebook-dir notebooks $(LAB_ROOT)
 
 ## bench: time the workbench against peers (DuckDB, pandas) on the demo data
 bench: $(DEV_STAMP)

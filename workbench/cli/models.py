@@ -134,7 +134,7 @@ def model_show(
     as_json: JsonOpt = False,
 ) -> None:
     """Metadata of one version (default: production): metrics, lineage, importance."""
-    from workbench.ml.registry import alias_history, model_metadata
+    from workbench.ml.registry import alias_history, aliases, model_metadata
 
     with _reported():
         _, ws = _open(catalog, workspace)
@@ -144,7 +144,13 @@ def model_show(
     if as_json:
         _print_json(meta)
         return
-    console.print(f"[bold]{name}[/] v{meta['version']} ({meta['estimator']}), {meta['reason']}")
+    held = [a for a, v in aliases(ws, name).items() if v == meta["version"]]
+    console.print(
+        f"[bold]{name}[/] v{meta['version']} ({meta['estimator']}), registered "
+        f"{meta.get('registered_at', '')[:19]}, aliases: {', '.join(held) or 'none'}; "
+        f"trained because: {meta['reason']}",
+        highlight=False,
+    )
     console.print(f"data: {json.dumps(meta['data'])}")
     console.print(f"params: {json.dumps(meta['params'])}")
     console.print(f"test: {_metric_text(meta['metrics'])}")
