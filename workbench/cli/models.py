@@ -265,7 +265,8 @@ def model_predict(
     catalog: CatalogOpt = DEFAULT_CATALOG,
     workspace: WorkspaceOpt = None,
 ) -> None:
-    """Score one record given as FEATURE=VALUE pairs (missing features count as unknown)."""
+    """Score one record given as FEATURE=VALUE pairs (missing features count as unknown and are
+    listed; a name the model does not know is an error)."""
     from workbench.ml.score import predict_one
 
     record = {}
@@ -279,7 +280,7 @@ def model_predict(
             record[key] = value
     with _reported():
         _, ws = _open(catalog, workspace)
-        _print_json(predict_one(ws, name, record, alias=alias))
+        _print_json(predict_one(ws, name, record, alias=alias, strict=True))
 
 
 @model_app.command("monitor")

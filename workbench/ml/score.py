@@ -244,9 +244,12 @@ def predict_one(
     *,
     alias: str | None = "production",
     version: int | None = None,
+    strict: bool = False,
 ) -> dict[str, Any]:
     """Score one record of feature values (a what-if form); missing features count as unknown
-    and are named in the answer, a name the model does not know is an error listing the known.
+    and are named in the answer. With ``strict``, a name the model does not know is an error
+    listing the known ones (a record typed by hand); otherwise other columns (keys, label of a
+    feature-table row) are left aside.
 
     Examples
     --------
@@ -256,7 +259,7 @@ def predict_one(
     """
     predictor = load_predictor(ws, name, version, alias=None if version else alias)
     unknown = sorted(set(record) - set(predictor.features))
-    if unknown:
+    if strict and unknown:
         # A misspelt feature would otherwise be scored as missing, silently.
         raise FeatureNotKnown(
             f"model {name!r} has no feature {', '.join(map(repr, unknown))}; its features are "
