@@ -59,3 +59,9 @@ class ModelNotFound(WorkbenchError):
     """No registered model (or model version) under that name."""
 
     exit_code = 2
+
+
+class FeatureNotKnown(WorkbenchError):
+    """A record names a feature the model was not trained on."""
+
+    exit_code = 2

@@ -1,7 +1,30 @@
 """The catalog: the single source of truth for datasets, cubes and models."""
 
-from workbench.catalog.load import columns_of, expression_names, load_catalog, parse_catalog
-from workbench.catalog.models import Catalog, Cube, Dataset, Join, Measure, Model, Rule
+from __future__ import annotations
+
+from workbench.lazy import lazy_exports
+
+# Resolved on first use, so importing the package stays cheap (see workbench/lazy.py).
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".load": (
+            "columns_of",
+            "expression_names",
+            "load_catalog",
+            "parse_catalog",
+        ),
+        ".models": (
+            "Catalog",
+            "Cube",
+            "Dataset",
+            "Join",
+            "Measure",
+            "Model",
+            "Rule",
+        ),
+    },
+)
 
 __all__ = [
     "Catalog",

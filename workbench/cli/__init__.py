@@ -20,7 +20,6 @@ from rich.table import Table
 
 from workbench.catalog import columns_of, load_catalog
 from workbench.errors import DatasetNotFound, WorkbenchError
-from workbench.io.workspace import Workspace
 
 app = typer.Typer(
     help="Dask analytics workbench: data lake, cubes and ML from one catalog.",
@@ -96,6 +95,8 @@ def _cluster(cluster: str | None, **options) -> Iterator:
     from workbench import config
     from workbench.cluster import close_client, get_client
 
+    # The shuffle plugin logs a WARNING per merge it plans: noise for a user, not a problem.
+    logging.getLogger("distributed.shuffle").setLevel(logging.ERROR)
     client = get_client(config.get("cluster.profile", cluster), **options)
     try:
         yield client
@@ -183,7 +184,6 @@ def _run_steps(
     from workbench.hpc import hpc_profile_names
     from workbench.pipeline import plan_run, run_pipeline
 
-    logging.getLogger("distributed.shuffle").setLevel(logging.ERROR)
     cat, ws = _open(catalog, workspace)
     options = dict(cluster_options or {})
     if config.get("cluster.profile", cluster) in hpc_profile_names():
@@ -194,25 +194,30 @@ def _run_steps(
     with started as client, out.status("starting") as status:
         if client is not None:
             out.print(f"Dask dashboard: {client.dashboard_link}")
-
-        def on_step(event, step, result):
-            if event == "start":
-                status.update(f"{step.name} ...")
-                return
-            mark = {"failed": "[red]✗[/]", "reused": "[dim]=[/]"}.get(result.status, "[green]✓[/]")
-            rows = f"{result.rows_out:>10,} rows" if result.rows_out is not None else ""
-            why = f"  [dim]{result.reason}[/]" if result.reason else ""
-            out.print(f"{mark} {step.name:<28} {result.seconds:6.1f} s {rows:>15}{why}")
-
         return run_pipeline(
             cat,
             ws,
             targets,
             cluster=config.get("cluster.profile", cluster),
-            on_step=on_step,
+            on_step=step_lines(out, status),
             upstream=upstream,
             force=force,
         )
+
+
+def step_lines(out: Console, status):
+    """A pipeline listener printing one line per finished step and the running one in ``status``."""
+
+    def on_step(event, step, result):
+        if event == "start":
+            status.update(f"{step.name} ...")
+            return
+        mark = {"failed": "[red]✗[/]", "reused": "[dim]=[/]"}.get(result.status, "[green]✓[/]")
+        rows = f"{result.rows_out:>10,} rows" if result.rows_out is not None else ""
+        why = f"  [dim]{result.reason}[/]" if result.reason else ""
+        out.print(f"{mark} {step.name:<28} {result.seconds:6.1f} s {rows:>15}{why}")
+
+    return on_step
 
 
 @app.command()
@@ -266,7 +271,7 @@ def run(
     if as_json:
         _print_json(result.to_dict())
     else:
-        print_run_summary(result)
+        print_run_summary(result, catalog)
 
 
 def _print_plan(catalog: Path, workspace: Path | None, targets, force, as_json: bool) -> None:
@@ -284,6 +289,8 @@ def _print_plan(catalog: Path, workspace: Path | None, targets, force, as_json: 
 
 
 def _open(catalog: Path, workspace: Path | None):
+    from workbench.io.workspace import Workspace
+
     cat = load_catalog(catalog)
     return cat, Workspace.for_catalog(cat, workspace)
 
@@ -342,7 +349,7 @@ def validate(
         raise _fail(failure)
 
 
-def print_run_summary(result) -> None:
+def print_run_summary(result, catalog: Path = DEFAULT_CATALOG) -> None:
     """The demo's closing summary: rows per zone, quarantine reasons, cube, model, paths."""
     steps = {s.step: s for s in result.steps}
     per_zone = Table(
@@ -399,15 +406,30 @@ def print_run_summary(result) -> None:
                 f"{m['accuracy']:.3f} vs {m['baseline_accuracy']:.3f} for the majority class "
                 f"-> {s.outputs['model']}"
             )
+            promotion = s.details.get("promotion")
+            if promotion:
+                mark = "[green]production[/]" if promotion["promoted"] else "[yellow]candidate[/]"
+                console.print(f"  {mark}: {promotion['reason']}", highlight=False)
     console.print(
         f"\nRun {result.run_id} {result.status}; everything is under "
         f"{result.workspace} (run record in runs.sqlite)."
     )
-    console.print(
-        "Next: [cyan]make serve[/] (dashboard), [cyan]make lab[/] (notebooks), "
-        "[cyan].venv/bin/workbench catalog list[/], "
-        "[cyan].venv/bin/workbench run flight_delays --json[/]"
-    )
+    console.print(_next_commands(result, catalog), highlight=False, soft_wrap=True)
+
+
+def _next_commands(result, catalog: Path) -> str:
+    """What to try next, with this catalog's own names (never the demo's on a user's catalog)."""
+    given = "" if catalog == DEFAULT_CATALOG else f" -c {catalog}"
+    make_serve = "make serve" + (f" CATALOG={catalog}" if given else "")
+    built = [s.step.split(":", 1)[1] for s in result.steps if s.step.startswith("cube:")]
+    tips = [
+        f"[cyan]{make_serve}[/] (dashboard)",
+        "[cyan]make lab[/] (notebooks)",
+        f"[cyan].venv/bin/workbench catalog list{given}[/]",
+    ]
+    if built:
+        tips.append(f"[cyan].venv/bin/workbench cube info {built[0]}{given}[/]")
+    return "Next: " + ", ".join(tips)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-import pandas as pd
 import typer
 from rich.table import Table
 
@@ -20,9 +19,11 @@ from workbench.cli import (
     _reported,
     _session,
     console,
+    err,
     lake_app,
     landing_app,
     quarantine_app,
+    step_lines,
 )
 
 
@@ -31,11 +32,15 @@ def quarantine_show(
     dataset: str,
     batch: Annotated[str | None, typer.Option(help="only this batch")] = None,
     limit: Annotated[int, typer.Option(help="rows to print")] = 20,
+    all_columns: Annotated[
+        bool, typer.Option("--all-columns", help="every column of the rows, not only why")
+    ] = False,
     catalog: CatalogOpt = DEFAULT_CATALOG,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Quarantined rows with batch, file, line and reasons."""
+    """Quarantined rows: reason, file, line and the values that failed first; the rest with
+    --all-columns or --json."""
     from workbench.zones.quarantine import quarantined
 
     with _reported():
@@ -50,36 +55,102 @@ def quarantine_show(
         summary.add_row(r._0, r._1, f"{r.rows:,}")
     console.print(summary)
     shown = frame.head(limit)
-    rows = Table(*shown.columns[:12], title=f"first {len(shown)} rows")
-    for r in shown.iloc[:, :12].itertuples(index=False):
-        rows.add_row(*("" if pd.isna(v) else str(v) for v in r))
+    if all_columns:
+        rows = Table(*shown.columns, title=f"first {len(shown)} rows")
+        for r in shown.itertuples(index=False):
+            rows.add_row(*(_text(v) for v in r))
+    else:
+        # Folded, never cut: at 80 columns a cut header (`_ba…`) told the user nothing.
+        rows = Table(title=f"first {len(shown)} rows")
+        for header in ("reasons", "file:line", "failing values"):
+            rows.add_column(header, overflow="fold")
+        for r in shown.to_dict("records"):
+            rows.add_row(r["_reasons"], f"{r['_file']}:{r['_line']}", _failing_values(r))
     console.print(rows)
+
+
+def _failing_values(row: dict) -> str:
+    """``column='text'`` for each reason naming a column (``dtype:price`` -> price), else the
+    line's text for a row that did not parse."""
+    shown = []
+    for code in row["_reasons"].split(";"):
+        column = code.partition(":")[2]
+        if column in row and column != "":
+            shown.append(f"{column}={_text(row[column])!r}")
+    if not shown and _text(row.get("_text")):
+        shown.append(_text(row["_text"])[:60])
+    return ", ".join(dict.fromkeys(shown))
+
+
+def _text(value) -> str:
+    import pandas as pd
+
+    return "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
 
 
 @quarantine_app.command("release")
 def quarantine_release(
     dataset: str,
     batch: Annotated[str, typer.Option(help="the batch to re-validate")],
+    refresh: Annotated[
+        bool, typer.Option(help="then rebuild what reads the dataset: curated, cubes, models")
+    ] = False,
     catalog: CatalogOpt = DEFAULT_CATALOG,
     cluster: ClusterOpt = None,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Re-check a batch's quarantined rows with the current rules; promote what passes."""
+    """Re-check a batch's quarantined rows with the current rules and reference tables; promote
+    what passes. With --refresh, the steps downstream of DATASET run next, so released rows reach
+    curated tables, cubes and features without promoting the batch again."""
+    from workbench.pipeline import downstream_steps, run_pipeline
     from workbench.zones.quarantine import batch_balance, release_batch
 
+    out = err if as_json else console
     with _session(catalog, workspace, cluster) as (cat, ws):
         result = release_batch(cat, ws, dataset, batch)
         balance = batch_balance(ws, dataset, batch)
+        stale = [s.name for s in downstream_steps(cat, dataset)]
+        _print_release(out, result, balance, stale, refresh)
+        if refresh and stale and result.released:
+            with out.status("refreshing") as status:
+                run = run_pipeline(cat, ws, stale, upstream=False, on_step=step_lines(out, status))
     if as_json:
-        _print_json({**result.__dict__, "balance": balance})
-        return
-    console.print(
-        f"{dataset} batch {batch}: {result.released:,} rows pass now and are in the "
-        f"lake, {result.still_quarantined:,} stay in quarantine. Batch balance: "
+        behind = [b.__dict__ for b in result.references_behind]
+        refreshed = [s.step for s in run.steps] if refresh and stale and result.released else []
+        _print_json(
+            {
+                **result.__dict__,
+                "references_behind": behind,
+                "balance": balance,
+                "downstream": stale,
+                "refreshed": refreshed,
+            }
+        )
+
+
+def _print_release(out, result, balance: dict, stale: list[str], refresh: bool) -> None:
+    """What the release did, which reference tables are behind, and what is not refreshed yet."""
+    out.print(
+        f"{result.dataset} batch {result.batch_id}: {result.released:,} rows pass now and are "
+        f"in the lake, {result.still_quarantined:,} stay in quarantine. Batch balance: "
         f"{balance['promoted']:,} promoted + {balance['quarantined']:,} quarantined = "
-        f"{balance['total']:,}."
+        f"{balance['total']:,}.",
+        highlight=False,
     )
+    for behind in result.references_behind:
+        out.print(
+            f"[yellow]reference table behind its source[/] {behind}, then release again.",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if result.released and stale and not refresh:
+        out.print(
+            f"Not yet in {', '.join(stale)}: add --refresh to this command to rebuild them "
+            "(the batch is not promoted again).",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @lake_app.command("history")
@@ -90,6 +161,8 @@ def lake_history(
     as_json: JsonOpt = False,
 ) -> None:
     """Versions of a lake, curated or quarantine table (read any with version=N)."""
+    import pandas as pd
+
     from workbench.io.delta import history, table_rows
     from workbench.zones.tables import table_path
 

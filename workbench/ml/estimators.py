@@ -233,6 +233,14 @@ class Estimator(ABC):
         return Predictor(self.kind, model, self.task, data.features, data.categories, info)
 
 
+class _ThreadsNotice(logging.Filter):
+    """Drops lightgbm.dask's "Parameter n_jobs will be ignored.": it sets each worker's threads
+    itself and says so at every fit, though nobody asked for n_jobs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().endswith(" will be ignored.")
+
+
 class _LightGBM(Estimator):
     kind = "lightgbm"
     dask_class: ClassVar[str]
@@ -244,7 +252,10 @@ class _LightGBM(Estimator):
         import lightgbm.dask
 
         # LightGBM prints progress to stdout by default, which would corrupt `--json` output.
-        lightgbm.register_logger(logging.getLogger("lightgbm"))
+        logger = logging.getLogger("lightgbm")
+        if not any(isinstance(f, _ThreadsNotice) for f in logger.filters):
+            logger.addFilter(_ThreadsNotice())
+        lightgbm.register_logger(logger)
         total = int(params["n_estimators"])
         done, init = 0, None
         if checkpoint is not None and (found := checkpoint.latest()) is not None:

@@ -7,7 +7,14 @@ is decided once, from the run store (:mod:`.plan`); :mod:`.runner` runs what is 
 """
 
 from workbench.pipeline.plan import Decision, decide
-from workbench.pipeline.runner import RunResult, plan_run, plan_steps, run_pipeline, select_steps
+from workbench.pipeline.runner import (
+    RunResult,
+    downstream_steps,
+    plan_run,
+    plan_steps,
+    run_pipeline,
+    select_steps,
+)
 from workbench.pipeline.steps import STEP_KINDS, Context, Step, StepResult, step_kind
 
 __all__ = [
@@ -18,6 +25,7 @@ __all__ = [
     "Step",
     "StepResult",
     "decide",
+    "downstream_steps",
     "plan_run",
     "plan_steps",
     "run_pipeline",

@@ -60,6 +60,21 @@ def select_steps(
     return [steps[n] for n in graphlib.TopologicalSorter(graph).static_order()]
 
 
+def downstream_steps(catalog: Catalog, name: str) -> list[Step]:
+    """The steps that read ``name``'s lake table directly or through others, in run order,
+    without the ``land`` and ``promote`` steps: what must run again for rows released from
+    quarantine to reach curated tables, cubes, features and models."""
+    steps = plan_steps(catalog)
+    changed = {f"promote:{name}"}
+    order = graphlib.TopologicalSorter({n: s.needs for n, s in steps.items()}).static_order()
+    found = []
+    for step_name in order:
+        if changed.intersection(steps[step_name].needs) and steps[step_name].kind != "promote":
+            changed.add(step_name)
+            found.append(steps[step_name])
+    return found
+
+
 def _step_name(target: str, steps: dict[str, Step], final: dict[str, str], catalog) -> str:
     if target in steps:
         return target

@@ -1,10 +1,30 @@
 """The zones a dataset moves through: landing -> validated | quarantine -> lake -> curated."""
 
-from workbench.zones.curated import build_curated
-from workbench.zones.joins import derive_columns
-from workbench.zones.landing import Batch, land, list_batches
-from workbench.zones.promote import Promotion, promote_batch
-from workbench.zones.tables import read_dataset, table_path
+from __future__ import annotations
+
+from workbench.lazy import lazy_exports
+
+# Resolved on first use, so importing the package stays cheap (see workbench/lazy.py).
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".curated": ("build_curated",),
+        ".joins": ("derive_columns",),
+        ".landing": (
+            "Batch",
+            "land",
+            "list_batches",
+        ),
+        ".promote": (
+            "Promotion",
+            "promote_batch",
+        ),
+        ".tables": (
+            "read_dataset",
+            "table_path",
+        ),
+    },
+)
 
 __all__ = [
     "Batch",
