@@ -44,3 +44,16 @@ def lazy_exports(
 
 def globals_of(package: str) -> dict[str, Any]:
     return vars(importlib.import_module(package))
+
+
+class LazyModule:
+    """A module imported on first attribute access: for modules the catalog's validators load
+    (expressions) but only evaluation uses (pandas, numpy)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        module = importlib.import_module(self._name)
+        self.__dict__.update(vars(module))  # later lookups are plain attribute reads
+        return getattr(module, attr)
