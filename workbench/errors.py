@@ -59,3 +59,7 @@ class ModelNotFound(WorkbenchError):
     """No registered model (or model version) under that name."""
 
     exit_code = 2
+
+
+class TargetLocked(WorkbenchError):
+    """Another process is writing the same target (its run, pid, host and start are named)."""

@@ -8,6 +8,7 @@ cluster, commits its outputs atomically and is recorded in the run store.
 
 from __future__ import annotations
 
+import errno
 import graphlib
 import math
 import time
@@ -17,7 +18,8 @@ from typing import Any
 
 from workbench.catalog.models import Catalog
 from workbench.cubes.build import build_cube
-from workbench.errors import DatasetNotFound, StepFailed, WorkbenchError
+from workbench.errors import DatasetNotFound, StepFailed, WorkbenchError, WorkspaceError
+from workbench.io.locks import target_lock
 from workbench.io.sources import resolve_source
 from workbench.io.workspace import Workspace
 from workbench.ml.features import build_features
@@ -27,7 +29,20 @@ from workbench.ml.train import train_model
 from workbench.runs import RunStore, now
 from workbench.zones.curated import build_curated
 from workbench.zones.landing import Batch, land, list_batches
-from workbench.zones.promote import promote_batch
+from workbench.zones.promote import finish_pending, promote_batch
+
+# What each kind of step writes: its lock is that zone's lock on the step's target, the same
+# lock the CLI commands writing there take (`cube refresh`, `lake vacuum`, `quarantine release`).
+WRITES = {
+    "land": "landing",
+    "promote": "lake",
+    "curate": "curated",
+    "cube": "cubes",
+    "features": "features",
+    "train": "models",
+    "score": "predictions",
+    "monitor": "monitoring",
+}
 
 
 @dataclass(frozen=True)
@@ -137,11 +152,14 @@ def run_pipeline(
     cluster: str = "local",
     on_step: Listener | None = None,
     upstream: bool = True,
+    lock_wait: float | None = None,
 ) -> RunResult:
     """Run the selected steps on the current Dask client; stop at the first failure.
 
     Outputs of steps that finished stay committed; a failing step commits nothing, so the
-    previous version of its outputs stays readable.
+    previous version of its outputs stays readable. Each step holds the write lock of its
+    target while it runs; when another process holds it, the step waits up to ``lock_wait``
+    seconds (default: the ``workbench.lock-wait`` setting) and then fails naming the holder.
     """
     targets = list(targets)
     steps = select_steps(catalog, targets, upstream=upstream)
@@ -154,8 +172,12 @@ def run_pipeline(
             on_step("start", step, None)
         started_at, t0 = now(), time.perf_counter()
         try:
-            result = _execute(catalog, ws, step, batches)
-        except Exception as exc:
+            with target_lock(
+                ws, WRITES[step.kind], step.target, doing=step.name, run_id=run_id, wait=lock_wait
+            ):
+                result = _execute(catalog, ws, step, batches)
+        except Exception as original:
+            exc = _explained(original, step, ws)
             result = StepResult(
                 step.name, "failed", time.perf_counter() - t0, error=f"{type(exc).__name__}: {exc}"
             )
@@ -166,8 +188,12 @@ def run_pipeline(
                 on_step("end", step, result)
             if isinstance(exc, WorkbenchError):
                 exc.run_id = run_id
-                raise
-            raise StepFailed(f"step {step.name} failed: {result.error} (run {run_id})") from exc
+                if exc is original:
+                    raise
+                raise exc from original
+            raise StepFailed(
+                f"step {step.name} failed: {result.error} (run {run_id})"
+            ) from original
         result.seconds = time.perf_counter() - t0
         _record(store, run_id, step, result, started_at)
         results.append(result)
@@ -175,6 +201,38 @@ def run_pipeline(
             on_step("end", step, result)
     store.finish_run(run_id, "succeeded")
     return RunResult(run_id, "succeeded", str(ws.root), results)
+
+
+def _explained(exc: Exception, step: Step, ws: Workspace) -> Exception:
+    """Cluster and disk failures, said in terms of the step and what to do."""
+    name = type(exc).__name__
+    if name == "KilledWorker":
+        return StepFailed(
+            f"step {step.name}: a task of {step.target!r} killed every worker it ran on "
+            f"(KilledWorker: {exc}); the data or a rule crashes the process (segfault, out of "
+            "memory). Nothing was committed; see the worker logs, then run again."
+        )
+    if name == "NoValidWorkerError":
+        return StepFailed(
+            f"step {step.name}: no Dask worker left to run {step.target!r} ({exc}); the cluster "
+            "lost all its workers (killed, out of memory, walltime). Nothing was committed; "
+            "check the cluster and run again."
+        )
+    if _disk_full(exc):
+        return WorkspaceError(
+            f"step {step.name}: no space left on the device holding {ws.root} while writing "
+            f"{step.target!r} ({exc}). The previous version stays readable; free space there "
+            "(`df -h`, `workbench lake vacuum`) and run again."
+        )
+    return exc
+
+
+def _disk_full(exc: BaseException | None) -> bool:
+    while exc is not None:
+        if getattr(exc, "errno", None) == errno.ENOSPC or "No space left" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _record(store: RunStore, run_id: str, step: Step, r: StepResult, started_at: str) -> None:
@@ -224,6 +282,7 @@ def _execute(catalog: Catalog, ws: Workspace, step: Step, batches: dict[str, Bat
         )
     if step.kind == "promote":
         batch = batches.get(name) or _latest_batch(ws, name)
+        healed = finish_pending(catalog, ws, name, batch.batch_id)
         p = promote_batch(catalog, ws, name, batch)
         failed = {code: asdict(r) for code, r in p.reasons.items() if r.rows}
         return StepResult(
@@ -243,6 +302,7 @@ def _execute(catalog: Catalog, ws: Workspace, step: Step, batches: dict[str, Bat
                 "reasons": failed,
                 "reconciled": p.reconciled,
                 "batch": p.batch_id,
+                "healed": healed,
             },
         )
     if step.kind == "curate":

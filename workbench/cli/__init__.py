@@ -48,6 +48,13 @@ CatalogOpt = Annotated[Path, typer.Option("--catalog", "-c", help="catalog file"
 JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
 WorkspaceOpt = Annotated[Path | None, typer.Option(help="workspace folder")]
 ClusterOpt = Annotated[str | None, typer.Option(help="profile name or scheduler address")]
+WaitOpt = Annotated[
+    float | None,
+    typer.Option(
+        help="seconds to wait when another process writes the same target "
+        "(default: workbench.lock-wait, 0 = stop at once naming it)"
+    ),
+]
 # Settings of HPC profiles (slurm, pbs, sge, lsf, htcondor): each overrides the profile's own.
 CoresOpt = Annotated[int | None, typer.Option(help="HPC: cores per job", rich_help_panel="HPC")]
 MemoryOpt = Annotated[
@@ -176,6 +183,7 @@ def _run_steps(
     out: Console,
     upstream: bool = True,
     cluster_options: dict | None = None,
+    lock_wait: float | None = None,
 ):
     """Start the cluster, run the steps with a line per step, close the cluster."""
     from workbench import config
@@ -205,6 +213,7 @@ def _run_steps(
             cluster=config.get("cluster.profile", cluster),
             on_step=on_step,
             upstream=upstream,
+            lock_wait=lock_wait,
         )
 
 
@@ -216,6 +225,7 @@ def run(
     catalog: CatalogOpt = DEFAULT_CATALOG,
     cluster: ClusterOpt = None,
     workspace: WorkspaceOpt = None,
+    wait: WaitOpt = None,
     as_json: JsonOpt = False,
     cores: CoresOpt = None,
     memory: MemoryOpt = None,
@@ -240,6 +250,7 @@ def run(
             targets or [],
             err if as_json else console,
             cluster_options=hpc_options,
+            lock_wait=wait,
         )
     if as_json:
         _print_json(result.to_dict())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import shutil
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -64,8 +65,10 @@ def land(ws: Workspace, dataset: str, sources: list[Path]) -> Batch:
     if existing is not None:
         return Batch(**{**asdict(existing), "files": existing.files, "reused": True})
     folder = ws.path("landing", dataset, batch_id)
-    staging = folder.with_name(f".{batch_id}.tmp")
-    staging.mkdir(parents=True, exist_ok=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    # A staging folder of its own: two landings in the same second must not share one.
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{batch_id}.", suffix=".tmp"))
+    staging.chmod(0o755)  # mkdtemp makes 0700; landed files are meant to be read by others
     files = []
     for src, digest in zip(sources, digests, strict=True):
         shutil.copy2(src, staging / src.name)
