@@ -181,9 +181,12 @@ def run_pipeline(
             result = StepResult(
                 step.name, "failed", time.perf_counter() - t0, error=f"{type(exc).__name__}: {exc}"
             )
-            _record(store, run_id, step, result, started_at)
+            try:
+                _record(store, run_id, step, result, started_at)
+                store.finish_run(run_id, "failed", result.error)
+            except Exception as lost:  # e.g. the disk is full: the step's own error matters more
+                exc.add_note(f"(the run store could not record this failure: {lost})")
             results.append(result)
-            store.finish_run(run_id, "failed", result.error)
             if on_step:
                 on_step("end", step, result)
             if isinstance(exc, WorkbenchError):
