@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import dask
 import pandas as pd
 import pytest
-from distributed import Client, LocalCluster
+from distributed import Client
 
 import workbench as wb
 from workbench.catalog.models import NotNull
@@ -29,6 +30,7 @@ from workbench.zones.quarantine import batch_balance
 from .conftest import IN_CI
 
 LINEAGE = ["_file", "_line"]
+DASK = str(Path(sys.executable).parent / "dask")
 
 
 class Segfault(NotNull):
@@ -50,8 +52,8 @@ def orders_workspace(folder: Path, rows: int, *, load: str = "replace"):
     return catalog, wb.Workspace.for_catalog(catalog), data
 
 
-def kill_worker_when_busy(client: Client, *, with_nanny: bool = False) -> threading.Thread:
-    """A thread that SIGKILLs the first worker seen running a task (and its nanny)."""
+def kill_worker_when_busy(client: Client) -> threading.Thread:
+    """A thread that SIGKILLs the first worker process seen running a task."""
 
     def watch() -> None:
         deadline = time.monotonic() + 60
@@ -59,10 +61,7 @@ def kill_worker_when_busy(client: Client, *, with_nanny: bool = False) -> thread
             busy = [addr for addr, keys in client.processing().items() if keys]
             if busy:
                 pid = client.run(os.getpid, workers=busy[:1])[busy[0]]
-                parent = client.run(os.getppid, workers=busy[:1])[busy[0]]
                 os.kill(pid, signal.SIGKILL)
-                if with_nanny:
-                    os.kill(parent, signal.SIGKILL)
                 watch.killed = pid
                 return
             time.sleep(0.005)
@@ -124,21 +123,38 @@ def test_a_task_that_segfaults_every_time_fails_the_step_naming_killed_worker(cl
 
 
 def test_every_worker_gone_fails_the_run_in_bounded_time(tmp_path):
+    """A scheduler and one worker without a nanny, as separate processes: once the worker is
+    killed nothing restarts it."""
     catalog, ws, _ = orders_workspace(tmp_path, 60_000)
-    with dask.config.set({"distributed.scheduler.no-workers-timeout": "5s"}):
-        cluster = LocalCluster(
-            n_workers=1, threads_per_worker=1, host="127.0.0.1", dashboard_address=":0"
-        )
-    with cluster, Client(cluster) as client, dask.config.set({"workbench.partition-rows": 2000}):
-        killer = kill_worker_when_busy(client, with_nanny=True)
-        t0 = time.monotonic()
-        with pytest.raises(StepFailed) as info:
-            wb.run_pipeline(catalog, ws, ["promote:orders"])
-        seconds = time.monotonic() - t0
-        killer.join(10)
-    assert killer.watch.killed
+    env = os.environ | {"DASK_DISTRIBUTED__SCHEDULER__NO_WORKERS_TIMEOUT": "5s"}
+    info_file = tmp_path / "scheduler.json"
+    scheduler = subprocess.Popen(
+        [DASK, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+         "--scheduler-file", str(info_file)],
+        env=env, start_new_session=True, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    worker = subprocess.Popen(
+        [DASK, "worker", "--no-nanny", "--nthreads", "1", "--no-dashboard",
+         "--scheduler-file", str(info_file)],
+        env=env, start_new_session=True, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        with Client(scheduler_file=str(info_file), timeout=60) as client:
+            client.wait_for_workers(1, timeout=60)
+            with dask.config.set({"workbench.partition-rows": 2000}):
+                killer = kill_worker_when_busy(client)
+                t0 = time.monotonic()
+                with pytest.raises(StepFailed) as info:
+                    wb.run_pipeline(catalog, ws, ["promote:orders"])
+                seconds = time.monotonic() - t0
+                killer.join(10)
+    finally:
+        for proc in (worker, scheduler):
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+    assert killer.watch.killed == worker.pid
     assert seconds < 60
-    assert "no Dask worker left" in str(info.value) and "promote:orders" in str(info.value)
+    assert "no Dask worker left" in str(info.value) and "step promote:" in str(info.value)
     assert not (ws.path("lake", "orders") / "_delta_log").exists()
 
 

@@ -215,7 +215,7 @@ def _explained(exc: Exception, step: Step, ws: Workspace) -> Exception:
             f"(KilledWorker: {exc}); the data or a rule crashes the process (segfault, out of "
             "memory). Nothing was committed; see the worker logs, then run again."
         )
-    if name == "NoValidWorkerError":
+    if name in ("NoWorkerError", "NoValidWorkerError"):
         return StepFailed(
             f"step {step.name}: no Dask worker left to run {step.target!r} ({exc}); the cluster "
             "lost all its workers (killed, out of memory, walltime). Nothing was committed; "
