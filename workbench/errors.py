@@ -65,3 +65,7 @@ class FeatureNotKnown(WorkbenchError):
     """A record names a feature the model was not trained on."""
 
     exit_code = 2
+
+
+class TargetLocked(WorkbenchError):
+    """Another process is writing the same target (its run, pid, host and start are named)."""

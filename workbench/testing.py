@@ -41,6 +41,26 @@ def orders_catalog(folder: Path, data: Path, *, load: str = "replace") -> Path:
     return path
 
 
+ORDERS_CUBE = """\
+cubes:
+  sales:
+    source: orders
+    dimensions:
+      placed: {column: placed_at, levels: [month, day]}
+      customer: {column: customer}
+    measures:
+      orders: {agg: count}
+      amount: {agg: sum, column: amount}
+"""
+
+
+def orders_cube_catalog(folder: Path, data: Path, *, load: str = "replace") -> Path:
+    """:func:`orders_catalog` with a cube ``sales`` over the orders (day x customer)."""
+    path = orders_catalog(folder, data, load=load)
+    path.write_text(path.read_text() + ORDERS_CUBE)
+    return path
+
+
 def write_customers(data: Path, n: int = 5) -> None:
     data.mkdir(parents=True, exist_ok=True)
     ids = [f"C{i}" for i in range(n)]

@@ -47,6 +47,13 @@ CatalogOpt = Annotated[Path, typer.Option("--catalog", "-c", help="catalog file"
 JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
 WorkspaceOpt = Annotated[Path | None, typer.Option(help="workspace folder")]
 ClusterOpt = Annotated[str | None, typer.Option(help="profile name or scheduler address")]
+WaitOpt = Annotated[
+    float | None,
+    typer.Option(
+        help="seconds to wait when another process writes the same target "
+        "(default: workbench.lock-wait, 0 = stop at once naming it)"
+    ),
+]
 # Settings of HPC profiles (slurm, pbs, sge, lsf, htcondor): each overrides the profile's own.
 CoresOpt = Annotated[int | None, typer.Option(help="HPC: cores per job", rich_help_panel="HPC")]
 MemoryOpt = Annotated[
@@ -178,6 +185,7 @@ def _run_steps(
     upstream: bool = True,
     cluster_options: dict | None = None,
     force=(),
+    lock_wait: float | None = None,
 ):
     """Start the cluster, run the steps with a line per step, close the cluster."""
     from workbench import config
@@ -202,6 +210,7 @@ def _run_steps(
             on_step=step_lines(out, status),
             upstream=upstream,
             force=force,
+            lock_wait=lock_wait,
         )
 
 
@@ -228,6 +237,7 @@ def run(
     catalog: CatalogOpt = DEFAULT_CATALOG,
     cluster: ClusterOpt = None,
     workspace: WorkspaceOpt = None,
+    wait: WaitOpt = None,
     as_json: JsonOpt = False,
     cores: CoresOpt = None,
     memory: MemoryOpt = None,
@@ -267,6 +277,7 @@ def run(
             err if as_json else console,
             cluster_options=hpc_options,
             force=forced,
+            lock_wait=wait,
         )
     if as_json:
         _print_json(result.to_dict())

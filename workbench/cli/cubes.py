@@ -13,6 +13,7 @@ from workbench.cli import (
     CatalogOpt,
     ClusterOpt,
     JsonOpt,
+    WaitOpt,
     WorkspaceOpt,
     _open,
     _print_json,
@@ -32,6 +33,7 @@ def cube_build(
     catalog: CatalogOpt = DEFAULT_CATALOG,
     cluster: ClusterOpt = None,
     workspace: WorkspaceOpt = None,
+    wait: WaitOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Build the cube from its source as it is now (`workbench run NAME` also refreshes the
@@ -44,6 +46,7 @@ def cube_build(
             [f"cube:{name}"],
             err if as_json else console,
             upstream=False,
+            lock_wait=wait,
         )
     if as_json:
         _print_json(result.to_dict())
@@ -58,12 +61,17 @@ def cube_refresh(
     catalog: CatalogOpt = DEFAULT_CATALOG,
     cluster: ClusterOpt = None,
     workspace: WorkspaceOpt = None,
+    wait: WaitOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Recompute the cube's time range from SINCE on, and append new periods."""
     from workbench.cubes.build import refresh_cube
+    from workbench.io.locks import target_lock
 
-    with _session(catalog, workspace, cluster) as (cat, ws):
+    with (
+        _session(catalog, workspace, cluster) as (cat, ws),
+        target_lock(ws, "cubes", name, doing=f"cube refresh {name}", wait=wait),
+    ):
         build = refresh_cube(cat, ws, name, since)
     if as_json:
         _print_json(build.__dict__)

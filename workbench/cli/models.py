@@ -43,9 +43,13 @@ def model_train(
 ) -> None:
     """Train NAME now (resuming a fit that was interrupted), register it as the candidate and
     promote it if it beats production."""
+    from workbench.io.locks import target_lock
     from workbench.ml.train import train_model
 
-    with _session(catalog, workspace, cluster) as (cat, ws):
+    with (
+        _session(catalog, workspace, cluster) as (cat, ws),
+        target_lock(ws, "models", name, doing=f"model train {name}"),
+    ):
         trained = train_model(cat, ws, name, promote=not no_promote, reason="model train")
     promotion = trained.promotion.to_dict() if trained.promotion else None
     out = {

@@ -103,12 +103,14 @@ def quarantine_release(
     """Re-check a batch's quarantined rows with the current rules and reference tables; promote
     what passes. With --refresh, the steps downstream of DATASET run next, so released rows reach
     curated tables, cubes and features without promoting the batch again."""
+    from workbench.io.locks import target_lock
     from workbench.pipeline import downstream_steps, run_pipeline
     from workbench.zones.quarantine import batch_balance, release_batch
 
     out = err if as_json else console
     with _session(catalog, workspace, cluster) as (cat, ws):
-        result = release_batch(cat, ws, dataset, batch)
+        with target_lock(ws, "lake", dataset, doing=f"quarantine release {dataset}"):
+            result = release_batch(cat, ws, dataset, batch)
         balance = batch_balance(ws, dataset, batch)
         stale = [s.name for s in downstream_steps(cat, dataset)]
         _print_release(out, result, balance, stale, refresh)
@@ -195,22 +197,31 @@ def lake_history(
 def lake_vacuum(
     dataset: str,
     older_than: Annotated[
-        str, typer.Option(help="keep what versions younger than this need")
+        str, typer.Option(help="keep what versions younger than this need (at least 1h)")
     ] = "7d",
     dry_run: Annotated[bool, typer.Option(help="only list the files")] = False,
+    force: Annotated[
+        bool, typer.Option(help="allow --older-than below 1h (nothing else may be running)")
+    ] = False,
     catalog: CatalogOpt = DEFAULT_CATALOG,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Delete files of old table versions (and uncommitted leftovers) from disk."""
+    """Delete files of old table versions (and uncommitted leftovers) from disk; never files
+    younger than the oldest write still running on the workspace."""
     from workbench.io.delta import vacuum
+    from workbench.io.locks import running_holders, target_lock
     from workbench.validation.dataset_rules import parse_age
     from workbench.zones.tables import table_path
 
     with _reported():
         cat, ws = _open(catalog, workspace)
-        hours = int(parse_age(older_than).total_seconds() // 3600)
-        removed = vacuum(table_path(cat, ws, dataset), older_than_hours=hours, dry_run=dry_run)
+        path = table_path(cat, ws, dataset)
+        age = parse_age(older_than).to_pytimedelta()
+        with target_lock(ws, path.parent.name, dataset, doing=f"lake vacuum {dataset}") as me:
+            others = [h for h in running_holders(ws) if h != me]
+            busy = others[0].started if others else None
+            removed = vacuum(path, older_than=age, dry_run=dry_run, force=force, busy_since=busy)
     if as_json:
         _print_json(removed)
     else:

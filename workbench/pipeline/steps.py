@@ -199,13 +199,19 @@ class Promote(Step):
         }
 
     def output(self, ctx: Context) -> Any:
+        from workbench.zones.promote import pending_path
+
+        if pending_path(ctx.ws, self.target).exists():  # half committed: not a usable output
+            return None
         return table_version(ctx.ws.path("lake", self.target))
 
     def run(self, ctx: Context) -> StepResult:
-        from workbench.zones.promote import promote_batch
+        from workbench.zones.promote import finish_pending, promote_batch
 
         name = self.target
         batch = ctx.batches.get(name) or _latest_batch(ctx.ws, name)
+        # A promotion that died between its lake and quarantine commits is finished first.
+        healed = finish_pending(ctx.catalog, ctx.ws, name, batch.batch_id)
         p = promote_batch(ctx.catalog, ctx.ws, name, batch)
         failed = {code: asdict(r) for code, r in p.reasons.items() if r.rows or r.quarantined_too}
         return StepResult(
@@ -225,6 +231,7 @@ class Promote(Step):
                 "reasons": failed,
                 "reconciled": p.reconciled,
                 "batch": p.batch_id,
+                "healed": healed,
             },
         )
 
