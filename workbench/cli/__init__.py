@@ -330,7 +330,8 @@ def validate(
 
     failure = None
     try:
-        _run_steps(catalog, workspace, cluster, [f"promote:{dataset}"], err)
+        step = f"promote:{dataset}"  # asked for by name: validated again even when up to date
+        _run_steps(catalog, workspace, cluster, [step], err, force=[step])
     except WorkbenchError as exc:
         if exc.exit_code != 1:
             raise _fail(exc) from exc

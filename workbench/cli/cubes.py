@@ -47,6 +47,7 @@ def cube_build(
             err if as_json else console,
             upstream=False,
             lock_wait=wait,
+            force=[f"cube:{name}"],  # asked for by name: built even when up to date
         )
     if as_json:
         _print_json(result.to_dict())
