@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 import workbench as wb
 import workbench.cli as cli
 from workbench.cli import app
-from workbench.pipeline.lineage import layers, lineage_graph
-from workbench.pipeline.lineage_svg import lineage_svg
+from workbench.pipeline.lineage import lineage_graph
+from workbench.pipeline.lineage_svg import layers, lineage_svg
 from workbench.pipeline.openlineage import run_uuid
 from workbench.pipeline.steps import table_version
 from workbench.testing import orders_catalog, random_orders, write_customers
