@@ -48,7 +48,9 @@ class LineageView(pn.viewable.Viewer):
 
     def __init__(self, store: LineageStore | None = None, **params):
         super().__init__(store=store or LineageStore(), **params)
-        self.pick = Select(name="dataset, cube or model", options=[EVERYTHING, *self.store.names()])
+        self.pick = Select(
+            label="dataset, cube or model", options=[EVERYTHING, *self.store.names()]
+        )
         self.direction = RadioButtonGroup(options=["both", "up", "down"], value="both")
         self.picture = pn.pane.HTML(sizing_mode="stretch_width", styles={"overflow": "auto"})
         self.table = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False)
