@@ -19,6 +19,7 @@ from workbench.catalog.models import Catalog
 from workbench.errors import DatasetNotFound, StepFailed, WorkbenchError, WorkspaceError
 from workbench.io.locks import target_lock
 from workbench.io.workspace import Workspace
+from workbench.pipeline.openlineage import lineage_listener
 from workbench.pipeline.plan import Decision, decide, workbench_version
 from workbench.pipeline.steps import STEP_KINDS, Context, Step, StepResult
 from workbench.runs import RunStore, now
@@ -146,6 +147,7 @@ def run_pipeline(
     store = RunStore(ws.runs_db)
     run_id = store.start_run(catalog=str(catalog.path), targets=targets, cluster=cluster)
     ctx = Context(catalog, ws)
+    on_step = lineage_listener(catalog, ws, run_id, steps, on_step)  # OpenLineage events
     results: list[StepResult] = []
     for step in steps:
         if on_step:
