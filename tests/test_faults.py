@@ -224,7 +224,7 @@ def test_a_full_disk_during_a_commit_keeps_the_previous_version_and_names_the_pa
     assert data.exists()
     fill(small_disk, 64 * 1024)  # room for the run record, not for a cube version
     with pytest.raises(WorkspaceError) as info:
-        wb.run_pipeline(catalog, ws, ["cube:sales"], upstream=False)
+        wb.run_pipeline(catalog, ws, ["cube:sales"], upstream=False, force=True)
     message = str(info.value)
     assert "no space left" in message and str(ws.root) in message and "cube:sales" in message
     assert current_version(ws, "sales") == (version, folder)
@@ -232,7 +232,7 @@ def test_a_full_disk_during_a_commit_keeps_the_previous_version_and_names_the_pa
     pd.testing.assert_frame_equal(got, expected)
     assert not list(ws.path("cubes", "sales").glob(".v*.tmp"))
     with pytest.raises(WorkspaceError) as info:
-        wb.run_pipeline(catalog, ws, ["promote:orders"], upstream=False)
+        wb.run_pipeline(catalog, ws, ["promote:orders"], upstream=False, force=True)
     assert "no space left" in str(info.value) and str(ws.root) in str(info.value)
     assert versions(ws) == committed
     pd.testing.assert_frame_equal(lake_frame(ws), lake_before)
