@@ -218,25 +218,33 @@ def _to_float(text: pd.Series) -> pd.Series:
     return _placed(np.asarray(numbers, dtype="float64"), text, "float64")
 
 
-# Whole numbers written as decimals ("12.0", "1e3") are ints; anything past int64 is not.
-_INT64_LIMIT = 2.0**63
+# Whole numbers written as decimals ("12.0", "1e3") are ints only where float64 holds every
+# integer exactly (below 2**53); a longer one is not read as an int rather than altered.
+_EXACT_FLOAT_INT = 2.0**53
+# Up to 18 digits always fits int64: Arrow casts those; longer digit strings are checked one by
+# one (rare), so a single out-of-range value cannot send the whole partition another way.
+_SHORT_INT = r"^\s*[+-]?\d{1,18}\s*$"
 
 
 def _to_int(text: pd.Series) -> pd.Series:
     arr = _arrow_text(text)
-    whole = np.asarray(pc.match_substring_regex(arr, _INT).to_numpy(zero_copy_only=False), bool)
-    try:
-        ints = pc.cast(pc.if_else(whole, pc.utf8_trim_whitespace(arr), None), pa.int64())
-        values = pd.array(ints.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get))
-    except pa.ArrowInvalid:  # out of int64 range: those values go the decimal way below
-        values = pd.array([pd.NA] * len(text), dtype="Int64")
-        whole = np.zeros(len(text), dtype=bool)
+    whole = _mask(pc.match_substring_regex(arr, _INT))
+    short = _mask(pc.match_substring_regex(arr, _SHORT_INT))
+    ints = pc.cast(pc.if_else(short, pc.utf8_trim_whitespace(arr), None), pa.int64())
+    values = pd.array(ints.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get))
+    for i in np.flatnonzero(whole & ~short):
+        number = int(text.iloc[i])
+        values[i] = number if -(2**63) <= number < 2**63 else pd.NA
     rest = ~whole & text.notna().to_numpy()
     if rest.any():
         floats = _to_float(text[rest]).to_numpy()
-        integral = np.isfinite(floats) & (floats % 1 == 0) & (np.abs(floats) < _INT64_LIMIT)
+        integral = np.isfinite(floats) & (floats % 1 == 0) & (np.abs(floats) < _EXACT_FLOAT_INT)
         values[np.flatnonzero(rest)[integral]] = floats[integral].astype("int64")
     return _placed(values, text, "Int64")
+
+
+def _mask(flags: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    return np.asarray(flags.to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _to_bool(text: pd.Series) -> pd.Series:
