@@ -19,6 +19,7 @@ import gzip
 import hashlib
 import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,36 +49,65 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def source_lines(data: bytes, delimiter: str, na_values: set[str]) -> tuple[list[str], list]:
-    """The header and, per non-empty data line: (line number, raw text, fields or a problem).
+@dataclass(frozen=True)
+class SourceLines:
+    """A delimited file as lines: the header, then per non-empty data line its number, its
+    text, and its fields (str or ``NA``) or, when it does not split, why (``encoding``,
+    ``quoting``). The field count is left to the caller."""
 
-    ``fields`` is a list of str (or ``NA``) when the line splits into fields, else a str naming
-    why it does not (``encoding``, ``quoting``); the field count is left to the caller.
-    """
-    header: list[str] | None = None
-    rows = []
+    header: list[str]
+    numbers: list[int]
+    texts: list[str]
+    fields: list[list | str]
+
+
+def source_lines(data: bytes, delimiter: str, na_values: set[str]) -> SourceLines:
+    numbers, raws = [], []
     for number, raw in enumerate(data.split(b"\n"), start=1):
         raw = raw[:-1] if raw.endswith(b"\r") else raw
-        if not raw:
-            continue
-        text = raw.decode("utf-8", errors="replace")
-        if header is None:
-            header = next(csv.reader([text], delimiter=delimiter))
-            continue
-        rows.append((number, text, _fields(raw, delimiter, na_values)))
-    return header or [], rows
+        if raw:
+            numbers.append(number)
+            raws.append(raw)
+    if not raws:
+        return SourceLines([], [], [], [])
+    header = next(csv.reader([raws[0].decode("utf-8", errors="replace")], delimiter=delimiter))
+    raws, numbers = raws[1:], numbers[1:]
+    texts = [r.decode("utf-8", errors="replace") for r in raws]
+    fields = [
+        f if isinstance(f, str) else _missing(f, t, delimiter, na_values)
+        for f, t in zip(_split(raws, texts, delimiter), texts, strict=True)
+    ]
+    return SourceLines(header, numbers, texts, fields)
 
 
-def _fields(raw: bytes, delimiter: str, na_values: set[str]) -> list | str:
+def _split(raws: list[bytes], texts: list[str], delimiter: str) -> list[list[str] | str]:
+    """Fields per line: one csv reader over all lines when every line is valid UTF-8 and no
+    quoted field runs past its line, else line by line (slower, but names each bad line)."""
+    try:
+        b"\n".join(raws).decode("utf-8")
+        reader = csv.reader(texts, delimiter=delimiter, strict=True)
+        rows = list(reader)
+        if len(rows) == len(texts) and reader.line_num == len(texts):
+            return rows
+    except (UnicodeDecodeError, csv.Error):
+        pass
+    return [_split_one(raw, delimiter) for raw in raws]
+
+
+def _split_one(raw: bytes, delimiter: str) -> list[str] | str:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         return "encoding"
     try:
-        fields = next(csv.reader([text], delimiter=delimiter, strict=True))
+        return next(csv.reader([text], delimiter=delimiter, strict=True))
     except csv.Error:
         return "quoting"
-    if not any(f in na_values for f in fields):
+
+
+def _missing(fields: list[str], text: str, delimiter: str, na_values: set[str]) -> list:
+    """Unquoted fields equal to an NA text become ``NA``; quoted ones stay text."""
+    if na_values.isdisjoint(fields):
         return fields
     quoted = _quoted(text, delimiter) if '"' in text else [False] * len(fields)
     return [NA if f in na_values and not q else f for f, q in zip(fields, quoted, strict=False)]
@@ -210,17 +240,12 @@ def expected_values(kind: str, texts: pd.Series) -> tuple[np.ndarray, np.ndarray
 
     Each distinct text is converted once (sources repeat their values a lot).
     """
-    convert = CONVERT[kind]
-    cache: dict[str, object] = {}
-    values = np.empty(len(texts), dtype=object)
-    for i, text in enumerate(texts.tolist()):
-        if text is NA or text is pd.NA or (isinstance(text, float) and np.isnan(text)):
-            continue  # stays None: missing
-        if text not in cache:
-            cache[text] = convert(text)
-        values[i] = cache[text]
-    missing = np.equal(values, None)
-    unreadable = np.array([v is UNREADABLE for v in values], dtype=bool)
+    codes, distinct = pd.factorize(texts.to_numpy(dtype=object), use_na_sentinel=True)
+    converted = np.empty(len(distinct) + 1, dtype=object)  # the last slot: missing (code -1)
+    converted[:-1] = [CONVERT[kind](t) for t in distinct]
+    values = converted[codes]
+    missing = codes == -1
+    unreadable = np.array([v is UNREADABLE for v in converted], dtype=bool)[codes]
     return values, missing, unreadable
 
 

@@ -244,20 +244,29 @@ def check_file(task: FileTask) -> tuple[FileCheck, list[Difference]]:
 
 def reference_frame(path: Path, task: FileTask) -> pd.DataFrame:
     """One row per data line: line number, raw text, why it cannot be read, field texts."""
-    header, rows = source_lines(file_bytes(path), task.delimiter, set(task.na_values))
-    where = {c: header.index(c) for c in task.schema if c in header}
-    absent = [c for c in task.schema if c not in where]
-    records = []
-    for number, text, fields in rows:
-        if isinstance(fields, str) or len(fields) != len(header):
-            problem = fields if isinstance(fields, str) else "field_count"
-            records.append((number, text, problem, *([None] * len(task.schema))))
-            continue
-        problem = f"missing_column:{absent[0]}" if absent else None
-        values = [fields[where[c]] if c in where else None for c in task.schema]
-        records.append((number, text, problem, *values))
-    frame = pd.DataFrame.from_records(records, columns=[LINE_COLUMN, RAW, PROBLEM, *task.schema])
-    return frame.astype({LINE_COLUMN: "int64"})
+    lines = source_lines(file_bytes(path), task.delimiter, set(task.na_values))
+    header, width = lines.header, len(lines.header)
+    absent = [c for c in task.schema if c not in header]
+    problems = [
+        (f if isinstance(f, str) else "field_count")
+        if isinstance(f, str) or len(f) != width
+        else (f"missing_column:{absent[0]}" if absent else None)
+        for f in lines.fields
+    ]
+    frame = {
+        LINE_COLUMN: pd.Series(lines.numbers, dtype="int64"),
+        RAW: pd.Series(lines.texts, dtype=object),
+        PROBLEM: pd.Series(problems, dtype=object),
+    }
+    grid = np.full((len(problems), width + 1), None, dtype=object)  # last column: absent
+    whole = [i for i, p in enumerate(problems) if p is None or p.startswith("missing_column")]
+    if whole and width:
+        grid[whole, :width] = np.array([lines.fields[i] for i in whole], dtype=object)
+    for column in task.schema:
+        frame[column] = pd.Series(
+            grid[:, header.index(column) if column in header else width], dtype=object
+        )
+    return pd.DataFrame(frame)
 
 
 def _stored_rows(files: tuple[str, ...], task: FileTask, columns: list[str]) -> pd.DataFrame:
