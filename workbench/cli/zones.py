@@ -118,6 +118,70 @@ def lake_history(
     console.print(table)
 
 
+@lake_app.command("verify")
+def lake_verify(
+    datasets: Annotated[
+        list[str] | None, typer.Argument(help="lake datasets; default: all of them")
+    ] = None,
+    samples: Annotated[int, typer.Option(help="differing lines to show per dataset")] = 20,
+    catalog: CatalogOpt = DEFAULT_CATALOG,
+    cluster: ClusterOpt = None,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Prove the lake equals its landed files, line by line; exit 1 on any difference."""
+    from workbench.zones.verify import verify_lake
+
+    with _session(catalog, workspace, cluster) as (cat, ws):
+        names = datasets or [n for n, d in cat.datasets.items() if d.zone == "lake"]
+        results = [verify_lake(cat, ws, name, samples=samples) for name in names]
+    if as_json:
+        _print_json([r.to_dict() for r in results])
+    else:
+        for result in results:
+            _print_verification(result)
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
+def _print_verification(result) -> None:
+    table = Table(
+        "batch", "file", "lines", "lake", "quarantine", "findings",
+        title=f"{result.dataset}: lake v{result.lake_version}, "
+        f"quarantine v{result.quarantine_version}",
+    )  # fmt: skip
+    for f in result.files:
+        table.add_row(
+            f.batch_id, f.file, f"{f.lines:,}", f"{f.in_lake:,}", f"{f.quarantined:,}",
+            _findings(f),
+        )  # fmt: skip
+    console.print(table)
+    for u in result.unchecked:
+        console.print(
+            f"  {u.batch_id}/{u.file}: {u.in_lake:,} lake and {u.quarantined:,} quarantined "
+            f"rows not checked ({u.reason})"
+        )
+    if result.differences:
+        diffs = Table("kind", "file", "line", "column", "stored", "source", title="differences")
+        for d in result.differences:
+            diffs.add_row(d.kind, d.file, str(d.line), d.column or "", d.stored, d.source)
+        console.print(diffs)
+    verdict = "[green]verified[/]" if result.ok else "[bold red]DIFFERENCES FOUND[/]"
+    console.print(f"{result.dataset}: {verdict}, {result.rows_checked:,} rows checked")
+
+
+def _findings(check) -> str:
+    counts = {
+        "missing": check.missing, "in both": check.in_both, "duplicated": check.duplicated,
+        "extra": check.extra, "quarantine text": check.quarantine_text,
+    }  # fmt: skip
+    parts = [f"{k} {v:,}" for k, v in counts.items() if v]
+    parts += [f"value {column} {n:,}" for column, n in check.values.items()]
+    if check.landing_altered:
+        parts.append("landing file altered")
+    return "; ".join(parts) or "[green]ok[/]"
+
+
 @lake_app.command("vacuum")
 def lake_vacuum(
     dataset: str,
