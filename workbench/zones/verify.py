@@ -312,7 +312,7 @@ def _sample(detail: dict, line: int) -> dict:
         values = detail.get(key)
         if values is not None:
             value = values.get(line)
-            out[key] = None if value is None or value is pd.NA else str(value)
+            out[key] = None if value is None or pd.isna(value) else str(value)
     return out
 
 
