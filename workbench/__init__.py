@@ -38,7 +38,14 @@ from workbench.ml import (
 )
 from workbench.pipeline import RunResult, plan_steps, run_pipeline, select_steps
 from workbench.runs import RunStore
-from workbench.zones import build_curated, land, list_batches, promote_batch, read_dataset
+from workbench.zones import (
+    build_curated,
+    land,
+    list_batches,
+    promote_batch,
+    read_dataset,
+    verify_lake,
+)
 
 __version__ = "0.1.0"
 
@@ -83,4 +90,5 @@ __all__ = [
     "score_batch",
     "select_steps",
     "train_model",
+    "verify_lake",
 ]
