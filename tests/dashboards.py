@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import secrets
 import signal
 import socket
@@ -111,3 +113,61 @@ def start_server(folder: Path, *args: str, env: dict | None = None, timeout: flo
             time.sleep(0.5)
     server.stop()
     raise RuntimeError(f"workbench serve did not answer in {timeout} s:\n{server.output()}")
+
+
+def page_token(http: requests.Session, url: str) -> str:
+    """The Bokeh session token embedded in an app page (what the page's websocket presents)."""
+    page = http.get(url, timeout=60)
+    assert page.status_code == 200, (url, page.status_code)
+    found = re.search(r'"token"\s*:\s*"([^"]+)"', page.text) or re.search(
+        r'token\s*=\s*"([^"]+)"', page.text
+    )
+    assert found, f"no session token in {url}"
+    return found.group(1)
+
+
+def pull_document(server_url: str, app: str, cookies: dict, token: str) -> dict | int:
+    """Open ``/APP/ws`` as a browser would (cookies, origin, token) and ask for the document:
+    the document's JSON, or the HTTP status that refused the websocket."""
+    return asyncio.run(_pull(server_url, app, cookies, token))
+
+
+async def _pull(server_url: str, app: str, cookies: dict, token: str) -> dict | int:
+    from bokeh.protocol import Protocol
+    from bokeh.protocol.receiver import Receiver
+    from tornado.httpclient import HTTPClientError, HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    request = HTTPRequest(
+        f"{server_url.replace('http', 'ws', 1)}/{app}/ws",
+        headers={
+            "Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items()),
+            "Origin": server_url,
+        },
+    )
+    try:
+        conn = await websocket_connect(request, subprotocols=["bokeh", token])
+    except HTTPClientError as exc:
+        return exc.code
+    try:
+        receiver = Receiver(Protocol())
+
+        async def receive():
+            while True:
+                fragment = await conn.read_message()
+                if fragment is None:
+                    return None
+                message = await receiver.consume(fragment)
+                if message is not None:
+                    return message
+
+        ack = await receive()
+        if ack is None:
+            return 0  # closed without a word
+        request_doc = Protocol().create("PULL-DOC-REQ")
+        for part in (request_doc.header_json, request_doc.metadata_json, request_doc.content_json):
+            await conn.write_message(part)
+        reply = await receive()
+        return 0 if reply is None else reply.content["doc"]
+    finally:
+        conn.close()

@@ -52,6 +52,26 @@ def slurm():
         if IN_CI:
             pytest.fail(message + " (.ci/run does this)")
         pytest.skip(message)
+    before = _checkout_files()
+    yield
+    # sbatch writes slurm-<id>.out into its working directory when a script names no output:
+    # no job of these tests may leave that (or anything else) in the checkout.
+    new = _checkout_files() - before
+    assert not new, f"the SLURM tests left files in the checkout: {sorted(new)}"
+
+
+def _checkout_files() -> set[str]:
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all", "--ignored"],
+        capture_output=True, text=True, cwd=root, check=True,
+    )  # fmt: skip
+    caches = ("__pycache__", ".ruff_cache", ".pytest_cache")  # written by the tools, not jobs
+    return {
+        line[3:]
+        for line in done.stdout.splitlines()
+        if line[:2] in ("??", "!!") and not any(c in line for c in caches)
+    }
 
 
 def _cli(*args: str) -> SimpleNamespace:
@@ -503,6 +523,24 @@ def test_srun_layout_scheduler_file_client_and_workers_as_tasks(slurm, tmp_path)
 
 
 @pytest.mark.slurm
+def test_srun_layout_on_a_cluster_interface_speaks_tls(slurm, tmp_path):
+    interface, address = _cluster_interface()
+    path, catalog, ws = _orders(tmp_path, n=200)
+    job = submit_job(
+        path, ws, ["orders"], layout="srun", cores=1, processes=1, memory="2GB",
+        walltime="00:10:00", directives=["--overcommit"], scheduler_interface=interface,
+    )  # fmt: skip
+    info = _wait_job(ws, job.id, timeout=180)
+    err = (Path(job.folder) / "job.err").read_text()
+    assert info.status == "succeeded", err[-3000:]
+    # scheduler, worker and client tasks all on TLS, with the job's own credentials
+    assert re.search(rf"Scheduler at:\s+tls://{re.escape(address)}:\d+", err)
+    assert re.search(r"Start worker at:\s+tls://", err)
+    assert "srun cluster: 1 workers" in (Path(job.folder) / "job.out").read_text()
+    assert len(wb.read_dataset(catalog, ws, "orders").compute()) > 0
+
+
+@pytest.mark.slurm
 def test_failed_job_reports_the_first_error_of_its_run(slurm, tmp_path):
     path, catalog, ws = _orders(tmp_path)
     (tmp_path / "data" / "customers.csv").unlink()  # the catalog names a file that is gone
@@ -530,6 +568,34 @@ def test_tls_cluster_on_slurm(slurm, tmp_path):
         assert client.submit(sum, range(10)).result() == 45
     finally:
         wb.close_client(client)
+    # No security given, a scheduler on a cluster interface: TLS all the same (temporary
+    # credentials, the workers' copy of the key beside their logs, never in the checkout).
+    interface, address = _cluster_interface()
+    logs = tmp_path / "auto-logs"
+    client = wb.get_client(
+        "slurm", cores=1, memory="1GB", jobs=1, scheduler_interface=interface,
+        default_log_directory=str(logs),
+    )  # fmt: skip
+    try:
+        assert client.scheduler.address.startswith(f"tls://{address}:")
+        client.wait_for_workers(1, timeout=120)
+        workers = client.scheduler_info()["workers"]
+        assert workers and all(a.startswith("tls://") for a in workers)
+        assert client.submit(sum, range(10)).result() == 45
+        assert any(p.name.startswith(".dask-jobqueue.worker.key") for p in logs.iterdir())
+    finally:
+        wb.close_client(client)
+
+
+def _cluster_interface() -> tuple[str, str]:
+    """A non-loopback interface with an IPv4 address (traffic to it stays on this machine)."""
+    import psutil
+
+    for name, addresses in psutil.net_if_addrs().items():
+        for a in addresses:
+            if a.family.name == "AF_INET" and not a.address.startswith("127."):
+                return name, a.address
+    pytest.skip("this machine has no non-loopback IPv4 interface")
 
 
 def _model_versions(ws: wb.Workspace) -> list[str]:

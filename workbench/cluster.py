@@ -1,6 +1,7 @@
 """One way to get a Dask client, whatever the cluster: named profiles -> ``distributed.Client``.
 
-``local`` (default) starts a LocalCluster of worker processes bound to 127.0.0.1, one per core.
+``local`` (default) starts a LocalCluster of worker processes bound to 127.0.0.1, one per core
+(with TLS if configured to listen elsewhere).
 HPC profiles (``slurm``, ``pbs``, ``sge``, ``lsf``, ``htcondor`` and any configured under
 ``workbench.cluster.profiles``) start a dask-jobqueue cluster whose workers are batch jobs
 (:mod:`workbench.hpc.profiles`). An address (``tcp://host:8786``) or a scheduler file
@@ -40,14 +41,20 @@ def _local(**overrides: object) -> Client:
     def setting(key: str):
         return config.get(f"cluster.local.{key}")
 
+    from workbench.hpc.tls import is_loopback
+
     n_workers = overrides.get("n_workers") or setting("n-workers") or os.cpu_count() or 1
+    host = setting("host")
+    # Off loopback, anyone who reaches a port could send pickles: TLS with temporary credentials.
+    security = None if host is None or is_loopback(str(host)) else True
     cluster = LocalCluster(
         n_workers=int(n_workers),
         threads_per_worker=int(
             overrides.get("threads_per_worker") or setting("threads-per-worker")
         ),
         processes=True,
-        host=setting("host"),
+        host=host,
+        security=security,
         dashboard_address=setting("dashboard-address"),
         memory_limit=setting("memory-limit"),
     )

@@ -23,6 +23,8 @@ CREATE TABLE IF NOT EXISTS steps (
     PRIMARY KEY (run_id, step)
 );
 """
+# Columns added after the first release: the plan's record of each step (see pipeline/plan.py).
+_ADDED = {"spec_hash": "TEXT", "workbench": "TEXT", "reason": "TEXT"}
 
 
 def _now() -> str:
@@ -38,6 +40,10 @@ class RunStore:
     def _connect(self) -> sqlite3.Connection:
         con = sqlite3.connect(self.path, timeout=30)
         con.executescript(_SCHEMA)
+        have = {row[1] for row in con.execute("PRAGMA table_info(steps)")}
+        for column, kind in _ADDED.items():
+            if column not in have:  # a run store written by an older workbench
+                con.execute(f"ALTER TABLE steps ADD COLUMN {column} {kind}")
         return con
 
     def start_run(self, *, catalog: str, targets: list[str], cluster: str) -> str:
@@ -72,10 +78,15 @@ class RunStore:
         outputs: Any = None,
         details: Any = None,
         error: str | None = None,
+        spec_hash: str | None = None,
+        workbench: str | None = None,
+        reason: str | None = None,
     ) -> None:
         with closing(self._connect()) as con, con:
             con.execute(
-                "INSERT OR REPLACE INTO steps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO steps (run_id, step, kind, target, status, started_at, "
+                "seconds, rows_in, rows_out, inputs, outputs, details, error, spec_hash, "
+                "workbench, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
                     step,
@@ -90,8 +101,20 @@ class RunStore:
                     json.dumps(outputs, default=str),
                     json.dumps(details, default=str),
                     error,
+                    spec_hash,
+                    workbench,
+                    reason,
                 ),
             )
+
+    def last_success(self, step: str) -> dict | None:
+        """The newest record of ``step`` that succeeded or was reused, with its plan columns."""
+        rows = self._query(
+            "SELECT * FROM steps WHERE step = ? AND status IN ('succeeded', 'reused') "
+            "AND spec_hash IS NOT NULL ORDER BY started_at DESC LIMIT 1",
+            (step,),
+        )
+        return rows[0] if rows else None
 
     def runs(self, limit: int = 20) -> list[dict]:
         return self._query("SELECT * FROM runs ORDER BY started_at DESC LIMIT ?", (limit,))

@@ -235,3 +235,38 @@ def make_tpch(folder: Path, scale: float) -> Path:
         capture_output=True,
     )
     return folder
+
+
+PEOPLE_CATALOG = """\
+version: 1
+workspace: {workspace}
+pii: {{mask: {mask}}}
+datasets:
+  people:
+    zone: lake
+    source: {{path: "{data}/people.csv"}}
+    schema:
+      person_id: string
+      email: {{type: string, tags: [pii]}}
+      segment: string
+    thresholds: {{max_quarantined_fraction: 1.0}}
+    rules:
+      - {{rule: in_set, column: segment, values: [retail, business]}}
+"""
+
+
+def people_catalog(folder: Path, *, rows: int = 12, mask: str = "hash") -> Path:
+    """A catalog of one dataset whose ``email`` column is tagged ``pii``; every third person has
+    an unknown segment, so their rows (emails included) are quarantined."""
+    data = folder / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(
+        {
+            "person_id": [f"P{i}" for i in range(rows)],
+            "email": [f"person{i}@example.org" for i in range(rows)],
+            "segment": ["unknown" if i % 3 == 0 else "retail" for i in range(rows)],
+        }
+    ).to_csv(data / "people.csv", index=False)
+    path = folder / "catalog.yaml"
+    path.write_text(PEOPLE_CATALOG.format(workspace=folder / "ws", data=data, mask=mask))
+    return path

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from workbench.catalog.base import _as_list, _Strict
+from workbench.catalog.expressions import ExpressionText, expression_columns
 
 
 class Split(_Strict):
@@ -74,8 +75,8 @@ class FeatureSet(_Strict):
     label: str
     columns: list[str] = Field(description="source columns used as features as they are")
     categorical: list[str] = Field(default_factory=list)
-    derived: dict[str, str] = Field(
-        default_factory=dict, description="name -> pandas.eval expression over source columns"
+    derived: dict[str, ExpressionText] = Field(
+        default_factory=dict, description="name -> expression over source columns"
     )
     date_parts: dict[str, list[DatePart]] = Field(
         default_factory=dict, description="datetime column -> parts, named <column>_<part>"
@@ -84,7 +85,9 @@ class FeatureSet(_Strict):
     keys: list[str] = Field(
         default_factory=list, description="columns identifying a row; carried to predictions"
     )
-    where: str | None = Field(None, description="row filter (pandas.eval) before anything else")
+    where: ExpressionText | None = Field(
+        None, description="row filter (docs/expressions.md) before anything else"
+    )
     split: Split
 
     @model_validator(mode="after")
@@ -104,14 +107,12 @@ class FeatureSet(_Strict):
         return [n for n in dict.fromkeys(names) if n != self.label]  # a derived label is no input
 
     def source_columns(self, known: set[str]) -> list[str]:
-        from workbench.catalog.load import expression_names
-
         names = [*self.keys, *self.columns, self.label, *self.date_parts]
         names += [c for lag in self.lags.values() for c in lag.inputs]
         if self.split.column:
             names.append(self.split.column)
         for expr in [self.where, *self.derived.values()]:
-            names += [c for c in expression_names(expr) if c in known]
+            names += expression_columns(expr)
         return [c for c in dict.fromkeys(names) if c in known]
 
 

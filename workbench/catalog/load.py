@@ -12,7 +12,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from workbench.catalog.models import Catalog, Dataset, References
+from workbench.catalog.expressions import expression_columns
+from workbench.catalog.models import Catalog, Dataset, Expression, References
 from workbench.errors import CatalogError
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -195,13 +196,9 @@ def _check_references(catalog: Catalog, path: Path, lines: dict[tuple, int]) -> 
     _check_columns(catalog, path, lines)
 
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
 def expression_names(expr: str | None) -> list[str]:
-    """Identifiers an expression mentions, in order (columns, and also keywords or methods:
-    callers keep the ones that are columns)."""
-    return list(dict.fromkeys(_NAME.findall(expr or "")))
+    """The column names an expression reads, in order (parsed: never a keyword or method)."""
+    return expression_columns(expr)
 
 
 def columns_of(catalog: Catalog, name: str) -> list[str]:
@@ -287,12 +284,21 @@ def _check_columns(catalog: Catalog, path: Path, lines: dict[tuple, int]) -> Non
             for col, der in ds.derived.items():
                 for c in der.inputs:
                     need(("datasets", name, "derived", col), c, name, have)
+            # Derived columns are computed in order: an expression reads the ones before it.
+            ready = [c for c in have if c not in ds.derived]
+            for col, der in ds.derived.items():
+                for c in expression_names(der.expr):
+                    need(("datasets", name, "derived", col), c, name, ready)
+                ready.append(col)
         for key, rules in (("rules", ds.rules), ("dataset_rules", ds.dataset_rules)):
             for i, rule in enumerate(rules):
                 for c in getattr(rule, "columns", None) or [getattr(rule, "column", None)]:
                     if c is not None:
                         need(("datasets", name, key, i), c, name, list(ds.schema_))
         for i, rule in enumerate(ds.rules):
+            if isinstance(rule, Expression):
+                for c in expression_names(rule.expr):
+                    need(("datasets", name, "rules", i, "expr"), c, name, columns_of(catalog, name))
             if isinstance(rule, References):
                 need(
                     ("datasets", name, "rules", i, "key"),
@@ -310,6 +316,8 @@ def _check_columns(catalog: Catalog, path: Path, lines: dict[tuple, int]) -> Non
         for m_name, m in cube.measures.items():
             if m.column:
                 need(("cubes", name, "measures", m_name, "column"), m.column, cube.source, have)
+            for c in expression_names(m.where):
+                need(("cubes", name, "measures", m_name, "where"), c, cube.source, have)
     for name, fs in catalog.features.items():
         have = columns_of(catalog, fs.source)
         loc = ("features", name)
@@ -322,6 +330,13 @@ def _check_columns(catalog: Catalog, path: Path, lines: dict[tuple, int]) -> Non
         for lag_name, lag in fs.lags.items():
             for c in lag.inputs:
                 need((*loc, "lags", lag_name), c, fs.source, have)
+        for c in expression_names(fs.where):
+            need((*loc, "where"), c, fs.source, have)
+        ready = list(have)  # derived features are computed in order, after `where`
+        for col, expr in fs.derived.items():
+            for c in expression_names(expr):
+                need((*loc, "derived", col), c, fs.source, ready)
+            ready.append(col)
         clash = sorted(set(fs.derived) | set(fs.lags))
         clash = [c for c in clash if c in have]
         if clash:

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from workbench.catalog.base import _as_list, _Strict
+from workbench.catalog.expressions import ExpressionText
 from workbench.catalog.learning import (  # noqa: F401 - re-exported: the catalog's public models
     ESTIMATORS,
     FeatureSet,
@@ -72,6 +73,11 @@ class References(_Rule):
 class Unique(_Rule):
     rule: Literal["unique"]
     columns: list[str]
+    across: Literal["batch", "lake"] = Field(
+        "batch",
+        description="batch: keys unique within each batch; lake: also against the keys the "
+        "lake already holds from other batches (for append loads)",
+    )
 
     _list = field_validator("columns", mode="before")(_as_list)
 
@@ -114,8 +120,8 @@ class Regex(_Rule):
 
 class Expression(_Rule):
     rule: Literal["expression"]
-    expr: str = Field(
-        description="a vectorised boolean expression (pandas.eval) true for good rows"
+    expr: ExpressionText = Field(
+        description="a boolean expression (docs/expressions.md) true for good rows"
     )
 
 
@@ -216,7 +222,9 @@ class Join(_Strict):
 class Derivation(_Strict):
     """One derived column: exactly one of the fields is set."""
 
-    expr: str | None = Field(None, description="pandas.eval expression over columns")
+    expr: ExpressionText | None = Field(
+        None, description="an expression over columns (docs/expressions.md)"
+    )
     is_null: str | None = Field(None, description="true where the column is missing")
     make_date: list[str] | None = Field(None, description="[year, month, day] columns -> date")
 
@@ -240,6 +248,17 @@ class Thresholds(_Strict):
     max_quarantined_fraction: float = Field(1.0, ge=0, le=1)
 
 
+class Pii(_Strict):
+    """How columns tagged ``pii`` are masked for users without the ``pii`` permission.
+
+    ``hash`` keeps values comparable (equal inputs give equal outputs, so counts and joins still
+    work) with an HMAC whose key comes from ``WORKBENCH_PII_KEY``, never from the catalog;
+    ``redact`` replaces every value.
+    """
+
+    mask: Literal["hash", "redact"] = "hash"
+
+
 class Dataset(_Strict):
     """A table of the lake (``zone: lake``, from a landed source) or a curated table."""
 
@@ -247,6 +266,10 @@ class Dataset(_Strict):
     description: str = ""
     source: Source | None = None
     schema_: dict[str, ColumnType] = Field(default_factory=dict, alias="schema")
+    column_tags: dict[str, list[str]] = Field(
+        default_factory=dict, description="filled from the tagged form of `schema`"
+    )
+    pii: Pii | None = Field(None, description="masking of pii columns; default: the catalog's")
     keys: list[str] = Field(default_factory=list)
     rules: list[Rule] = Field(default_factory=list)
     dataset_rules: list[DatasetRule] = Field(default_factory=list)
@@ -260,6 +283,31 @@ class Dataset(_Strict):
     from_: str | None = Field(None, alias="from")
     joins: list[Join] = Field(default_factory=list)
     derived: dict[str, Derivation] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tagged_schema(cls, data: Any) -> Any:
+        """Split ``{type, tags}`` entries into the plain type and ``column_tags``, so the rest of
+        the workbench keeps reading ``schema_`` as column -> type."""
+        schema = data.get("schema") if isinstance(data, dict) else None
+        if not isinstance(schema, dict) or not any(isinstance(v, dict) for v in schema.values()):
+            return data
+        if "column_tags" in data:
+            raise ValueError("tag columns in `schema` ({type: string, tags: [pii]})")
+        tagged = {k: v for k, v in schema.items() if isinstance(v, dict)}
+        for column, entry in tagged.items():
+            if set(entry) - {"type", "tags"} or "type" not in entry:
+                raise ValueError(
+                    f"schema column `{column}`: give {{type: string, tags: [pii]}} "
+                    f"(got keys {sorted(entry)})"
+                )
+        return {
+            **data,
+            "schema": {k: v["type"] if k in tagged else v for k, v in schema.items()},
+            "column_tags": {
+                k: _as_list(v["tags"]) for k, v in tagged.items() if v.get("tags") is not None
+            },
+        }
 
     @field_validator("derived", mode="before")
     @classmethod
@@ -339,7 +387,9 @@ class Dimension(_Strict):
 class Measure(_Strict):
     agg: Literal["sum", "count", "min", "max"]
     column: str | None = Field(None, description="omit with agg: count to count rows")
-    where: str | None = Field(None, description="count or sum only rows where this is true")
+    where: ExpressionText | None = Field(
+        None, description="count or sum only rows where this is true (docs/expressions.md)"
+    )
 
     @model_validator(mode="after")
     def _column(self) -> Measure:
@@ -352,7 +402,7 @@ class Cube(_Strict):
     source: str
     dimensions: dict[str, Dimension]
     measures: dict[str, Measure]
-    derived_measures: dict[str, str] = Field(
+    derived_measures: dict[str, ExpressionText] = Field(
         default_factory=dict, description="name -> expression over stored measures, e.g. a / b"
     )
     aggregates: list[list[str]] | None = Field(
@@ -380,6 +430,7 @@ class Catalog(_Strict):
     cubes: dict[str, Cube] = Field(default_factory=dict)
     features: dict[str, FeatureSet] = Field(default_factory=dict)
     models: dict[str, Model] = Field(default_factory=dict)
+    pii: Pii = Field(default_factory=Pii, description="masking of pii columns (hash or redact)")
     _path: Path | None = PrivateAttr(None)
 
     @property

@@ -10,7 +10,7 @@ import json
 import logging
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -159,7 +159,7 @@ def catalog_show(
 
 @catalog_app.command("check")
 def catalog_check(catalog: CatalogOpt = DEFAULT_CATALOG) -> None:
-    """Check the catalog: syntax, keys, types, references, cycles, columns."""
+    """Check the catalog: syntax, keys, types, references, cycles, columns, expressions."""
     with _reported():
         cat = load_catalog(catalog)
     console.print(
@@ -176,27 +176,33 @@ def _run_steps(
     out: Console,
     upstream: bool = True,
     cluster_options: dict | None = None,
+    force=(),
 ):
     """Start the cluster, run the steps with a line per step, close the cluster."""
     from workbench import config
     from workbench.hpc import hpc_profile_names
-    from workbench.pipeline import run_pipeline
+    from workbench.pipeline import plan_run, run_pipeline
 
     logging.getLogger("distributed.shuffle").setLevel(logging.ERROR)
     cat, ws = _open(catalog, workspace)
     options = dict(cluster_options or {})
     if config.get("cluster.profile", cluster) in hpc_profile_names():
         options["default_log_directory"] = str(ws.path("jobs", "workers"))
-    with _cluster(cluster, **options) as client, out.status("starting") as status:
-        out.print(f"Dask dashboard: {client.dashboard_link}")
+    # Nothing stale: no cluster to start (a no-op run answers in about a second).
+    stale = any(d.run for d in plan_run(cat, ws, targets, upstream=upstream, force=force))
+    started = _cluster(cluster, **options) if stale else nullcontext()
+    with started as client, out.status("starting") as status:
+        if client is not None:
+            out.print(f"Dask dashboard: {client.dashboard_link}")
 
         def on_step(event, step, result):
             if event == "start":
                 status.update(f"{step.name} ...")
                 return
-            mark = "[red]✗[/]" if result.status == "failed" else "[green]✓[/]"
+            mark = {"failed": "[red]✗[/]", "reused": "[dim]=[/]"}.get(result.status, "[green]✓[/]")
             rows = f"{result.rows_out:>10,} rows" if result.rows_out is not None else ""
-            out.print(f"{mark} {step.name:<28} {result.seconds:6.1f} s {rows}")
+            why = f"  [dim]{result.reason}[/]" if result.reason else ""
+            out.print(f"{mark} {step.name:<28} {result.seconds:6.1f} s {rows:>15}{why}")
 
         return run_pipeline(
             cat,
@@ -205,6 +211,7 @@ def _run_steps(
             cluster=config.get("cluster.profile", cluster),
             on_step=on_step,
             upstream=upstream,
+            force=force,
         )
 
 
@@ -226,12 +233,26 @@ def run(
     walltime: WalltimeOpt = None,
     queue: QueueOpt = None,
     account: AccountOpt = None,
+    plan: Annotated[
+        bool, typer.Option("--plan", help="show what would run and why; run nothing")
+    ] = False,
+    force: Annotated[
+        list[str] | None,
+        typer.Option("--force", help="redo this step even if up to date (repeat; 'all')"),
+    ] = None,
 ) -> None:
     """Run the pipeline (everything, or TARGETS and what they need) on a Dask cluster.
 
+    Steps whose catalog entry, inputs and workbench version are those of their last successful
+    run are reused, not run again; `--plan` shows what would run and why.
     With an HPC profile (`--cluster slurm`) the client runs here and the workers are batch jobs.
     """
     hpc_options = {k: v for k, v in locals().items() if k in HPC_OPTIONS}
+    forced = True if force and "all" in force else (force or [])
+    if plan:
+        with _reported():
+            _print_plan(catalog, workspace, targets or [], forced, as_json)
+        return
     with _reported():
         result = _run_steps(
             catalog,
@@ -240,11 +261,26 @@ def run(
             targets or [],
             err if as_json else console,
             cluster_options=hpc_options,
+            force=forced,
         )
     if as_json:
         _print_json(result.to_dict())
     else:
         print_run_summary(result)
+
+
+def _print_plan(catalog: Path, workspace: Path | None, targets, force, as_json: bool) -> None:
+    from workbench.pipeline import plan_run
+
+    cat, ws = _open(catalog, workspace)
+    decisions = plan_run(cat, ws, targets, force=force)
+    if as_json:
+        _print_json([d.__dict__ for d in decisions])
+        return
+    table = Table("step", "action", "why", title="Plan (nothing has run)")
+    for d in decisions:
+        table.add_row(d.step, "[yellow]run[/]" if d.run else "[green]reuse[/]", d.reason)
+    console.print(table)
 
 
 def _open(catalog: Path, workspace: Path | None):
@@ -339,6 +375,8 @@ def print_run_summary(result) -> None:
             )
             for code, r in d["reasons"].items():
                 action = "quarantined" if r["severity"] == "error" else "flagged, kept"
+                if r.get("quarantined_too"):
+                    action += f" ({r['quarantined_too']:,} quarantined rows failed it too)"
                 reasons.add_row(target, code, action, f"{r['rows']:,}")
         elif kind == "curate":
             per_zone.add_row(target, "", "", "", "", f"{s.rows_out:,}")

@@ -14,6 +14,7 @@ import pandas as pd
 import xarray as xr
 
 from workbench import config
+from workbench.catalog.expressions import evaluate
 from workbench.catalog.load import columns_of, expression_names
 from workbench.catalog.models import Catalog, Cube
 from workbench.cubes.spec import category_members, time_coords, truncate
@@ -60,7 +61,7 @@ def measure_values(df: pd.DataFrame, cube: Cube) -> dict[str, np.ndarray]:
     """Per measure, the float values to reduce (counts as 0/1, ``where`` applied)."""
     out = {}
     for name, m in cube.measures.items():
-        keep = df.eval(m.where).fillna(False).astype(bool).to_numpy() if m.where else None
+        keep = evaluate(m.where, df).fillna(False).astype(bool).to_numpy() if m.where else None
         if m.agg == "count":
             values = (
                 df[m.column].notna().to_numpy() if m.column else np.ones(len(df), dtype=bool)

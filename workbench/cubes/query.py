@@ -20,6 +20,7 @@ import pandas as pd
 import xarray as xr
 
 from workbench import config
+from workbench.catalog.expressions import evaluate
 from workbench.catalog.load import expression_names
 from workbench.catalog.models import Catalog
 from workbench.cubes.build import BASE, REDUCERS, ROWS, current_version, reduce_dims
@@ -193,9 +194,10 @@ class CubeReader:
         ds = _select(cuboid, dict(query.where), stored)
         table = _group(ds, cuboid, list(query.by))
         for name, expr in derived.items():
-            table[name] = table.eval(expr) if len(table) else pd.Series(dtype="float64")
+            # Stored in the cube's metadata, so parsed again here: the workspace is data.
+            table[name] = evaluate(expr, table) if len(table) else pd.Series(dtype="float64")
         if query.having:
-            table = table[table.eval(query.having).fillna(False).astype(bool)]
+            table = table[evaluate(query.having, table).fillna(False).astype(bool)]
         table = table[wanted]
         return table.to_xarray() if as_xarray else table
 

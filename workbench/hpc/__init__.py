@@ -6,6 +6,8 @@
 - :mod:`workbench.hpc.systems`: what differs between batch systems (directives, commands).
 - :mod:`workbench.hpc.jobs`: ``submit_job``, ``job_status``, ``job_logs``, ``cancel_job``.
 - :mod:`workbench.hpc.runner`: what runs inside the batch job.
+- :mod:`workbench.hpc.tls`: TLS whenever a scheduler listens beyond loopback.
+- :mod:`workbench.hpc.script_safety`: what a setting may hold before it enters a job script.
 """
 
 from __future__ import annotations

@@ -24,7 +24,9 @@ from dask.utils import parse_bytes
 from workbench.errors import ClusterError, WorkspaceError
 from workbench.hpc.lifetime import parse_walltime
 from workbench.hpc.profiles import HpcProfile, resolve_profile
+from workbench.hpc.script_safety import check_directive
 from workbench.hpc.systems import Request, SchedulerState, batch_system
+from workbench.hpc.tls import job_credentials, write_temporary_credentials
 from workbench.io.workspace import Workspace, write_json_atomic
 from workbench.runs import RunStore
 
@@ -96,10 +98,21 @@ def submit_job(
             f"{nodes} nodes need a scheduler the other nodes can reach, but profile {profile!r} "
             f"puts it on {host}: set interface (e.g. ib0) or scheduler-interface in the profile."
         )
+    for directive in directives:
+        check_directive("--directive", directive, f"workbench job submit --profile {profile}")
     job_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     folder = ws.path("jobs", job_id)
+    # The script is checked and written in full before the folder exists: a refused value
+    # leaves nothing behind and submits nothing.
+    tls = None
+    if layout == "srun" and "security" in prof.cluster_kwargs:
+        tls = job_credentials(folder, prof.cluster_kwargs["security"])
+    script = _script(
+        prof, system, folder, catalog, ws, list(targets), nodes, layout, directives, tls
+    )
     folder.mkdir(parents=True)
-    script = _script(prof, system, folder, catalog, ws, list(targets), nodes, layout, directives)
+    if tls and prof.cluster_kwargs["security"] is True:
+        write_temporary_credentials(tls)
     (folder / "job.sh").write_text(script)
     meta = {
         "id": job_id,
@@ -129,6 +142,7 @@ def _script(
     nodes: int,
     layout: str,
     directives: Sequence[str],
+    tls: dict | None,
 ) -> str:
     cores = int(prof.setting("cores") or 1)
     memory = prof.setting("memory")
@@ -170,7 +184,7 @@ def _script(
             "--layout",
             "srun",
             "--dask-options",
-            json.dumps(_srun_options(prof, threads, per_worker, local_dir)),
+            json.dumps(_srun_options(prof, threads, per_worker, local_dir, tls)),
         ]
         command = ["srun", "--kill-on-bad-exit=1", *runner, "--", *targets]
     else:
@@ -183,7 +197,9 @@ def _script(
     return "\n".join(lines) + "\n"
 
 
-def _srun_options(prof: HpcProfile, threads: int, per_worker: int | None, local_dir) -> dict:
+def _srun_options(
+    prof: HpcProfile, threads: int, per_worker: int | None, local_dir, tls: dict | None
+) -> dict:
     scheduler = dict(prof.cluster_kwargs["scheduler_options"])
     scheduler.pop("security", None)
     host = scheduler.get("host")
@@ -196,7 +212,8 @@ def _srun_options(prof: HpcProfile, threads: int, per_worker: int | None, local_
         worker["host"] = host
     elif scheduler.get("interface"):
         worker["interface"] = scheduler["interface"]
-    return {"scheduler": scheduler, "worker": worker, "wait": prof.wait_timeout or 600}
+    options = {"scheduler": scheduler, "worker": worker, "wait": prof.wait_timeout or 600}
+    return options | ({"tls": tls} if tls else {})
 
 
 def job_folder(ws: Workspace, job: str) -> Path:

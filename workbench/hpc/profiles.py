@@ -13,6 +13,7 @@ A setting is taken from the first place that has it:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import dask.config
@@ -21,6 +22,8 @@ from distributed import Client
 from workbench import config
 from workbench.errors import ClusterError, ProfileError
 from workbench.hpc.lifetime import clock, duration, worker_lifetime
+from workbench.hpc.script_safety import SCRIPT_KEYS, check_setting
+from workbench.hpc.tls import is_loopback, on_loopback, profile_security
 
 try:  # at import: dask-jobqueue registers its `jobqueue` defaults in dask.config
     import dask_jobqueue
@@ -58,7 +61,6 @@ _DEPRECATED = {
     "job-extra": "job-extra-directives",
     "header-skip": "job-directives-skip",
 }
-_TLS_ROLES = ("scheduler", "worker", "client")
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,7 @@ def resolve_profile(
     if "account" in settings and "account" not in jobqueue and "project" in jobqueue:
         settings["project"] = settings.pop("account")  # SGE and LSF call it a project
     _check_keys(name, kind, settings, jobqueue)
+    _check_script_values(name, kind, settings, jobqueue)
     kwargs = {
         k.replace("-", "_"): v
         for k, v in settings.items()
@@ -165,9 +168,15 @@ def resolve_profile(
     kwargs["worker_extra_args"] = _worker_args(
         settings, jobqueue, scheduler_options, lifetime, stagger
     )
-    security = _security(name, settings.get("security"))
+    loopback = on_loopback(scheduler_options, settings, jobqueue)
+    security = profile_security(name, settings.get("security"), loopback)
     if security is not None:
         kwargs["security"] = security
+    if security is True and not (kwargs.get("shared_temp_directory") or _shared_temp(kind)):
+        # dask-jobqueue writes the temporary key for the workers here (else into the current
+        # directory): beside the worker logs, on storage the compute nodes read.
+        logs = kwargs.get("log_directory") or jobqueue.get("log-directory")
+        kwargs["shared_temp_directory"] = str(logs or Path.home() / ".cache/workbench/tls")
     return HpcProfile(
         name=name,
         kind=kind,
@@ -185,6 +194,9 @@ def resolve_profile(
 def start_cluster(profile: HpcProfile):
     """The dask-jobqueue cluster for ``profile``: a scheduler here, no worker job yet."""
     cls = _cluster_class(profile.kind)
+    shared = profile.cluster_kwargs.get("shared_temp_directory")
+    if shared and "$" not in shared:  # dask-jobqueue needs it to exist to write the TLS key
+        Path(shared).expanduser().mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         return cls(**profile.cluster_kwargs)
     except ValueError as exc:
@@ -279,6 +291,10 @@ def _jobqueue(kind: str) -> dict[str, Any]:
     return dict(dask.config.get(f"jobqueue.{kind}", default={}) or {})
 
 
+def _shared_temp(kind: str) -> str | None:
+    return dask.config.get(f"jobqueue.{kind}.shared-temp-directory", default=None)
+
+
 def _check_keys(name: str, kind: str, settings: dict, jobqueue: dict) -> None:
     for key in settings:
         if key in _DEPRECATED:
@@ -292,6 +308,17 @@ def _check_keys(name: str, kind: str, settings: dict, jobqueue: dict) -> None:
                 f"unknown setting {key!r} for profile {name!r} ({kind}); use one of "
                 f"{', '.join(valid)}."
             )
+
+
+def _check_script_values(name: str, kind: str, settings: dict, jobqueue: dict) -> None:
+    """Refuse values that would smuggle shell commands into a job script: those of the profile
+    and those dask-jobqueue reads from its own config for the keys the profile leaves unset."""
+    for key in sorted(SCRIPT_KEYS):
+        if key in settings:
+            where = f"profile {name!r} (workbench.cluster.profiles.{name}.{key} or --{key})"
+            check_setting(key, settings[key], where)
+        elif key in jobqueue:
+            check_setting(key, jobqueue[key], f"profile {name!r} (jobqueue.{kind}.{key})")
 
 
 def _scheduler_options(settings: dict, jobqueue: dict) -> dict[str, Any]:
@@ -329,7 +356,7 @@ def _worker_args(
         str(a) for a in settings.get("worker-extra-args") or jobqueue.get("worker-extra-args") or []
     ]
     host = str(scheduler_options.get("host") or "")
-    if _is_loopback(host) and "--host" not in args:
+    if is_loopback(host) and "--host" not in args:
         # A scheduler on loopback means a single machine: keep the workers' ports there too.
         args += ["--host", host, "--dashboard-address", f"{host}:0"]
     if lifetime and "--lifetime" not in args:
@@ -337,37 +364,6 @@ def _worker_args(
         if stagger:
             args += ["--lifetime-stagger", f"{int(stagger)}s"]
     return args
-
-
-def _is_loopback(host: str) -> bool:
-    return host.startswith("127.") or host in ("localhost", "::1")
-
-
-def _security(name: str, value: Any):
-    """TLS for scheduler, workers and client, passed to dask-jobqueue as a ``Security``.
-
-    ``None`` uses TLS only when the Dask config requires encryption (then its
-    ``distributed.comm.tls.*`` files apply); ``temporary`` makes self-signed credentials; a
-    mapping names the files: ``ca-file``, ``cert`` and ``key`` (or per role, ``worker-cert``).
-    """
-    from distributed.security import Security
-
-    if value is None or value is False:
-        if dask.config.get("distributed.comm.require-encryption", default=False):
-            return Security()
-        return None
-    if value in (True, "temporary"):
-        return True
-    if not isinstance(value, dict) or "ca-file" not in value:
-        raise ProfileError(
-            f"workbench.cluster.profiles.{name}.security must be null, 'temporary' or a "
-            "mapping with ca-file, cert and key (files readable on every node)."
-        )
-    files: dict[str, Any] = {"tls_ca_file": value["ca-file"], "require_encryption": True}
-    for role in _TLS_ROLES:
-        files[f"tls_{role}_cert"] = value.get(f"{role}-cert") or value.get("cert")
-        files[f"tls_{role}_key"] = value.get(f"{role}-key") or value.get("key")
-    return Security(**files)
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -115,22 +115,49 @@ def _local(args: argparse.Namespace, run: Callable[[], int]) -> int:
 
 
 def _srun(args: argparse.Namespace, run: Callable[[], int]) -> int:
-    from dask_jobqueue.slurm import SLURMRunner
     from distributed import Client
 
     options = json.loads(args.dask_options or "{}")
+    scheduler, worker = options.get("scheduler", {}), options.get("worker", {})
+    security = None
+    if options.get("tls"):
+        from workbench.hpc.tls import job_security
+
+        security = job_security(options["tls"])
+        scheduler |= {"security": security, "protocol": "tls"}
+        worker |= {"security": security, "protocol": "tls"}
     with (
-        SLURMRunner(
+        _secure_runner()(
+            security,
             scheduler_file=str(Path(args.job_dir) / "scheduler-{job_id}.json"),
-            scheduler_options=options.get("scheduler", {}),
-            worker_options=options.get("worker", {}),
+            scheduler_options=scheduler,
+            worker_options=worker,
         ) as runner,
-        Client(runner) as client,
+        Client(runner, security=security) as client,
     ):
         # Only the client task gets here; the scheduler and worker tasks run inside the runner.
         client.wait_for_workers(runner.n_workers, timeout=options.get("wait", 600))
         _say(f"srun cluster: {runner.n_workers} workers, {client.dashboard_link}")
         return run()
+
+
+def _secure_runner():
+    """dask-jobqueue's SLURMRunner, whose client task also speaks TLS to the scheduler."""
+    from dask_jobqueue.slurm import SLURMRunner
+    from distributed.core import rpc
+
+    class SecureSLURMRunner(SLURMRunner):
+        def __init__(self, security, *args, **kwargs):
+            self.security = security  # before super(): it starts the task's role right away
+            super().__init__(*args, **kwargs)
+
+        async def before_client_start(self) -> None:
+            # SLURMRunner opens its rpc (used to stop the scheduler at the end) without TLS.
+            if self.security is not None:
+                args = self.security.get_connection_args("client")
+                self.scheduler_comm = rpc(self.scheduler_address, connection_args=args)
+
+    return SecureSLURMRunner
 
 
 def main(argv: list[str] | None = None) -> int:

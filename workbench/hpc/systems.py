@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from dask.utils import parse_bytes
 
 from workbench.errors import ClusterError
+from workbench.hpc.script_safety import check_directive, check_word
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class BatchSystem(ABC):
         return lines + ([account.format(req.account)] if req.account else [])
 
     def header(self, req: Request) -> str:
+        check_request(req)
         return "\n".join(f"{self.prefix} {d}" for d in [*self.directives(req), *req.extra])
 
     def submit(self, script: str) -> str:
@@ -159,6 +161,21 @@ class Lsf(BatchSystem):
         if req.memory:
             lines.append(f"-M {lsf_format_bytes_ceil(parse_bytes(req.memory))}")
         return lines + self._limits(req, "-W {}", '-P "{}"')
+
+
+def check_request(req: Request) -> None:
+    """Refuse a request whose values could end a directive line and start a shell command."""
+    where = f"job {req.name}"
+    for key in ("name", "walltime", "queue", "account"):
+        value = getattr(req, key)
+        if value is not None:
+            check_word(key, value, where)
+    if req.memory is not None:
+        check_directive("memory", req.memory, where)
+    for key in ("out", "err"):  # paths under the workspace
+        check_directive("workspace path", getattr(req, key), where)
+    for directive in req.extra:
+        check_directive("directive", directive, where)
 
 
 _SLURM_STATES = {

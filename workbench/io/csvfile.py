@@ -1,19 +1,20 @@
 """Read delimited text without losing a line: every row comes back, parsed or not.
 
-Each file is read whole as bytes (decompressing .zip and .gz) and parsed by pyarrow's CSV reader
-with every column as text. Rows pyarrow rejects (wrong number of fields) come back with their
-original text and a reason instead of values. A file that is not valid UTF-8 or has a quote that
-never closes makes pyarrow give up on the whole file; such a file goes through a slower line by
-line path, so one bad line costs one row, not the batch. Line numbers are the file's own (1 is the
-header), computed from the newline positions, so a person can find any row in the original.
+A file is read in blocks (see :mod:`workbench.io.textscan`): each block starts at the beginning
+of a line, knows that line's number, and is parsed by pyarrow's CSV reader with every column as
+text, the file's header put in front of it. Rows pyarrow rejects (wrong number of fields) come
+back with their original text and a reason instead of values. A block that is not valid UTF-8
+or has a quote that never closes makes pyarrow give up on the whole block; such a block goes
+through a slower line by line path, so one bad line costs one row, not the batch. Line numbers
+are the file's own (1 is the header), so a person can find any row in the original. A UTF-8 BOM
+is not part of the first column's name, and lone ``\r`` line ends are read as line ends.
 """
 
 from __future__ import annotations
 
 import csv
-import gzip
 import io
-import zipfile
+import re
 from pathlib import Path
 
 import numpy as np
@@ -21,17 +22,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pv
 
+from workbench.io.textscan import BOM, header_line, read_range
+
 LINE, FILE, PARSE_ERROR, TEXT = "_line", "_file", "_parse_error", "_text"
-
-
-def read_bytes(path: Path) -> bytes:
-    """The file's content, inflated when it is a .zip (all members) or .gz."""
-    if path.suffix == ".zip":
-        with zipfile.ZipFile(path) as z:
-            return b"".join(z.read(n) for n in z.namelist() if not n.endswith("/"))
-    if path.suffix == ".gz":
-        return gzip.decompress(path.read_bytes())
-    return path.read_bytes()
 
 
 def text_meta(columns: list[str]) -> pd.DataFrame:
@@ -43,11 +36,41 @@ def text_meta(columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame(meta)
 
 
-def read_text_table(
-    path: Path, columns: list[str], na_values: tuple[str, ...], delimiter: str = ","
+def read_block(
+    path: Path,
+    name: str,
+    span: tuple[int, int, int],
+    columns: list[str],
+    na_values: tuple[str, ...],
+    delimiter: str = ",",
 ) -> pd.DataFrame:
-    """All rows of one file as text: declared columns, line, file, parse error, original text."""
-    data = read_bytes(path)
+    """Rows of one block of a file as text: declared columns, line, file, parse error, text.
+
+    ``span`` is (start, stop, first line) from :meth:`TextScan.spans`; ``name`` is what the
+    ``_file`` column says (the file's path inside its landed batch).
+    """
+    start, stop, first_line = span
+    data = _lone_cr.sub(b"\n", read_range(path, start, stop))
+    if start == 0:
+        data = data.removeprefix(BOM)
+        shift = first_line - 1
+    else:  # the header goes in front, so the block's first line is its line 2
+        data = header_line(path) + b"\n" + data
+        shift = first_line - 2
+    frame = parse_text(data, columns, na_values, delimiter)
+    frame[LINE] = frame[LINE].to_numpy() + shift
+    frame[FILE] = name
+    return frame
+
+
+# A \r not followed by \n ends a line; made \n (same length) so both parsers see it.
+_lone_cr = re.compile(rb"\r(?!\n)")
+
+
+def parse_text(
+    data: bytes, columns: list[str], na_values: tuple[str, ...], delimiter: str
+) -> pd.DataFrame:
+    """Every row of ``data`` (header first) as text, with line numbers counted within it."""
     lines = non_empty_lines(data)
     if len(lines) == 0:
         return text_meta(columns)
@@ -66,7 +89,7 @@ def read_text_table(
             }
         )
         frame = pd.concat([frame, bad.astype({TEXT: "str", PARSE_ERROR: "str"})], ignore_index=True)
-    frame[FILE] = path.name
+    frame[FILE] = ""
     frame = frame.sort_values(LINE, kind="stable", ignore_index=True)
     return frame[list(text_meta(columns).columns)].astype(text_meta(columns).dtypes.to_dict())
 
@@ -133,7 +156,8 @@ def _fast_parse(data: bytes, na_values: tuple[str, ...], delimiter: str):
 
 
 def _all_text(data: bytes, delimiter: str) -> dict[str, pa.DataType]:
-    first = data.split(b"\n", 1)[0].decode("utf-8").rstrip("\r")
+    end = data.find(b"\n")
+    first = (data if end < 0 else data[:end]).decode("utf-8").rstrip("\r")
     names = next(csv.reader([first], delimiter=delimiter))
     return {name: pa.string() for name in names}
 
@@ -181,19 +205,6 @@ def _conform(frame: pd.DataFrame, header: list[str], columns: list[str]) -> pd.D
 
 
 def read_header(path: Path, delimiter: str = ",") -> list[str]:
-    """The column names in the first line of a file (through .zip and .gz)."""
-    if path.suffix == ".zip":
-        with zipfile.ZipFile(path) as z:
-            names = [n for n in z.namelist() if not n.endswith("/")]
-            if not names:
-                return []
-            with z.open(names[0]) as f:
-                first = f.readline()
-    elif path.suffix == ".gz":
-        with gzip.open(path, "rb") as f:
-            first = f.readline()
-    else:
-        with path.open("rb") as f:
-            first = f.readline()
-    text = first.decode("utf-8", errors="replace").rstrip("\r\n")
+    """The column names in the first line of a file (through .zip and .gz, without a BOM)."""
+    text = header_line(path).decode("utf-8", errors="replace")
     return next(csv.reader([text], delimiter=delimiter), []) if text else []

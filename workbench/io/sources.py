@@ -12,7 +12,8 @@ import pandas as pd
 from workbench.errors import CatalogError
 from workbench.io.csvfile import FILE as FILE_COLUMN
 from workbench.io.csvfile import LINE as LINE_COLUMN
-from workbench.io.csvfile import read_text_table, text_meta
+from workbench.io.csvfile import read_block, text_meta
+from workbench.io.textscan import TextScan
 
 __all__ = ["FILE_COLUMN", "LINE_COLUMN", "read_csv_as_text", "resolve_source"]
 
@@ -31,12 +32,21 @@ def resolve_source(path: str, base: Path | None = None) -> list[Path]:
     if path.startswith(PKG_SCHEME):
         package, _, inner = path[len(PKG_SCHEME) :].partition("/")
         try:
-            files = [Path(str(importlib.resources.files(package).joinpath(inner)))]
+            root = Path(str(importlib.resources.files(package))).resolve()
         except ModuleNotFoundError as exc:
             raise CatalogError(
                 f"source {path!r}: Python package {package!r} is not installed; "
                 f"`pip install {package}`."
             ) from exc
+        # Resolved (``..``, symlinks) before the check: a pkg:// path reads its package only.
+        target = root.joinpath(inner).resolve()
+        if target != root and root not in target.parents:
+            raise CatalogError(
+                f"source {path!r} leaves package {package!r} ({root}): a pkg:// path names a "
+                f"file inside the package, without '..' or a leading '/'. Fix `source.path` "
+                "in the catalog, or give a plain file path for files outside it."
+            )
+        files = [target]
     else:
         pattern = Path(path) if Path(path).is_absolute() or base is None else base / path
         files = [Path(p) for p in sorted(glob.glob(str(pattern)))]
@@ -50,20 +60,25 @@ def resolve_source(path: str, base: Path | None = None) -> list[Path]:
 
 
 def read_csv_as_text(
-    files: list[Path],
+    files: list[tuple[Path, str, TextScan]],
     columns: list[str],
     na_values: tuple[str, ...] = DEFAULT_NA,
     delimiter: str = ",",
 ) -> dd.DataFrame:
-    """One partition per file: every row as text with its file, line and any parse error.
+    """One partition per block of each (path, name, scan): every row as text with its file,
+    line and any parse error.
 
     Keeping text means a value that does not parse is still there to quarantine verbatim; the
     line numbers let a person find the row in the original file.
     """
-    parts = [(str(f), tuple(columns), tuple(na_values), delimiter) for f in files]
-    return dd.from_map(_load_text, parts, meta=text_meta(columns), enforce_metadata=False)
+    parts = [
+        (str(path), name, span, tuple(columns), tuple(na_values), delimiter)
+        for path, name, scan in files
+        for span in scan.spans()
+    ]
+    return dd.from_map(_load_block, parts, meta=text_meta(columns), enforce_metadata=False)
 
 
-def _load_text(part: tuple) -> pd.DataFrame:
-    path, columns, na_values, delimiter = part
-    return read_text_table(Path(path), list(columns), na_values, delimiter)
+def _load_block(part: tuple) -> pd.DataFrame:
+    path, name, span, columns, na_values, delimiter = part
+    return read_block(Path(path), name, span, list(columns), na_values, delimiter)

@@ -20,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from workbench.catalog.expressions import evaluate
 from workbench.catalog.load import columns_of
 from workbench.catalog.models import Catalog, FeatureSet, Lag
 from workbench.errors import DatasetNotFound, WorkspaceError
@@ -147,10 +148,10 @@ def _content_hash(df: pd.DataFrame) -> pd.Series:
 
 def _row_features(df: pd.DataFrame, spec: FeatureSet) -> pd.DataFrame:
     if spec.where:
-        df = df[df.eval(spec.where).fillna(False).astype(bool)]
+        df = df[evaluate(spec.where, df).fillna(False).astype(bool)]
     df = df.reset_index(drop=True)
     for col, expr in spec.derived.items():
-        df[col] = df.eval(expr)
+        df[col] = evaluate(expr, df)
     for col, parts in spec.date_parts.items():
         when = pd.to_datetime(df[col])
         for part in parts:

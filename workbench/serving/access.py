@@ -25,10 +25,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from workbench import config
 from workbench.errors import ServeError
+from workbench.privacy import Viewer
 
 _SCHEME = "scrypt"
 # 16 MiB of memory and ~50 ms per check: slow enough to make guessing costly, fast enough to log in.
 _N, _R, _P = 2**14, 8, 1
+MIN_PASSWORD_LENGTH = 8  # the NIST SP 800-63B floor for a chosen password
 
 
 def hash_password(password: str) -> str:
@@ -41,7 +43,9 @@ def hash_password(password: str) -> str:
     (True, True, False)
     """
     if not password:
-        raise ServeError("the password is empty; choose one of at least 8 characters.")
+        raise ServeError(
+            f"the password is empty; choose one of at least {MIN_PASSWORD_LENGTH} characters."
+        )
     salt = secrets.token_bytes(16)
     key = hashlib.scrypt(password.encode(), salt=salt, n=_N, r=_R, p=_P)
     return "$".join([_SCHEME, f"{_N},{_R},{_P}", _b64(salt), _b64(key)])
@@ -112,6 +116,11 @@ def load_credentials(path: Path) -> CredentialsFile:
 
 def add_user(path: Path, name: str, password: str, roles: list[str]) -> None:
     """Add or replace one user in the credentials file (created with mode 600)."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ServeError(
+            f"the password of {name!r} has {len(password)} characters; choose one of at least "
+            f"{MIN_PASSWORD_LENGTH} (a passphrase of a few words is easiest to remember)."
+        )
     users = load_credentials(path).users if path.exists() else {}
     users[name] = UserEntry(password=hash_password(password), roles=sorted(set(roles)))
     body = CredentialsFile(users=users).model_dump()
@@ -156,6 +165,10 @@ class AccessPolicy:
         if self.credentials and user in self.credentials.users:
             found |= set(self.credentials.users[user].roles)
         return found
+
+    def viewer(self, user: str | None) -> Viewer:
+        """The user with their roles, for the data stores to mask what the roles may not see."""
+        return Viewer(user, frozenset(self.roles_of(user)))
 
     def allows(self, user: str | None, path: str) -> bool:
         """Whether ``user`` may open the app at URL ``path`` (``/quality``, ``/quality/ws``)."""

@@ -8,6 +8,9 @@ What it adds to ``panel serve``:
   plain-text passwords), OAuth uses Panel's providers with secrets read from the environment;
 - a cookie secret (and an OAuth encryption key) are generated per process when the environment
   does not set one, so no secret is ever typed on a command line;
+- signed session ids and tokens (``WORKBENCH_SERVE_SECRET`` or a per-process secret) and the role
+  check on every route of an app, its websocket included (``guard.py``);
+- throttled, audited sign-ins hashed off the event loop (``signin.py``);
 - an ``authorize_callback`` with roles from config, and the validation reports served under
   ``/reports/`` to the roles that may open the quality app.
 """
@@ -32,8 +35,11 @@ from tornado.web import HTTPError
 
 from workbench import config
 from workbench.errors import ServeError
+from workbench.privacy import Viewer
 from workbench.serving.access import AccessPolicy
+from workbench.serving.guard import SERVED_KEY, guard_app_routes, session_kwargs
 from workbench.serving.pages import write_pages
+from workbench.serving.signin import Signin, SigninAudit, SigninThrottle, login_handler
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +47,7 @@ APPS_DIR = Path(__file__).resolve().parents[2] / "apps"
 INDEX_APP = "index"
 REPORTS_ROUTE = "reports"
 OAUTH_ENV = ("PANEL_OAUTH_KEY", "PANEL_OAUTH_SECRET")
-SERVED_KEY = "workbench.served"
+AUDIT_LOG = ("reports", "audit", "signin.jsonl")  # in the workspace, beside (not in) the reports
 
 
 @dataclass(frozen=True)
@@ -190,23 +196,15 @@ def panel_arguments(options: ServeOptions) -> list[str]:
 
 
 class _CredentialsAuthProvider(BasicAuthProvider):
-    """Panel's basic-auth pages, checking passwords against the hashes of the policy."""
+    """Panel's basic-auth pages, with throttled, audited checks against the policy's hashes."""
 
-    def __init__(self, policy: AccessPolicy, **kwargs):
-        self._policy = policy  # before Bokeh's __init__, which reads login_handler
+    def __init__(self, signin: Signin, **kwargs):
+        self._signin = signin  # before Bokeh's __init__, which reads login_handler
         super().__init__(**kwargs)
 
     @property
     def login_handler(self):
-        base = super().login_handler
-        policy = self._policy
-
-        class CredentialsLoginHandler(base):
-            # Panel 1.9's BasicLoginHandler funnels every check through _validate.
-            def _validate(self, username: str, password: str) -> bool:
-                return policy.check_password(username, password)
-
-        return CredentialsLoginHandler
+        return login_handler(super().login_handler, self._signin)
 
 
 class ReportHandler(AuthenticatedStaticFileHandler):
@@ -222,15 +220,18 @@ class ReportHandler(AuthenticatedStaticFileHandler):
         return await super().get(path, include_body=include_body)
 
 
-def _command(options: ServeOptions, policy: AccessPolicy | None, reports: Path) -> type[Serve]:
-    """Panel's ``serve`` command with our auth provider and the reports route added."""
+def _command(
+    options: ServeOptions, policy: AccessPolicy | None, reports: Path, signin: Signin | None
+) -> type[Serve]:
+    """Panel's ``serve`` command with signed sessions, our auth provider and the reports route."""
 
     class WorkbenchServe(Serve):
         def customize_kwargs(self, args, server_kwargs):
             kwargs = super().customize_kwargs(args, server_kwargs)
-            if options.credentials:
+            kwargs.update(session_kwargs())
+            if signin is not None:
                 kwargs["auth_provider"] = _CredentialsAuthProvider(
-                    policy,
+                    signin,
                     login_template=args.basic_login_template,
                     logout_template=args.logout_template,
                     error_template=pn.config.auth_template,
@@ -279,10 +280,25 @@ def serve_apps(options: ServeOptions) -> None:
     pages = Path(tempfile.mkdtemp(prefix="workbench-pages-"))
     write_pages(pages)
     options = replace(options, pages_dir=pages)
+    signin = None
+    if options.credentials:
+        audit = SigninAudit(ws.path(*AUDIT_LOG))
+        signin = Signin(policy, SigninThrottle.from_config(), audit)
+    guard_app_routes()
     parser = argparse.ArgumentParser(prog="workbench serve")
-    command = _command(options, policy, ws.path("reports", "validation"))(parser=parser)
+    reports = ws.path("reports", "validation")
+    command = _command(options, policy, reports, signin)(parser=parser)
     args = parser.parse_args(panel_arguments(options))
     command.invoke(args)
+
+
+def current_viewer() -> Viewer:
+    """The signed-in user of this session with their roles (anonymous without authentication)."""
+    served = pn.state.cache.get(SERVED_KEY)
+    user = pn.state.user
+    if served is None or served.policy is None:
+        return Viewer(user)
+    return served.policy.viewer(user)
 
 
 def _authorize_callback(policy: AccessPolicy):

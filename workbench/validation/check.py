@@ -48,9 +48,16 @@ def _empty_typed(dataset: Dataset) -> pd.DataFrame:
 
 
 def prepare_context(
-    dataset: Dataset, raw: dd.DataFrame, reference_keys: dict[tuple[str, str], dd.Series]
+    dataset: Dataset,
+    raw: dd.DataFrame,
+    reference_keys: dict[tuple[str, str], dd.Series],
+    lake_keys: dict[tuple[str, ...], dd.DataFrame] | None = None,
 ) -> RuleContext:
-    """Compute, in one Dask call, the key sets whole-dataset rules compare against."""
+    """Compute, in one Dask call, the key sets whole-dataset rules compare against.
+
+    ``lake_keys`` holds, for ``unique`` rules checked ``across: lake``, the keys the lake
+    already has from other batches: a batch key found there counts as a duplicate.
+    """
     uniques = [r for r in dataset.rules if isinstance(r, Unique)]
     dup_graphs = []
     for rule in uniques:
@@ -58,6 +65,10 @@ def prepare_context(
             lambda df, schema: cast_columns(df, schema)[0],
             {c: dataset.schema_[c] for c in rule.columns},
         )
+        held = (lake_keys or {}).get(tuple(rule.columns))
+        if held is not None:
+            # Each lake key once, so a key the batch has once and the lake once counts twice.
+            typed = dd.concat([typed, held[rule.columns].drop_duplicates()])
         counts = typed.groupby(rule.columns).size()
         dup_graphs.append(counts[counts > 1])
     # Key sets of referenced tables are small: one partition, no shuffle.

@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from workbench.catalog.expressions import evaluate as evaluate_expression
 from workbench.catalog.models import (
     Between,
     Castable,
@@ -138,7 +139,32 @@ def _in_set(df: pd.DataFrame, rule: InSet, ctx: RuleContext) -> Masks:
 def _references(df: pd.DataFrame, rule: References, ctx: RuleContext) -> Masks:
     keys = ctx.reference_keys[(rule.dataset, rule.key)]
     values = df[rule.column]
-    return {reason_code(rule, rule.column): values.notna() & ~values.isin(keys)}
+    found = _dense_lookup(keys, values)
+    if found is None:
+        found = values.isin(keys).to_numpy(dtype=bool)
+    return {reason_code(rule, rule.column): values.notna().to_numpy() & ~found}
+
+
+def _dense_lookup(keys: np.ndarray, values: pd.Series) -> np.ndarray | None:
+    """Membership through a bitmap over the key range, when keys are integers that fill most
+    of it (surrogate keys): pandas' isin would hash millions of keys again per partition."""
+    if keys.dtype.kind not in "iu" or not len(keys) or values.dtype.kind not in "iu":
+        return None
+    low, high = int(keys.min()), int(keys.max())
+    if high - low > 8 * len(keys) + 4096:
+        return None
+    bitmap = _bitmap(keys, low, high)
+    ints = values.to_numpy(dtype="int64", na_value=low - 1)
+    inside = (ints >= low) & (ints <= high)
+    found = np.zeros(len(ints), dtype=bool)
+    found[inside] = bitmap[ints[inside] - low]
+    return found
+
+
+def _bitmap(keys: np.ndarray, low: int, high: int) -> np.ndarray:
+    bitmap = np.zeros(high - low + 1, dtype=bool)
+    bitmap[keys.astype("int64") - low] = True
+    return bitmap
 
 
 @register(Unique)
@@ -162,15 +188,9 @@ def _regex(df: pd.DataFrame, rule: Regex, ctx: RuleContext) -> Masks:
 
 @register(Expression)
 def _expression(df: pd.DataFrame, rule: Expression, ctx: RuleContext) -> Masks:
-    try:
-        ok = df.eval(rule.expr)
-    except Exception as exc:  # pandas raises many types for a bad expression
-        raise CatalogError(
-            f"rule expression {rule.expr!r} cannot be evaluated: {exc}. "
-            "Use column names and pandas.eval syntax."
-        ) from exc
+    ok = evaluate_expression(rule.expr, df)
     # A row where the expression cannot be decided (missing values) has not been shown good.
-    return {reason_code(rule, None): ~pd.Series(ok, index=df.index).fillna(False).astype(bool)}
+    return {reason_code(rule, None): ~ok.fillna(False).astype(bool)}
 
 
 # --- casting text to the declared types ---------------------------------------------------------
@@ -194,28 +214,29 @@ def _to_float(text: pd.Series) -> pd.Series:
             pa.float64(),
         )
     except pa.ArrowInvalid:  # a form the pattern admits but Arrow does not: the slow way
-        return pd.to_numeric(text, errors="coerce").astype("float64")
-    return pd.Series(numbers.to_numpy(zero_copy_only=False), index=text.index, dtype="float64")
+        numbers = pd.to_numeric(text.to_numpy(), errors="coerce")
+    return _placed(np.asarray(numbers, dtype="float64"), text, "float64")
+
+
+# Whole numbers written as decimals ("12.0", "1e3") are ints; anything past int64 is not.
+_INT64_LIMIT = 2.0**63
 
 
 def _to_int(text: pd.Series) -> pd.Series:
     arr = _arrow_text(text)
-    whole = pc.match_substring_regex(arr, _INT)
+    whole = np.asarray(pc.match_substring_regex(arr, _INT).to_numpy(zero_copy_only=False), bool)
     try:
         ints = pc.cast(pc.if_else(whole, pc.utf8_trim_whitespace(arr), None), pa.int64())
-    except pa.ArrowInvalid:  # out of int64 range: the slow way
-        num = pd.to_numeric(text, errors="coerce")
-        return num.where(num.notna() & (num % 1 == 0)).astype("Int64")
-    values = pd.Series(
-        pd.array(ints.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get), dtype="Int64"),
-        index=text.index,
-    )
-    rest = ~np.asarray(whole.to_numpy(zero_copy_only=False), dtype=bool) & text.notna().to_numpy()
-    if rest.any():  # "12.0" and "1e3" are whole numbers written as decimals
-        floats = _to_float(text[rest])
-        integral = floats.where(floats.notna() & (floats % 1 == 0))
-        values[rest] = integral.astype("Int64")
-    return values
+        values = pd.array(ints.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get))
+    except pa.ArrowInvalid:  # out of int64 range: those values go the decimal way below
+        values = pd.array([pd.NA] * len(text), dtype="Int64")
+        whole = np.zeros(len(text), dtype=bool)
+    rest = ~whole & text.notna().to_numpy()
+    if rest.any():
+        floats = _to_float(text[rest]).to_numpy()
+        integral = np.isfinite(floats) & (floats % 1 == 0) & (np.abs(floats) < _INT64_LIMIT)
+        values[np.flatnonzero(rest)[integral]] = floats[integral].astype("int64")
+    return _placed(values, text, "Int64")
 
 
 def _to_bool(text: pd.Series) -> pd.Series:
@@ -228,18 +249,35 @@ def _to_datetime(text: pd.Series) -> pd.Series:
 
 
 def _to_date(text: pd.Series) -> pd.Series:
-    # The common YYYY-MM-DD form through Arrow (a bad value becomes null), the rest via pandas.
-    parsed = pc.strptime(_arrow_text(text), format="%Y-%m-%d", unit="us", error_is_null=True)
-    values = pd.Series(parsed.to_pandas(), index=text.index).astype("datetime64[us]")
-    rest = (text.notna() & values.isna()).to_numpy()
+    # The common YYYY-MM-DD form through Arrow, the rest via pandas.
+    values = np.asarray(_arrow_dates(_arrow_text(text)), dtype="datetime64[us]")
+    rest = text.notna().to_numpy() & np.isnat(values)
     if rest.any():
-        other = pd.to_datetime(text[rest], errors="coerce", format="ISO8601")
-        values[rest] = (
-            other.dt.tz_localize(None).dt.normalize().dt.as_unit("us")
-            if getattr(other.dt, "tz", None)
-            else other.dt.normalize().dt.as_unit("us")
-        )
-    return values
+        other = pd.to_datetime(text[rest].to_numpy(), errors="coerce", format="ISO8601")
+        other = other.tz_localize(None) if other.tz is not None else other
+        values[rest] = other.normalize().to_numpy(dtype="datetime64[us]")
+    return _placed(values, text, "datetime64[us]")
+
+
+def _arrow_dates(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """YYYY-MM-DD texts as dates, null where the text is anything else."""
+    try:  # Arrow's own ISO parser: strict, and refuses impossible days such as 2023-02-29
+        dates = pc.cast(arr, pa.date32())
+    except pa.ArrowInvalid:  # one text it refuses: decide value by value, still in Arrow
+        dates = pc.strptime(arr, format="%Y-%m-%d", unit="us", error_is_null=True)
+        # strptime rolls impossible days over (2023-02-29 became 2023-03-01): a date counts
+        # only if its day of month is the one written.
+        shape = pc.match_substring_regex(arr, r"^\d{4}-\d{2}-\d{2}$")
+        day = pc.if_else(shape, pc.utf8_slice_codeunits(arr, 8, 10), None)
+        exact = pc.equal(pc.day(dates), pc.cast(day, pa.int64()))
+        dates = pc.if_else(pc.fill_null(exact, False), dates, None)
+    return pc.cast(dates, pa.timestamp("us")).to_numpy(zero_copy_only=False)
+
+
+def _placed(values: object, text: pd.Series, dtype: str) -> pd.Series:
+    """Values computed in ``text``'s row order, put back on its rows by position (never by
+    label: a partition's labels may start anywhere or repeat)."""
+    return pd.Series(values, dtype=dtype).set_axis(text.index)
 
 
 CASTS: dict[ColumnType, Callable[[pd.Series], pd.Series]] = {

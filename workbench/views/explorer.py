@@ -14,6 +14,7 @@ from bokeh.models.widgets.tables import NumberFormatter
 from pandas.api.types import is_numeric_dtype
 
 from workbench.errors import WorkbenchError
+from workbench.io import csv_text, excel_bytes
 from workbench.views.cube_chart import BAR, HEATMAP, LINE, CubeChart
 from workbench.views.cubes import CubeSelection, CubeStore, is_time_level
 from workbench.views.shell import Checkbox, MultiChoice, Select, paged_table, while_loading
@@ -201,13 +202,10 @@ class CubeExplorer(pn.viewable.Viewer):
         self.selection.filters = filters
 
     def _csv(self) -> io.StringIO:
-        return io.StringIO(self.shown.to_csv(index=False))
+        return io.StringIO(csv_text(self.shown))
 
     def _excel(self) -> io.BytesIO:
-        out = io.BytesIO()
-        self.shown.to_excel(out, index=False, sheet_name=self.selection.measure[:31])
-        out.seek(0)
-        return out
+        return io.BytesIO(excel_bytes(self.shown, sheet=self.selection.measure))
 
     # -- layout ---------------------------------------------------------------------------------
 

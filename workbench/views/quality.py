@@ -9,10 +9,13 @@ from __future__ import annotations
 import re
 
 import pandas as pd
+import param
 import pyarrow.compute as pc
 
 from workbench import config
+from workbench.io.csvfile import TEXT
 from workbench.io.delta import open_table
+from workbench.privacy import Viewer, mask_frame, masking_for
 from workbench.validation.report import previous_reports, rule_table
 from workbench.views.source import (
     CatalogSource,
@@ -42,7 +45,13 @@ def batch_status(report: dict) -> str:
 
 
 class QualityStore(CatalogSource):
-    """Reports and quarantine of the lake datasets of one catalog and workspace."""
+    """Reports and quarantine of the lake datasets of one catalog and workspace.
+
+    Quarantined rows are masked for ``viewer`` (columns tagged ``pii``, and the raw line text
+    that holds them too); without a viewer they are masked as for an anonymous user.
+    """
+
+    viewer = param.ClassSelector(class_=Viewer, default=None, allow_None=True)
 
     def datasets(self) -> list[str]:
         catalog = open_catalog(self.catalog_path)
@@ -136,7 +145,12 @@ class QualityStore(CatalogSource):
         rows = arrow.head(min(limit, total), filter=where).to_pandas() if total else None
         if rows is None:
             rows = arrow.schema.empty_table().to_pandas()
+        rows = mask_frame(rows, masking_for(self.catalog, dataset, self._viewer, also=[TEXT]))
         return rows.sort_values([BATCH_COLUMN, "_file", "_line"], ignore_index=True), total
+
+    @property
+    def _viewer(self) -> Viewer:
+        return self.viewer or Viewer(None)
 
 
 _BATCH_COLUMNS = [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import holoviews as hv
 import hvplot.pandas  # noqa: F401
 import pandas as pd
@@ -34,6 +36,9 @@ class QualityDashboard(pn.viewable.Viewer):
         super().__init__(**params)
         self.quarantine_table = paged_table(page_size=PAGE_SIZE, header_filters=True)
         self.quarantine_count = pn.pane.Markdown()
+        self.quarantine_download = pn.widgets.FileDownload(
+            callback=self.quarantine_csv, filename="quarantine.csv", label="Download CSV"
+        )
         self._choices()
         self.refresh_quarantine()
 
@@ -69,6 +74,13 @@ class QualityDashboard(pn.viewable.Viewer):
         self.quarantine_count.object = (
             f"**{total:,}** quarantined rows of `{self.dataset}` match{shown}."
         )
+
+    def quarantine_csv(self) -> io.StringIO:
+        """The rows the quarantine tab matches, as CSV: masked as the table is (the store masks)."""
+        rows, _ = self.store.quarantined(
+            self.dataset, batch=self.batch or None, reason=self.reason or None
+        )
+        return io.StringIO(rows.to_csv(index=False))
 
     # -- tabs -----------------------------------------------------------------------------------
 
@@ -137,7 +149,9 @@ class QualityDashboard(pn.viewable.Viewer):
                 for p in ("dataset", "batch", "reason")
             )
         )
-        return pn.Column(pickers, self.quarantine_count, self.quarantine_table)
+        return pn.Column(
+            pickers, pn.Row(self.quarantine_count, self.quarantine_download), self.quarantine_table
+        )
 
     def reconciliation_tab(self) -> pn.Column:
         table = self.reconciliation_data()
@@ -162,14 +176,25 @@ class QualityDashboard(pn.viewable.Viewer):
         return pn.Column(note, widget)
 
     def __panel__(self):
+        tabs = [
+            ("Batches", self.batches_tab),
+            ("Rules", lambda: pn.Column(Select.from_param(self.param.dataset), self.rules_tab)),
+            ("Quarantine", self.quarantine_tab),
+            ("Reconciliation", self.reconciliation_tab),
+        ]
         return pn.Tabs(
-            ("Batches", self.batches_tab()),
-            ("Rules", pn.Column(Select.from_param(self.param.dataset), self.rules_tab)),
-            ("Quarantine", self.quarantine_tab()),
-            ("Reconciliation", self.reconciliation_tab()),
+            *((name, make()) for name, make in tabs),
+            active=_linked_tab([name for name, _ in tabs]),
             dynamic=True,
             sizing_mode="stretch_width",
         )
+
+
+def _linked_tab(names: list[str]) -> int:
+    """The tab a link names (``/quality?tab=quarantine``), else the first."""
+    asked = (pn.state.session_args.get("tab") or [b""])[0].decode("utf-8", "replace").lower()
+    lowered = [n.lower() for n in names]
+    return lowered.index(asked) if asked in lowered else 0
 
 
 def _most_quarantined(store: QualityStore, datasets: list[str]) -> str:

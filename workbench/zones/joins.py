@@ -20,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from workbench.catalog.expressions import evaluate
 from workbench.catalog.models import Derivation, Join
 from workbench.errors import WorkbenchError
 
@@ -219,7 +220,7 @@ def derive_columns(df: pd.DataFrame, derived: dict[str, Derivation]) -> pd.DataF
     df = df.copy(deep=False)
     for name, spec in derived.items():
         if spec.expr is not None:
-            df[name] = df.eval(spec.expr)
+            df[name] = evaluate(spec.expr, df)
         elif spec.is_null is not None:
             df[name] = df[spec.is_null].isna()
         else:

@@ -16,9 +16,9 @@ import dask
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
+from deltalake import DeltaTable
 
-from workbench import config
-from workbench.catalog.models import Catalog, Freshness
+from workbench.catalog.models import Catalog, Dataset, Freshness, Unique
 from workbench.cluster import share
 from workbench.errors import ValidationFailed
 from workbench.io.csvfile import PARSE_ERROR, TEXT, read_header
@@ -52,8 +52,12 @@ SAMPLES_PER_REASON = 5
 
 @dataclass(frozen=True)
 class ReasonCount:
+    """Rows that failed one check: quarantined ones for an error, kept ones for a warning
+    (and, for a warning, the quarantined rows that failed it too)."""
+
     severity: str
     rows: int
+    quarantined_too: int = 0
 
 
 @dataclass(frozen=True)
@@ -92,18 +96,34 @@ def promote_batch(catalog: Catalog, ws: Workspace, name: str, batch: Batch) -> P
     """Check ``batch`` of dataset ``name`` against its rules and commit both outputs."""
     dataset = catalog.datasets[name]
     source = dataset.source
-    raw = read_csv_as_text(
-        batch.paths(ws), list(dataset.schema_), tuple(source.na_values), source.delimiter
-    )
-    wanted = max(1, batch.rows // config.get("partition-rows"))
-    if wanted > raw.npartitions:
-        raw = raw.repartition(npartitions=wanted)
+    files = [
+        (path, f.name, f.scan(path)) for f, path in zip(batch.files, batch.paths(ws), strict=True)
+    ]
+    raw = read_csv_as_text(files, list(dataset.schema_), tuple(source.na_values), source.delimiter)
     refs = {
         (ds, key): read_table(ws.path("lake", ds), columns=[key])[key]
         for ds, key in references_needed(dataset)
     }
-    plan = CheckPlan(dataset, prepare_context(dataset, raw, refs))
+    plan = CheckPlan(
+        dataset, prepare_context(dataset, raw, refs, lake_keys(dataset, ws, name, batch))
+    )
     return _promote_checked(catalog, ws, name, batch, raw, plan)
+
+
+def lake_keys(
+    dataset: Dataset, ws: Workspace, name: str, batch: Batch
+) -> dict[tuple[str, ...], dd.DataFrame]:
+    """Keys of ``unique ... across: lake`` rules held by the lake's other batches (the batch's
+    own rows are replaced when it is promoted again, so they do not count)."""
+    rules = [r for r in dataset.rules if isinstance(r, Unique) and r.across == "lake"]
+    path = ws.path("lake", name)
+    if not rules or not DeltaTable.is_deltatable(str(path)):
+        return {}
+    out = {}
+    for rule in rules:
+        held = read_table(path, columns=[*rule.columns, BATCH_COLUMN])
+        out[tuple(rule.columns)] = held[held[BATCH_COLUMN] != batch.batch_id][rule.columns]
+    return out
 
 
 def _promote_checked(
@@ -137,6 +157,7 @@ def _promote_checked(
     lake_actions = actions_frame([o.lake for o in outcomes if o.lake])
     q_actions = actions_frame([o.quarantine for o in outcomes if o.quarantine])
     fails = {c: sum(o.fails[c] for o in outcomes) for c in codes}
+    also = {c: sum(o.also_quarantined.get(c, 0) for o in outcomes) for c in codes}
     warned = sum(o.warned for o in outcomes)
     sample = pd.concat([o.samples for o in outcomes], ignore_index=True)
     newest = {
@@ -154,7 +175,10 @@ def _promote_checked(
             (r["rows_read"] for r in reversed(history) if r["batch_id"] != batch.batch_id), None
         ),
         newest=newest,
-        headers={p.name: read_header(p, dataset.source.delimiter) for p in batch.paths(ws)},
+        headers={
+            f.name: read_header(p, dataset.source.delimiter)
+            for f, p in zip(batch.files, batch.paths(ws), strict=True)
+        },
         empty_files=[f.name for f in batch.files if f.rows == 0],
     )
     result = Promotion(
@@ -165,7 +189,7 @@ def _promote_checked(
         promoted=promoted,
         quarantined=quarantined,
         warned=int(warned),
-        reasons={c: ReasonCount(s, int(fails[c])) for c, s in codes.items()},
+        reasons={c: ReasonCount(s, int(fails[c]), int(also[c])) for c, s in codes.items()},
         findings=evaluate_dataset_rules(dataset, facts),
         checked_at=dt.datetime.now(dt.UTC).isoformat(),
     )
@@ -210,6 +234,7 @@ class PartitionOutcome:
     lake: dict | None
     quarantine: dict | None
     fails: dict[str, int]
+    also_quarantined: dict[str, int]
     warned: int
     samples: pd.DataFrame
     newest: dict[str, object]
@@ -225,17 +250,23 @@ def process_partition(
     fresh: list[str],
 ) -> PartitionOutcome:
     """Check one partition and write its lake and quarantine files (committed later)."""
+    raw = raw.reset_index(drop=True)  # rules and casts see positions 0..n-1, whatever the source
     checked = check_partition(raw, plan)
     good = lake_rows(checked, plan.dataset, batch_id)
     bad = quarantine_rows(raw, checked, batch_id)
     codes = list(plan.codes)
+    kept = (checked[ERRORS] == "").to_numpy()
+    warn = [c for c, s in plan.codes.items() if s == "warn"]
+    flags = {c: checked[FAIL_PREFIX + c].to_numpy() for c in codes}
     return PartitionOutcome(
         lake=write_part(good, str(lake.path), lake.schema, prefix) if len(good) else None,
         quarantine=(
             write_part(bad, str(quarantine.path), quarantine.schema, prefix) if len(bad) else None
         ),
-        fails={c: int(checked[FAIL_PREFIX + c].sum()) for c in codes},
-        warned=int((checked[WARNINGS] != "").sum()),
+        fails={c: int((flags[c] & kept).sum() if c in warn else flags[c].sum()) for c in codes},
+        also_quarantined={c: int((flags[c] & ~kept).sum()) for c in warn},
+        # Flagged rows are kept rows: a quarantined row that also failed a warn rule is not one.
+        warned=int(((checked[WARNINGS] != "") & (checked[ERRORS] == "")).sum()),
         samples=sample_rows(raw, checked, codes),
         newest={c: good[c].max() for c in fresh},
     )

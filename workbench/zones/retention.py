@@ -33,6 +33,12 @@ def promoted_batches(ws: Workspace, name: str) -> set[str]:
     return {r["batch_id"] for r in reports if r.get("committed")}
 
 
+def promoted_digests(ws: Workspace, name: str) -> set[str]:
+    """sha256 of every landed file whose batch was committed to the lake."""
+    done = promoted_batches(ws, name)
+    return {f.sha256 for b in list_batches(ws, name) if b.batch_id in done for f in b.files}
+
+
 def gc_landing(
     catalog: Catalog,
     ws: Workspace,

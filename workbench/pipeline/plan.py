@@ -1,0 +1,92 @@
+"""Whether a step must run, and why: decided in one place, from the run store.
+
+A step is up to date when its spec (the catalog text it follows), the versions of its inputs and
+the workbench version all equal those of its last successful run, and its output is still there.
+Anything else makes it run, with the first difference as the reason a person reads: never run,
+spec changed, an input changed from version N to M, output missing, forced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from workbench.pipeline.steps import Context, Step
+from workbench.runs import RunStore
+
+UP_TO_DATE = "up to date"
+
+
+def workbench_version() -> str:
+    from workbench import __version__
+
+    return __version__
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One step's verdict: run or reuse, the reason, and what it was decided on."""
+
+    step: str
+    run: bool
+    reason: str
+    spec_hash: str
+    inputs: dict[str, Any]
+
+
+def spec_hash(spec: Any) -> str:
+    text = json.dumps(spec, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def decide(
+    step: Step, ctx: Context, store: RunStore, *, forced: bool = False, after: str | None = None
+) -> Decision:
+    """Run ``step`` or reuse its last output? ``after`` names an upstream step that runs first
+    (for a plan shown before anything runs)."""
+    digest = spec_hash(step.spec(ctx.catalog))
+    inputs = _jsonable(step.inputs(ctx))
+    reason = _why(step, ctx, store.last_success(step.name), digest, inputs, forced, after)
+    return Decision(step.name, reason != UP_TO_DATE, reason, digest, inputs)
+
+
+def _why(
+    step: Step,
+    ctx: Context,
+    last: dict | None,
+    digest: str,
+    inputs: dict[str, Any],
+    forced: bool,
+    after: str | None,
+) -> str:
+    if forced:
+        return "forced (--force)"
+    if last is None:
+        return "never run"
+    if last["spec_hash"] != digest:
+        return "spec changed in the catalog"
+    if last["workbench"] != workbench_version():
+        return f"workbench changed from {last['workbench']} to {workbench_version()}"
+    before = json.loads(last["inputs"] or "{}")
+    for key in sorted(set(before) | set(inputs)):
+        if before.get(key) != inputs.get(key):
+            return f"input {key} changed from {_show(before.get(key))} to {_show(inputs.get(key))}"
+    if step.output(ctx) is None:
+        return "output missing"
+    if after is not None:
+        return f"after {after}"
+    return UP_TO_DATE
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, dict):
+        return "1 entry" if len(value) == 1 else f"{len(value)} entries"
+    return f"v{value}" if isinstance(value, int) else str(value)
+
+
+def _jsonable(value: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(value, sort_keys=True, default=str))

@@ -1,0 +1,488 @@
+"""Pipeline steps as registered classes: one class per kind of step.
+
+A step knows the catalog entry it is made from (its spec), the versions of what it reads (its
+inputs), the version of what it writes (its output), and how to run. The runner compares the
+spec and the inputs with the step's last successful run to decide, in one place, whether it must
+run again (:mod:`workbench.pipeline.plan`). A new kind of step is one class here with the
+``@step_kind`` decorator: the runner, the plan and the lineage need no change.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from deltalake import DeltaTable
+
+from workbench.catalog.models import Catalog
+from workbench.errors import WorkbenchError
+from workbench.io.workspace import Workspace, read_json
+from workbench.zones.landing import Batch
+
+
+@dataclass
+class StepResult:
+    step: str
+    status: str  # succeeded | reused | failed
+    seconds: float
+    rows_in: int | None = None
+    rows_out: int | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    reason: str = ""  # why it ran, or why it did not
+
+
+@dataclass
+class Context:
+    """What steps of one run share: the catalog, the workspace, the batches landed so far."""
+
+    catalog: Catalog
+    ws: Workspace
+    batches: dict[str, Batch] = field(default_factory=dict)
+
+
+STEP_KINDS: dict[str, type[Step]] = {}
+
+
+def step_kind(cls: type[Step]) -> type[Step]:
+    """Class decorator registering a kind of step under ``cls.kind``."""
+    STEP_KINDS[cls.kind] = cls
+    return cls
+
+
+@dataclass(frozen=True)
+class Step(ABC):
+    """One unit of work on one catalog target; equal when kind, target and needs are."""
+
+    kind: ClassVar[str]
+    writes: ClassVar[str]  # the workspace zone it writes (and locks)
+    target: str
+    needs: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}:{self.target}"
+
+    @classmethod
+    @abstractmethod
+    def for_catalog(cls, catalog: Catalog) -> list[Step]:
+        """The steps of this kind the catalog implies."""
+
+    @abstractmethod
+    def spec(self, catalog: Catalog) -> Any:
+        """The catalog text this step follows; a change to it makes the step stale."""
+
+    def inputs(self, ctx: Context) -> dict[str, Any]:
+        """Versions of what the step reads; a change makes the step stale."""
+        return {}
+
+    def output(self, ctx: Context) -> Any:
+        """The current version of what the step wrote, None when it is missing."""
+        return None
+
+    @abstractmethod
+    def run(self, ctx: Context) -> StepResult:
+        """Do the work and commit it; return what happened."""
+
+
+def table_version(path: Path) -> int | None:
+    """The Delta table's current version, None when there is no table yet."""
+    return DeltaTable(str(path)).version() if DeltaTable.is_deltatable(str(path)) else None
+
+
+def producer(catalog: Catalog, name: str) -> str:
+    """The step that writes dataset ``name``: its promotion, or its curation."""
+    return f"{'promote' if catalog.datasets[name].zone == 'lake' else 'curate'}:{name}"
+
+
+def _dump(entry: Any) -> Any:
+    return entry.model_dump(mode="json", by_alias=True) if hasattr(entry, "model_dump") else entry
+
+
+# --- the kinds --------------------------------------------------------------------------------
+
+
+@step_kind
+@dataclass(frozen=True)
+class Land(Step):
+    kind: ClassVar[str] = "land"
+    writes: ClassVar[str] = "landing"
+
+    @classmethod
+    def for_catalog(cls, catalog: Catalog) -> list[Step]:
+        return [cls(n) for n, d in catalog.datasets.items() if d.zone == "lake"]
+
+    def spec(self, catalog: Catalog) -> Any:
+        source = catalog.datasets[self.target].source
+        return {"source": _dump(source), "load": catalog.datasets[self.target].load}
+
+    def inputs(self, ctx: Context) -> dict[str, Any]:
+        # Size and modification time stand for the content here: hashing a 7 GB file on
+        # every run would cost more than the step; landing itself compares sha256.
+        files = _sources(ctx)(self.target)
+        return {"files": {str(p): [s.st_size, s.st_mtime_ns] for p, s in files}}
+
+    def output(self, ctx: Context) -> Any:
+        from workbench.zones.landing import list_batches
+
+        batches = list_batches(ctx.ws, self.target)
+        return batches[-1].batch_id if batches else None
+
+    def run(self, ctx: Context) -> StepResult:
+        from workbench.io.sources import resolve_source
+        from workbench.zones.landing import land
+        from workbench.zones.retention import promoted_digests
+
+        catalog, ws, name = ctx.catalog, ctx.ws, self.target
+        dataset = catalog.datasets[name]
+        base = catalog.path.parent if catalog.path else None
+        # An appending source folder keeps its old files: land only what is not promoted yet.
+        skip = promoted_digests(ws, name) if dataset.load == "append" else ()
+        batch = land(ws, name, resolve_source(dataset.source.path, base), skip=skip)
+        ctx.batches[name] = batch
+        return StepResult(
+            self.name,
+            "reused" if batch.reused else "succeeded",
+            0.0,
+            rows_out=batch.rows,
+            outputs={
+                "batch": batch.batch_id,
+                "path": str(ws.path("landing", name, batch.batch_id)),
+            },
+            details={
+                "files": [f.name for f in batch.files],
+                "sha256": [f.sha256 for f in batch.files],
+            },
+        )
+
+
+def _sources(ctx: Context) -> Callable[[str], list[tuple[Path, Any]]]:
+    from workbench.io.sources import resolve_source
+
+    base = ctx.catalog.path.parent if ctx.catalog.path else None
+
+    def stat(name: str) -> list[tuple[Path, Any]]:
+        files = resolve_source(ctx.catalog.datasets[name].source.path, base)
+        return [(p, p.stat()) for p in files]
+
+    return stat
+
+
+@step_kind
+@dataclass(frozen=True)
+class Promote(Step):
+    kind: ClassVar[str] = "promote"
+    writes: ClassVar[str] = "lake"
+
+    @classmethod
+    def for_catalog(cls, catalog: Catalog) -> list[Step]:
+        out = []
+        for name, ds in catalog.datasets.items():
+            if ds.zone == "lake":
+                refs = tuple(producer(catalog, d) for d in ds.upstream())
+                out.append(cls(name, (f"land:{name}", *refs)))
+        return out
+
+    def spec(self, catalog: Catalog) -> Any:
+        return _dump(catalog.datasets[self.target])
+
+    def inputs(self, ctx: Context) -> dict[str, Any]:
+        batch = ctx.batches.get(self.target) or _latest_batch(ctx.ws, self.target, missing=None)
+        refs = ctx.catalog.datasets[self.target].upstream()
+        return {"batch": batch.batch_id if batch else None} | {
+            f"lake/{r}": table_version(ctx.ws.path("lake", r)) for r in refs
+        }
+
+    def output(self, ctx: Context) -> Any:
+        return table_version(ctx.ws.path("lake", self.target))
+
+    def run(self, ctx: Context) -> StepResult:
+        from workbench.zones.promote import promote_batch
+
+        name = self.target
+        batch = ctx.batches.get(name) or _latest_batch(ctx.ws, name)
+        p = promote_batch(ctx.catalog, ctx.ws, name, batch)
+        failed = {code: asdict(r) for code, r in p.reasons.items() if r.rows or r.quarantined_too}
+        return StepResult(
+            self.name,
+            "succeeded",
+            0.0,
+            rows_in=p.rows_read,
+            rows_out=p.promoted,
+            outputs={
+                "lake": str(ctx.ws.path("lake", name)),
+                "lake_version": p.lake_version,
+                "quarantine_version": p.quarantine_version,
+            },
+            details={
+                "quarantined": p.quarantined,
+                "warned": p.warned,
+                "reasons": failed,
+                "reconciled": p.reconciled,
+                "batch": p.batch_id,
+            },
+        )
+
+
+_NO_BATCH = object()
+
+
+def _latest_batch(ws: Workspace, name: str, missing: Any = _NO_BATCH) -> Batch | None:
+    from workbench.zones.landing import list_batches
+
+    landed = list_batches(ws, name)
+    if landed:
+        return landed[-1]
+    if missing is not _NO_BATCH:
+        return missing
+    raise WorkbenchError(f"nothing landed for {name!r} yet; run `workbench run land:{name}`.")
+
+
+def _table_inputs(ctx: Context, names: list[str]) -> dict[str, Any]:
+    from workbench.zones.tables import table_path
+
+    return {
+        f"{ctx.catalog.datasets[n].zone}/{n}": table_version(table_path(ctx.catalog, ctx.ws, n))
+        for n in names
+    }
+
+
+@step_kind
+@dataclass(frozen=True)
+class Curate(Step):
+    kind: ClassVar[str] = "curate"
+    writes: ClassVar[str] = "curated"
+
+    @classmethod
+    def for_catalog(cls, catalog: Catalog) -> list[Step]:
+        return [
+            cls(n, tuple(producer(catalog, d) for d in ds.upstream()))
+            for n, ds in catalog.datasets.items()
+            if ds.zone != "lake"
+        ]
+
+    def spec(self, catalog: Catalog) -> Any:
+        return _dump(catalog.datasets[self.target])
+
+    def inputs(self, ctx: Context) -> dict[str, Any]:
+        return _table_inputs(ctx, ctx.catalog.datasets[self.target].upstream())
+
+    def output(self, ctx: Context) -> Any:
+        return table_version(ctx.ws.path("curated", self.target))
+
+    def run(self, ctx: Context) -> StepResult:
+        from workbench.zones.curated import build_curated
+
+        c = build_curated(ctx.catalog, ctx.ws, self.target)
+        return StepResult(
+            self.name,
+            "succeeded",
+            0.0,
+            rows_out=c.rows,
+            outputs={"curated": str(ctx.ws.path("curated", self.target)), "version": c.version},
+            details={"broadcast": list(c.broadcast)},
+        )
+
+
+@step_kind
+@dataclass(frozen=True)
+class Cube(Step):
+    kind: ClassVar[str] = "cube"
+    writes: ClassVar[str] = "cubes"
+
+    @classmethod
+    def for_catalog(cls, catalog: Catalog) -> list[Step]:
+        out = []
+        for name in catalog.cubes:
+            needs = [producer(catalog, d) for d in cls._reads(catalog, name)]
+            out.append(cls(name, tuple(dict.fromkeys(needs))))
+        return out
+
+    @staticmethod
+    def _reads(catalog: Catalog, name: str) -> list[str]:
+        cube = catalog.cubes[name]
+        return [cube.source, *[d.labels.dataset for d in cube.dimensions.values() if d.labels]]
+
+    def spec(self, catalog: Catalog) -> Any:
+        return _dump(catalog.cubes[self.target])
+
+    def inputs(self, ctx: Context) -> dict[str, Any]:
+        return _table_inputs(ctx, list(dict.fromkeys(self._reads(ctx.catalog, self.target))))
+
+    def output(self, ctx: Context) -> Any:
+        pointer = ctx.ws.path("cubes", self.target, "CURRENT.json")
+        if not pointer.exists():
+            return None
+        current = read_json(pointer)
+        return current["version"] if (pointer.parent / current["path"]).is_dir() else None
+
+    def run(self, ctx: Context) -> StepResult:
+        from workbench.cubes.build import build_cube
+
+        b = build_cube(ctx.catalog, ctx.ws, self.target)
+        return StepResult(
+            self.name,
+            "succeeded",
+            0.0,
+            rows_in=b.rows_in,
+            rows_out=math.prod(b.shape.values()),
+            outputs={"cube": str(b.path), "version": b.version},
+            details={"shape": b.shape, "cuboids": b.cuboids},
+        )
+
+
+@step_kind
+@dataclass(frozen=True)
+class Features(Step):
+    kind: ClassVar[str] = "features"
+    writes: ClassVar[str] = "features"
+
+    @classmethod
+    def for_catalog(cls, catalog: Catalog) -> list[Step]:
+        return [cls(n, (producer(catalog, fs.source),)) for n, fs in catalog.features.items()]
+
+    def spec(self, catalog: Catalog) -> Any:
+        return _dump(catalog.features[self.target])
+
+    def inputs(self, ctx: Context) -> dict[str, Any]:
+        return _table_inputs(ctx, [ctx.catalog.features[self.target].source])
+
+    def output(self, ctx: Context) -> Any:
+        return table_version(ctx.ws.path("features", self.target))
+
+    def run(self, ctx: Context) -> StepResult:
+        from workbench.ml.features import build_features
+
+        f = build_features(ctx.catalog, ctx.ws, self.target)
+        return StepResult(
+            self.name,
+            "reused" if f.reused else "succeeded",
+            0.0,
+            rows_out=sum(f.rows.values()),
+            outputs={"features": str(ctx.ws.path("features", self.target)), "version": f.version},
+            details={"rows": f.rows, "source_version": f.source_version},
+        )
+
+
+def _model_inputs(ctx: Context, name: str, *, with_model: bool) -> dict[str, Any]:
+    from workbench.ml.registry import aliases
+
+    feature_set = ctx.catalog.models[name].feature_set
+    out = {f"features/{feature_set}": table_version(ctx.ws.path("features", feature_set))}
+    if with_model:
+        out[f"models/{name}"] = aliases(ctx.ws, name).get("production")
+    return out
+
+
+@step_kind
+@dataclass(frozen=True)
+class Train(Step):
+    kind: ClassVar[str] = "train"
+    writes: ClassVar[str] = "models"
+
+    @classmethod
+    def for_catalog(cls, catalog: Catalog) -> list[Step]:
+        return [cls(n, (f"features:{m.feature_set}",)) for n, m in catalog.models.items()]
+
+    def spec(self, catalog: Catalog) -> Any:
+        return _dump(catalog.models[self.target])
+
+    def inputs(self, ctx: Context) -> dict[str, Any]:
+        return _model_inputs(ctx, self.target, with_model=False)
+
+    def output(self, ctx: Context) -> Any:
+        from workbench.ml.registry import aliases
+
+        return aliases(ctx.ws, self.target).get("production") or _newest(ctx.ws, self.target)
+
+    def run(self, ctx: Context) -> StepResult:
+        from workbench.ml.policy import retrain_reasons
+        from workbench.ml.train import train_model
+
+        reasons = retrain_reasons(ctx.catalog, ctx.ws, self.target)
+        if not reasons:
+            return StepResult(self.name, "reused", 0.0, details={"reasons": []})
+        t = train_model(ctx.catalog, ctx.ws, self.target, reason="; ".join(reasons))
+        return StepResult(
+            self.name,
+            "succeeded",
+            0.0,
+            rows_in=t.metrics.get("train_rows"),
+            outputs={"model": str(t.registered.path), "version": t.registered.version},
+            details={
+                "metrics": t.metrics,
+                "reasons": reasons,
+                "promotion": t.promotion.to_dict() if t.promotion else None,
+            },
+        )
+
+
+def _newest(ws: Workspace, name: str) -> int | None:
+    from workbench.ml.registry import list_versions
+
+    versions = list_versions(ws, name)
+    return versions[-1]["version"] if versions else None
+
+
+@step_kind
+@dataclass(frozen=True)
+class Score(Step):
+    kind: ClassVar[str] = "score"
+    writes: ClassVar[str] = "predictions"
+
+    @classmethod
+    def for_catalog(cls, catalog: Catalog) -> list[Step]:
+        return [cls(n, (f"train:{n}",)) for n in catalog.models]
+
+    def spec(self, catalog: Catalog) -> Any:
+        return _dump(catalog.models[self.target])
+
+    def inputs(self, ctx: Context) -> dict[str, Any]:
+        return _model_inputs(ctx, self.target, with_model=True)
+
+    def output(self, ctx: Context) -> Any:
+        from workbench.ml.score import predictions_path
+
+        return table_version(predictions_path(ctx.ws, self.target))
+
+    def run(self, ctx: Context) -> StepResult:
+        from workbench.ml.steps import score_step
+
+        return _ml_result(self, score_step(ctx.catalog, ctx.ws, self.target))
+
+
+@step_kind
+@dataclass(frozen=True)
+class Monitor(Step):
+    kind: ClassVar[str] = "monitor"
+    writes: ClassVar[str] = "monitoring"
+
+    @classmethod
+    def for_catalog(cls, catalog: Catalog) -> list[Step]:
+        return [cls(n, (f"score:{n}",)) for n in catalog.models]
+
+    def spec(self, catalog: Catalog) -> Any:
+        return _dump(catalog.models[self.target])
+
+    def inputs(self, ctx: Context) -> dict[str, Any]:
+        return _model_inputs(ctx, self.target, with_model=True)
+
+    def output(self, ctx: Context) -> Any:
+        from workbench.ml.drift import drift_reports
+
+        return len(drift_reports(ctx.ws, self.target)) or None
+
+    def run(self, ctx: Context) -> StepResult:
+        from workbench.ml.steps import monitor_step
+
+        return _ml_result(self, monitor_step(ctx.catalog, ctx.ws, self.target))
+
+
+def _ml_result(step: Step, out: dict[str, Any]) -> StepResult:
+    status = "reused" if out.pop("reused") else "succeeded"
+    return StepResult(step.name, status, 0.0, rows_out=out.get("rows"), details=out)
