@@ -1,18 +1,24 @@
 """`lake verify`: prove by content that the lake holds what the landed files say.
 
-For every landed file of every batch the lake or the quarantine knows, one task re-reads the file
-with the reference reader (``zones/reference.py``, no code shared with promotion) and reads that
-file's rows back from the committed lake and quarantine tables. It then checks, line by line:
+One Dask task per block of each landed file that the lake or quarantine holds rows of. A task
+reads its block with the reference reader (:mod:`workbench.zones.reference`, no promotion code),
+types the text in DuckDB (:mod:`workbench.zones.reference_types`), reads only the lake and
+quarantine rows of that file and line range (the Parquet row groups whose statistics can hold
+them), and compares row fingerprints (DuckDB ``hash`` of the typed values) keyed by line. Only
+lines whose fingerprints differ have their values pulled, into a bounded list of differences.
+Per line it checks:
 
 - every data line of a promoted batch is in the lake or in quarantine (``missing``), not in both
   (``in_both``), and at most once (``duplicated``); no row claims a line the file does not have
   (``extra``);
-- every lake value equals the source field as the reference reader converts it (``values``);
-- every quarantined row keeps the original text of its line (``quarantine_text``);
-- the landed file still has the digest recorded when it landed (``landing_altered``).
+- every lake value equals the source field as the reference types it (``values``);
+- every quarantined row keeps the original text of its line (``quarantine_text``).
 
-Rows whose batch is no longer in landing (removed by retention) cannot be checked; they are
-counted, not failed. Rows naming a file their batch never landed are failed.
+Per file: the landed file still has the digest recorded when it landed (``landing_altered``),
+and the manifest's block plan holds (each block starts a line, with the line number counted
+here, and the data lines add up to the manifest's rows). Rows whose batch is no longer in
+landing (removed by retention) cannot be checked; they are counted, not failed. Rows naming a
+file their batch never landed are failed.
 """
 
 from __future__ import annotations
@@ -22,30 +28,27 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import dask
-import numpy as np
-import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+from deltalake import DeltaTable
 
 from workbench.catalog.models import Catalog, Dataset
 from workbench.errors import CatalogError, DatasetNotFound
-from workbench.io.csvfile import PARSE_ERROR, TEXT
-from workbench.io.delta import open_table, read_table
-from workbench.io.sources import FILE_COLUMN, LINE_COLUMN
+from workbench.io.delta import open_table
 from workbench.io.workspace import Workspace
 from workbench.zones.landing import list_batches
 from workbench.zones.promote import BATCH_COLUMN
-from workbench.zones.reference import equal_to_source, file_bytes, file_sha256, source_lines
+from workbench.zones.reference import file_sha256, header_text, parse_header
+from workbench.zones.reference_types import LAKE_TYPES
 from workbench.zones.retention import promoted_batches
+from workbench.zones.verify_block import BlockOutcome, BlockTask, check_block
 
-PROBLEM, RAW = "_problem", "_raw"
-LINE_UNREADABLE = "(line)"  # the column name under which unsplittable lines are counted
+FILE_COLUMN, LINE_COLUMN = "_file", "_line"
 
 
 @dataclass(frozen=True)
 class Difference:
-    """One line where the lake or quarantine disagrees with its source (a sample)."""
+    """One line (or file) where the lake or quarantine disagrees with its source."""
 
     kind: str
     batch_id: str
@@ -66,6 +69,7 @@ class FileCheck:
     lines: int
     in_lake: int
     quarantined: int
+    blocks: int = 1
     missing: int = 0
     in_both: int = 0
     duplicated: int = 0
@@ -73,11 +77,13 @@ class FileCheck:
     values: dict[str, int] = field(default_factory=dict)
     quarantine_text: int = 0
     landing_altered: bool = False
+    block_plan: int = 0  # blocks not starting a line or at another line than counted here
 
     @property
     def problems(self) -> int:
         counts = (self.missing, self.in_both, self.duplicated, self.extra, self.quarantine_text)
-        return sum(counts) + sum(self.values.values()) + int(self.landing_altered)
+        altered = int(self.landing_altered) + self.block_plan
+        return sum(counts) + sum(self.values.values()) + altered
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,7 @@ class Verification:
     files: tuple[FileCheck, ...]
     unchecked: tuple[Unchecked, ...]
     differences: tuple[Difference, ...]
+    schema: tuple[str, ...] = ()  # lake columns whose type is not the declared one
 
     @property
     def rows_checked(self) -> int:
@@ -107,30 +114,47 @@ class Verification:
     @property
     def ok(self) -> bool:
         orphans = [u for u in self.unchecked if u.reason != "landing removed"]
-        return not orphans and all(f.problems == 0 for f in self.files)
+        return not orphans and not self.schema and all(f.problems == 0 for f in self.files)
 
     def to_dict(self) -> dict:
         return asdict(self) | {"ok": self.ok, "rows_checked": self.rows_checked}
 
 
 @dataclass(frozen=True)
-class FileTask:
-    """Everything one task needs to check one landed file (shipped to a worker)."""
+class RowGroup:
+    """One Parquet row group of a table version, with the ranges its statistics give (None:
+    no statistics, so it may hold anything)."""
 
-    batch_id: str
     path: str
-    sha256: str
-    promoted_batch: bool
-    schema: dict[str, str]
-    na_values: tuple[str, ...]
-    delimiter: str
-    lake_files: tuple[str, ...]
-    quarantine_files: tuple[str, ...]
-    samples: int
+    index: int
+    rows: int
+    batch: tuple[str, str] | None
+    file: tuple[str, str] | None
+    line: tuple[int, int] | None
+
+    def may_hold(self, batch: str, name: str, lo: int | None, hi: int | None) -> bool:
+        inside = _within(batch, self.batch) and _within(name, self.file)
+        if not inside or self.line is None:
+            return inside
+        return (lo is None or self.line[1] >= lo) and (hi is None or self.line[0] < hi)
+
+    @property
+    def single(self) -> tuple[str, str] | None:
+        """(batch, file) when every row of the group has the same ones."""
+        if self.batch and self.file and self.batch[0] == self.batch[1]:
+            return (self.batch[0], self.file[0]) if self.file[0] == self.file[1] else None
+        return None
 
 
-def verify_lake(catalog: Catalog, ws: Workspace, name: str, *, samples: int = 20) -> Verification:
-    """Check the current lake and quarantine of ``name`` against its landed files.
+def _within(value: str, bounds: tuple[str, str] | None) -> bool:
+    return bounds is None or bounds[0] <= value <= bounds[1]
+
+
+def verify_lake(
+    catalog: Catalog, ws: Workspace, name: str, *, version: int | None = None, samples: int = 20
+) -> Verification:
+    """Check a lake version (default: the current one) and its quarantine against the landed
+    files, on the current Dask client.
 
     Examples
     --------
@@ -139,40 +163,39 @@ def verify_lake(catalog: Catalog, ws: Workspace, name: str, *, samples: int = 20
     (True, 336776)
     """
     dataset = _lake_dataset(catalog, name)
-    lake = open_table(ws.path("lake", name))
-    q_path = ws.path("quarantine", name)
-    quarantine = open_table(q_path) if q_path.exists() else None
-    stored = _stored_counts(ws, name, quarantine is not None)
-    in_lake = {b for b, _ in stored if stored[(b, _)][0]}
-    promoted = in_lake if dataset.load == "replace" else in_lake | promoted_batches(ws, name)
-    tasks, landed = [], {}
+    lake = open_table(ws.path("lake", name), version)
+    quarantine = _quarantine_at(ws.path("quarantine", name), lake)
+    lake_groups = row_groups(lake.file_uris())
+    held_groups = row_groups(quarantine.file_uris()) if quarantine is not None else []
+    stored = stored_counts(lake_groups, held_groups)
+    promoted = {b for (b, _), (n, _) in stored.items() if n}
+    if dataset.load != "replace":
+        promoted |= promoted_batches(ws, name)
+    tasks, digests, files, landed = [], {}, {}, {}
     for batch in list_batches(ws, name):
         landed[batch.batch_id] = {f.name for f in batch.files}
         if batch.batch_id not in promoted and not any(b == batch.batch_id for b, _ in stored):
             continue
         for landed_file, path in zip(batch.files, batch.paths(ws), strict=True):
-            tasks.append(
-                FileTask(
-                    batch.batch_id,
-                    str(path),
-                    landed_file.sha256,
-                    batch.batch_id in promoted,
-                    dict(dataset.schema_),
-                    tuple(dataset.source.na_values),
-                    dataset.source.delimiter,
-                    tuple(lake.file_uris()),
-                    tuple(quarantine.file_uris()) if quarantine is not None else (),
-                    samples,
-                )
-            )
-    outcomes = dask.compute(*[dask.delayed(check_file, pure=False)(t) for t in tasks])
+            key = (batch.batch_id, landed_file.name)
+            files[key] = landed_file
+            digests[key] = dask.delayed(file_sha256, pure=False)(path)
+            tasks += _block_tasks(
+                dataset, batch.batch_id in promoted, key, path, landed_file,
+                lake_groups, held_groups, samples,
+            )  # fmt: skip
+    outcomes, sums = dask.compute(
+        [dask.delayed(check_block, pure=False)(t) for t in tasks], digests
+    )
+    checks, differences = _per_file(files, outcomes, sums, promoted, samples)
     return Verification(
         dataset=name,
         lake_version=lake.version(),
         quarantine_version=quarantine.version() if quarantine is not None else None,
-        files=tuple(o[0] for o in outcomes),
+        files=checks,
         unchecked=_unchecked(stored, landed),
-        differences=tuple(d for o in outcomes for d in o[1])[:samples],
+        differences=differences,
+        schema=_schema_mismatches(lake, dataset),
     )
 
 
@@ -190,17 +213,87 @@ def _lake_dataset(catalog: Catalog, name: str) -> Dataset:
     return dataset
 
 
-def _stored_counts(ws: Workspace, name: str, has_quarantine: bool) -> dict:
-    """(batch, file) -> (lake rows, quarantined rows) in the current versions."""
-    keys = [BATCH_COLUMN, FILE_COLUMN]
-    frames = [read_table(ws.path("lake", name), columns=keys)]
-    if has_quarantine:
-        frames.append(read_table(ws.path("quarantine", name), columns=keys))
-    counted = dask.compute(*[f.groupby(keys).size() for f in frames])
-    lake = counted[0]
-    held = counted[1] if has_quarantine else pd.Series(dtype="int64")
-    pairs = set(lake.index) | set(held.index)
-    return {p: (int(lake.get(p, 0)), int(held.get(p, 0))) for p in sorted(pairs)}
+def _quarantine_at(path: Path, lake: DeltaTable) -> DeltaTable | None:
+    """The quarantine version that was current when the lake version was committed
+    (promotion commits quarantine first, then the lake)."""
+    if not DeltaTable.is_deltatable(str(path)):
+        return None
+    table = DeltaTable(str(path))
+    committed = lake.history(1)[0]["timestamp"]
+    versions = [h for h in table.history() if h["timestamp"] <= committed]
+    if not versions:
+        return None
+    wanted = max(h["version"] for h in versions)
+    if wanted != table.version():
+        table = DeltaTable(str(path), version=wanted)
+    return table
+
+
+def _schema_mismatches(lake: DeltaTable, dataset: Dataset) -> tuple[str, ...]:
+    schema = pa.schema(lake.schema().to_arrow())
+    out = []
+    for column, kind in dataset.schema_.items():
+        found = str(schema.field(column).type) if column in schema.names else "absent"
+        expected = LAKE_TYPES[kind]
+        if found != expected and not (
+            kind == "string" and found in ("large_string", "string_view")
+        ):
+            out.append(f"{column}: {found} in the lake, {expected} expected for {kind}")
+    return tuple(out)
+
+
+def row_groups(uris: list[str]) -> list[RowGroup]:
+    """The row groups of a table version, from the Parquet footers (no data read)."""
+    out = []
+    for uri in uris:
+        path = uri.removeprefix("file://")
+        meta = pq.ParquetFile(path).metadata
+        names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            bounds = {n: _bounds(group.column(i).statistics) for i, n in enumerate(names)}
+            out.append(
+                RowGroup(path, g, group.num_rows, bounds.get(BATCH_COLUMN),
+                         bounds.get(FILE_COLUMN), bounds.get(LINE_COLUMN))
+            )  # fmt: skip
+    return out
+
+
+def _bounds(stats) -> tuple | None:
+    if stats is None or not stats.has_min_max:
+        return None
+    return (stats.min, stats.max)
+
+
+def stored_counts(lake: list[RowGroup], held: list[RowGroup]) -> dict:
+    """(batch, file) -> (lake rows, quarantined rows); from statistics where a row group holds
+    one batch and file (promotion writes one block per file), else by reading two columns."""
+    counts: dict = {}
+    mixed = []
+    for side, groups in enumerate((lake, held)):
+        for group in groups:
+            if group.single is not None:
+                _add(counts, group.single, side, group.rows)
+            else:
+                mixed.append((side, group))
+    read = dask.compute(*[dask.delayed(_pairs_in)(g) for _, g in mixed])
+    for (side, _), pairs in zip(mixed, read, strict=True):
+        for key, n in pairs.items():
+            _add(counts, key, side, n)
+    return dict(sorted(counts.items()))
+
+
+def _add(counts: dict, key: tuple[str, str], side: int, n: int) -> None:
+    pair = list(counts.get(key, (0, 0)))
+    pair[side] += n
+    counts[key] = tuple(pair)
+
+
+def _pairs_in(group: RowGroup) -> dict[tuple[str, str], int]:
+    table = pq.ParquetFile(group.path).read_row_group(group.index, [BATCH_COLUMN, FILE_COLUMN])
+    grouped = table.group_by([BATCH_COLUMN, FILE_COLUMN]).aggregate([([], "count_all")])
+    rows = grouped.to_pylist()
+    return {(r[BATCH_COLUMN], r[FILE_COLUMN]): r["count_all"] for r in rows}
 
 
 def _unchecked(stored: dict, landed: dict[str, set[str]]) -> tuple[Unchecked, ...]:
@@ -213,159 +306,81 @@ def _unchecked(stored: dict, landed: dict[str, set[str]]) -> tuple[Unchecked, ..
     return tuple(out)
 
 
-# --- one file, on a worker --------------------------------------------------------------------
-
-
-def check_file(task: FileTask) -> tuple[FileCheck, list[Difference]]:
-    """Compare one landed file with its rows in the lake and in quarantine."""
-    path = Path(task.path)
-    source = reference_frame(path, task)
-    columns = list(task.schema)
-    keys = [*columns, LINE_COLUMN]
-    lake = _stored_rows(task.lake_files, task, keys)
-    held = _stored_rows(task.quarantine_files, task, [*keys, TEXT, PARSE_ERROR])
-    found = _Findings(task, path.name)
-    _account(found, source, lake, held)
-    _compare_values(found, source, lake, task.schema)
-    _compare_quarantine(found, source, held, columns)
-    found.finish()
-    check = FileCheck(
-        batch_id=task.batch_id,
-        file=path.name,
-        promoted_batch=task.promoted_batch,
-        lines=len(source),
-        in_lake=len(lake),
-        quarantined=len(held),
-        landing_altered=file_sha256(path) != task.sha256,
-        **found.counts,
-    )
-    return check, found.samples
-
-
-def reference_frame(path: Path, task: FileTask) -> pd.DataFrame:
-    """One row per data line: line number, raw text, why it cannot be read, field texts."""
-    lines = source_lines(file_bytes(path), task.delimiter, set(task.na_values))
-    header, width = lines.header, len(lines.header)
-    absent = [c for c in task.schema if c not in header]
-    problems = [
-        (f if isinstance(f, str) else "field_count")
-        if isinstance(f, str) or len(f) != width
-        else (f"missing_column:{absent[0]}" if absent else None)
-        for f in lines.fields
-    ]
-    frame = {
-        LINE_COLUMN: pd.Series(lines.numbers, dtype="int64"),
-        RAW: pd.Series(lines.texts, dtype=object),
-        PROBLEM: pd.Series(problems, dtype=object),
-    }
-    grid = np.full((len(problems), width + 1), None, dtype=object)  # last column: absent
-    whole = [i for i, p in enumerate(problems) if p is None or p.startswith("missing_column")]
-    if whole and width:
-        grid[whole, :width] = np.array([lines.fields[i] for i in whole], dtype=object)
-    for column in task.schema:
-        frame[column] = pd.Series(
-            grid[:, header.index(column) if column in header else width], dtype=object
-        )
-    return pd.DataFrame(frame)
-
-
-def _stored_rows(files: tuple[str, ...], task: FileTask, columns: list[str]) -> pd.DataFrame:
-    if not files:
-        empty = pd.DataFrame({c: pd.Series([], dtype=object) for c in columns})
-        return empty.astype({LINE_COLUMN: "int64"})
-    wanted = (pc.field(BATCH_COLUMN) == task.batch_id) & (
-        pc.field(FILE_COLUMN) == Path(task.path).name
-    )
-    table = pads.dataset(list(files), format="parquet").to_table(columns=columns, filter=wanted)
-    # Nullable integers and booleans stay exact (no detour through float).
-    exact = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
-    return table.to_pandas(types_mapper=exact.get)
-
-
-class _Findings:
-    """Counts and sample differences gathered while checking one file."""
-
-    def __init__(self, task: FileTask, name: str) -> None:
-        self.task, self.name = task, name
-        self.counts: dict = {"values": Counter()}
-        self.samples: list[Difference] = []
-
-    def add(self, kind: str, lines, **detail) -> None:
-        lines = [int(n) for n in lines]
-        if kind == "values":
-            self.counts["values"][detail["column"]] += len(lines)
-        else:
-            self.counts[kind] = self.counts.get(kind, 0) + len(lines)
-        room = self.task.samples - len(self.samples)
-        for n in lines[: max(room, 0)]:
-            self.samples.append(
-                Difference(kind, self.task.batch_id, self.name, n, **_sample(detail, n))
+def _block_tasks(
+    dataset: Dataset, promoted: bool, key: tuple[str, str], path: Path, landed_file,
+    lake: list[RowGroup], held: list[RowGroup], samples: int,
+) -> list[BlockTask]:  # fmt: skip
+    """One task per block of the manifest's plan (one block for manifests without a plan).
+    The first block takes every line before the second, the last every line after its start,
+    so that each stored row of the file falls in exactly one block."""
+    batch_id, name = key
+    blocks = list(landed_file.blocks) or [(0, 1)]
+    header = parse_header(header_text(path), dataset.source.delimiter)
+    tasks = []
+    for k, (start, first_line) in enumerate(blocks):
+        last = k == len(blocks) - 1
+        lo = None if k == 0 else first_line
+        hi = None if last else blocks[k + 1][1]
+        tasks.append(
+            BlockTask(
+                batch_id=batch_id, name=name, path=str(path), index=k,
+                start=start, stop=None if last else blocks[k + 1][0], first_line=first_line,
+                line_range=(lo, hi), header=tuple(header), schema=dict(dataset.schema_),
+                na_values=tuple(dataset.source.na_values), delimiter=dataset.source.delimiter,
+                promoted=promoted, samples=samples,
+                lake=tuple((g.path, g.index) for g in lake if g.may_hold(batch_id, name, lo, hi)),
+                held=tuple((g.path, g.index) for g in held if g.may_hold(batch_id, name, lo, hi)),
             )
-
-    def finish(self) -> None:
-        self.counts["values"] = dict(self.counts["values"])
-
-
-def _sample(detail: dict, line: int) -> dict:
-    out = {"column": detail.get("column")}
-    for key in ("stored", "source"):
-        values = detail.get(key)
-        if values is not None:
-            value = values.get(line)
-            out[key] = None if value is None or pd.isna(value) else str(value)
-    return out
+        )  # fmt: skip
+    return tasks
 
 
-def _account(found: _Findings, source: pd.DataFrame, lake, held) -> None:
-    lines = set(source[LINE_COLUMN].tolist())
-    lake_lines = Counter(lake[LINE_COLUMN].tolist())
-    held_lines = Counter(held[LINE_COLUMN].tolist())
-    stored = set(lake_lines) | set(held_lines)
-    if found.task.promoted_batch:
-        found.add("missing", sorted(lines - stored))
-    found.add("in_both", sorted(set(lake_lines) & set(held_lines)))
-    repeated = {n for n, k in lake_lines.items() if k > 1}
-    repeated |= {n for n, k in held_lines.items() if k > 1}
-    found.add("duplicated", sorted(repeated))
-    found.add("extra", sorted(stored - lines))
+def _per_file(
+    files: dict, outcomes: list[BlockOutcome], digests: dict, promoted: set[str], samples: int
+) -> tuple[tuple[FileCheck, ...], tuple[Difference, ...]]:
+    """Block outcomes summed per file, with the block plan checked against the lines counted."""
+    by_file: dict[tuple[str, str], list[BlockOutcome]] = {}
+    for outcome in outcomes:
+        by_file.setdefault((outcome.batch_id, outcome.name), []).append(outcome)
+    checks, differences = [], []
+    for key, landed_file in files.items():
+        blocks = sorted(by_file[key], key=lambda o: o.index)
+        batch_id, name = key
+        plan = _plan_breaks(blocks)
+        differences += [Difference("block_plan", batch_id, name, line) for line in plan]
+        counts: Counter = Counter()
+        values: Counter = Counter()
+        for block in blocks:
+            counts.update(block.counts)
+            values.update(block.values)
+            differences += [Difference(*d) for d in block.samples]
+        lines = sum(b.lines for b in blocks)
+        if lines != landed_file.rows:  # the manifest's row count, against the lines read here
+            plan.append(0)
+            differences.append(
+                Difference("block_plan", batch_id, name, 0, None, str(landed_file.rows), str(lines))
+            )
+        altered = digests[key] != landed_file.sha256
+        if altered:
+            differences.append(Difference("landing_altered", batch_id, name, 0))
+        checks.append(
+            FileCheck(
+                batch_id=batch_id, file=name, promoted_batch=batch_id in promoted, lines=lines,
+                in_lake=sum(b.in_lake for b in blocks), quarantined=sum(b.held for b in blocks),
+                blocks=len(blocks), values=dict(values), landing_altered=altered,
+                block_plan=len(plan), **{k: counts[k] for k in
+                                         ("missing", "in_both", "duplicated", "extra",
+                                          "quarantine_text")},
+            )
+        )  # fmt: skip
+    return tuple(checks), tuple(differences[:samples])
 
 
-def _compare_values(found: _Findings, source: pd.DataFrame, lake, schema: dict) -> None:
-    pairs = lake.merge(source, on=LINE_COLUMN, how="inner", suffixes=("", ":source"))
-    unreadable = pairs[PROBLEM].notna().to_numpy()
-    if unreadable.any():
-        texts = pairs.loc[unreadable].set_index(LINE_COLUMN)[RAW].to_dict()
-        found.add(
-            "values", pairs.loc[unreadable, LINE_COLUMN], column=LINE_UNREADABLE, source=texts
-        )
-    readable = pairs.loc[~unreadable]
-    for column, kind in schema.items():
-        same = equal_to_source(kind, readable[f"{column}:source"], readable[column])
-        if same.all():
-            continue
-        bad = readable.loc[~same].set_index(LINE_COLUMN)
-        found.add(
-            "values",
-            bad.index,
-            column=column,
-            stored=bad[column].to_dict(),
-            source=bad[f"{column}:source"].to_dict(),
-        )
-
-
-def _compare_quarantine(found: _Findings, source: pd.DataFrame, held, columns) -> None:
-    pairs = held.merge(source, on=LINE_COLUMN, how="inner", suffixes=("", ":source"))
-    whole_line = pairs[TEXT].notna().to_numpy()
-    same = np.where(whole_line, (pairs[TEXT] == pairs[RAW]).fillna(False).to_numpy(), True)
-    split = pairs[PROBLEM].isna() | pairs[PROBLEM].str.startswith("missing_column", na=False)
-    same &= whole_line | split.to_numpy()
-    for column in columns:
-        stored, wanted = pairs[column], pairs[f"{column}:source"]
-        equal = (stored.isna() & wanted.isna()) | (stored == wanted).fillna(False)
-        same &= whole_line | equal.to_numpy(dtype=bool)
-    bad = pairs.loc[~same].set_index(LINE_COLUMN)
-    stored = {
-        line: text if isinstance(text, str) else ",".join(map(str, values))
-        for line, text, *values in bad[[TEXT, *columns]].itertuples()
-    }
-    found.add("quarantine_text", bad.index, stored=stored, source=bad[RAW].to_dict())
+def _plan_breaks(blocks: list[BlockOutcome]) -> list[int]:
+    """Line numbers of blocks that do not start a line, or not the line counted up to them."""
+    breaks, expected = [], 1
+    for block in blocks:
+        if not block.aligned or block.first_line != expected:
+            breaks.append(block.first_line)
+        expected += block.line_ends  # counted here, whatever the manifest says
+    return breaks
