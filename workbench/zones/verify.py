@@ -164,7 +164,7 @@ def verify_lake(
     """
     dataset = _lake_dataset(catalog, name)
     lake = open_table(ws.path("lake", name), version)
-    quarantine = _quarantine_at(ws.path("quarantine", name), lake)
+    quarantine = _quarantine_at(ws.path("quarantine", name), lake, version is None)
     lake_groups = row_groups(lake.file_uris())
     held_groups = row_groups(quarantine.file_uris()) if quarantine is not None else []
     stored = stored_counts(lake_groups, held_groups)
@@ -213,12 +213,14 @@ def _lake_dataset(catalog: Catalog, name: str) -> Dataset:
     return dataset
 
 
-def _quarantine_at(path: Path, lake: DeltaTable) -> DeltaTable | None:
-    """The quarantine version that was current when the lake version was committed
-    (promotion commits quarantine first, then the lake)."""
+def _quarantine_at(path: Path, lake: DeltaTable, current: bool) -> DeltaTable | None:
+    """The current quarantine, or for a past lake version the quarantine version that was
+    current when it was committed (promotion commits quarantine first, then the lake)."""
     if not DeltaTable.is_deltatable(str(path)):
         return None
     table = DeltaTable(str(path))
+    if current:
+        return table
     committed = lake.history(1)[0]["timestamp"]
     versions = [h for h in table.history() if h["timestamp"] <= committed]
     if not versions:
