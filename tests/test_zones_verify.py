@@ -251,6 +251,12 @@ def test_cli_exit_codes_and_json(broken, client, tmp_path):
     (report,) = json.loads(damaged.stdout)
     assert report["ok"] is False
     assert sum(f["missing"] for f in report["files"]) == 1
+    before = runner.invoke(app, [*args, "--version", str(report["lake_version"] - 1)])
+    assert before.exit_code == 0, before.output
+    rerun = ["run", "orders", "--verify", "--force", "all", "--catalog", str(catalog.path)]
+    repaired = runner.invoke(app, [*rerun, *where])
+    assert repaired.exit_code == 0, repaired.output
+    assert "orders: verified" in repaired.output
     curated = runner.invoke(
         app, ["lake", "verify", "flights_enriched", "-c", str(DEMO_CATALOG), *where]
     )
