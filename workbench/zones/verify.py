@@ -221,7 +221,7 @@ def _quarantine_at(path: Path, lake: DeltaTable, current: bool) -> DeltaTable | 
     table = DeltaTable(str(path))
     if current:
         return table
-    committed = lake.history(1)[0]["timestamp"]
+    committed = next(h["timestamp"] for h in lake.history() if h["version"] == lake.version())
     versions = [h for h in table.history() if h["timestamp"] <= committed]
     if not versions:
         return None
