@@ -73,6 +73,7 @@ __getattr__, __dir__ = lazy_exports(
             "list_batches",
             "promote_batch",
             "read_dataset",
+            "verify_lake",
         ),
     },
 )
@@ -120,4 +121,5 @@ __all__ = [
     "score_batch",
     "select_steps",
     "train_model",
+    "verify_lake",
 ]

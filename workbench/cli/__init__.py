@@ -255,6 +255,9 @@ def run(
         list[str] | None,
         typer.Option("--force", help="redo this step even if up to date (repeat; 'all')"),
     ] = None,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="then `lake verify` what was promoted; 1 if differs")
+    ] = False,
 ) -> None:
     """Run the pipeline (everything, or TARGETS and what they need) on a Dask cluster.
 
@@ -283,6 +286,11 @@ def run(
         _print_json(result.to_dict())
     else:
         print_run_summary(result, catalog)
+    if verify:
+        from workbench.cli.zones import verify_promoted
+
+        if not verify_promoted(catalog, workspace, cluster, result, err if as_json else console):
+            raise typer.Exit(1)
 
 
 def _print_plan(catalog: Path, workspace: Path | None, targets, force, as_json: bool) -> None:

@@ -193,6 +193,98 @@ def lake_history(
     console.print(table)
 
 
+@lake_app.command("verify")
+def lake_verify(
+    datasets: Annotated[
+        list[str] | None, typer.Argument(help="lake datasets; default: all of them")
+    ] = None,
+    version: Annotated[
+        int | None, typer.Option(help="verify this past lake version (one dataset)")
+    ] = None,
+    samples: Annotated[int, typer.Option(help="differences to list per dataset")] = 20,
+    catalog: CatalogOpt = DEFAULT_CATALOG,
+    cluster: ClusterOpt = None,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Prove the lake equals its landed files, line by line; exit 1 on any difference."""
+    from workbench.zones.verify import verify_lake
+
+    if version is not None and len(datasets or []) != 1:
+        console.print("--version names a version of one dataset: `lake verify DATASET --version N`")
+        raise typer.Exit(2)
+    with _session(catalog, workspace, cluster) as (cat, ws):
+        names = datasets or [n for n, d in cat.datasets.items() if d.zone == "lake"]
+        results = [verify_lake(cat, ws, n, version=version, samples=samples) for n in names]
+    if as_json:
+        _print_json([r.to_dict() for r in results])
+    else:
+        for result in results:
+            _print_verification(result, console)
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
+def verify_promoted(catalog, workspace, cluster, run, out) -> bool:
+    """`workbench run --verify`: verify each lake dataset the run promoted; True if all match."""
+    from workbench.zones.verify import verify_lake
+
+    names = [
+        s.step.removeprefix("promote:")
+        for s in run.steps
+        if s.step.startswith("promote:") and s.status == "succeeded"
+    ]
+    if not names:
+        return True
+    with _session(catalog, workspace, cluster) as (cat, ws):
+        results = [verify_lake(cat, ws, name) for name in names]
+    for result in results:
+        _print_verification(result, out)
+    return all(r.ok for r in results)
+
+
+def _print_verification(result, out) -> None:
+    table = Table(
+        "batch", "file", "blocks", "lines", "lake", "quarantine", "findings",
+        title=f"{result.dataset}: lake v{result.lake_version}, "
+        f"quarantine v{result.quarantine_version}",
+    )  # fmt: skip
+    for f in result.files:
+        table.add_row(
+            f.batch_id, f.file, str(f.blocks), f"{f.lines:,}", f"{f.in_lake:,}",
+            f"{f.quarantined:,}", _findings(f),
+        )  # fmt: skip
+    out.print(table)
+    for u in result.unchecked:
+        out.print(
+            f"  {u.batch_id}/{u.file}: {u.in_lake:,} lake and {u.quarantined:,} quarantined "
+            f"rows not checked ({u.reason})"
+        )
+    for problem in result.schema:
+        out.print(f"  [red]lake schema[/]: {problem}")
+    if result.differences:
+        diffs = Table("kind", "file", "line", "column", "lake", "source", title="differences")
+        for d in result.differences:
+            diffs.add_row(d.kind, d.file, str(d.line), d.column or "", d.stored, d.source)
+        out.print(diffs)
+    verdict = "[green]verified[/]" if result.ok else "[bold red]DIFFERENCES FOUND[/]"
+    out.print(f"{result.dataset}: {verdict}, {result.rows_checked:,} rows checked")
+
+
+def _findings(check) -> str:
+    counts = {
+        "missing": check.missing, "in both": check.in_both, "duplicated": check.duplicated,
+        "extra": check.extra, "quarantine text": check.quarantine_text,
+    }  # fmt: skip
+    parts = [f"{k} {v:,}" for k, v in counts.items() if v]
+    parts += [f"value {column} {n:,}" for column, n in check.values.items()]
+    if check.landing_altered:
+        parts.append("landing file altered")
+    if check.block_plan:
+        parts.append(f"block plan {check.block_plan}")
+    return "; ".join(parts) or "[green]ok[/]"
+
+
 @lake_app.command("vacuum")
 def lake_vacuum(
     dataset: str,

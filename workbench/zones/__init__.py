@@ -23,12 +23,17 @@ __getattr__, __dir__ = lazy_exports(
             "read_dataset",
             "table_path",
         ),
+        ".verify": (
+            "Verification",
+            "verify_lake",
+        ),
     },
 )
 
 __all__ = [
     "Batch",
     "Promotion",
+    "Verification",
     "build_curated",
     "derive_columns",
     "land",
@@ -36,4 +41,5 @@ __all__ = [
     "promote_batch",
     "read_dataset",
     "table_path",
+    "verify_lake",
 ]
