@@ -59,3 +59,14 @@ class ModelNotFound(WorkbenchError):
     """No registered model (or model version) under that name."""
 
     exit_code = 2
+
+
+class SigningKeyError(WorkbenchError):
+    """The signing key is missing, too short, or its file is open to others."""
+
+    exit_code = 2
+
+
+class SignatureError(WorkbenchError):
+    """An artifact (model version, compiled forest, checkpoint) is unsigned or its signature
+    does not match: it is refused rather than loaded."""
