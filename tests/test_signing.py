@@ -154,9 +154,8 @@ def test_rotation_old_key_accepted_until_retired(ws, monkeypatch):
     monkeypatch.setenv(signing.OLD_KEYS_ENV, key_a)  # ... with A listed as old
     assert load_predictor(ws, NAME, version).fit_info["version"] == version
     key_b = resign_version(ws, NAME, second)
-    assert json.loads((ws.path("models", NAME, str(second)) / "signature.json").read_text())[
-        "key_id"
-    ] == key_b
+    signature = ws.path("models", NAME, str(second), "signature.json")
+    assert json.loads(signature.read_text())["key_id"] == key_b
 
     monkeypatch.delenv(signing.OLD_KEYS_ENV)  # A retired
     assert load_predictor(ws, NAME, second).fit_info["version"] == second  # signed again with B
