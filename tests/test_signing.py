@@ -23,7 +23,8 @@ import workbench as wb
 from workbench.cli import app
 from workbench.errors import SignatureError, SigningKeyError
 from workbench.ml import native, signing
-from workbench.ml.estimators import Checkpoint, Predictor, get_estimator
+from workbench.ml.checkpoints import Checkpoint
+from workbench.ml.estimators import Predictor, get_estimator
 from workbench.ml.registry import (
     load_predictor,
     model_metadata,
@@ -264,7 +265,7 @@ def test_checkpoint_is_resumed_only_with_its_signature(tmp_path, caplog):
 
     step = tmp_path / "fit-a" / "step-000005.txt"
     step.write_bytes(b"tampered booster")
-    with caplog.at_level(logging.WARNING, logger="workbench.ml.estimators"):
+    with caplog.at_level(logging.WARNING, logger="workbench.ml.checkpoints"):
         assert checkpoint.latest() is None
     assert "not resuming" in caplog.text and "step-000005.txt" in caplog.text
 

@@ -16,14 +16,10 @@ scikit-learn here; the registry makes ``lbfgs`` the default.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-import json
 import logging
-import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 import dask.dataframe as dd
@@ -31,12 +27,11 @@ import lightgbm
 import numpy as np
 import pandas as pd
 
-from workbench.errors import CatalogError, SignatureError, WorkbenchError
-from workbench.ml import signing
+from workbench.errors import CatalogError, WorkbenchError
+from workbench.ml.checkpoints import Checkpoint
 from workbench.ml.features import encode_features, feature_matrix
 
 LABEL = "__label"
-log = logging.getLogger(__name__)
 # The types each estimator's skops file holds beyond those skops itself trusts (scikit-learn's
 # estimators): exactly what its pipeline stores, so a file holding anything else is refused.
 _SCALING_TYPES = frozenset({"dask_ml.preprocessing.data.StandardScaler", "numpy.nan_to_num"})
@@ -194,86 +189,6 @@ def design_matrix(encoded: pd.DataFrame) -> pd.DataFrame:
 def _arrays(frame: dd.DataFrame, features: list[str]):
     matrix = frame[features].map_partitions(design_matrix)
     return matrix.to_dask_array(lengths=True), frame[LABEL].to_dask_array(lengths=True)
-
-
-class Checkpoint:
-    """Progress of one fit in a folder: ``step-<n>.<ext>`` files, the newest kept, each with a
-    signature in ``step-<n>.<ext>.sig``.
-
-    Files are written beside and renamed into place (the signature first), so a kill leaves the
-    previous checkpoint whole; several workers writing the same step is harmless. The key is
-    scoped to this fit (:meth:`SigningKey.scoped`): workers sign with it but cannot sign models.
-    A checkpoint whose signature fails is not resumed: the fit starts from scratch, with a
-    warning naming the file.
-    """
-
-    def __init__(self, folder: Path, every: int, key: signing.SigningKey) -> None:
-        self.folder, self.every = Path(folder), every
-        self.key = key.scoped(f"checkpoint:{self.folder.name}")
-
-    def latest(self) -> tuple[int, bytes] | None:
-        if not self.folder.exists():
-            return None
-        found = sorted(
-            (p for p in self.folder.glob("step-*") if p.suffix != ".sig"), key=_step_number
-        )
-        if not found:
-            return None
-        data = found[-1].read_bytes()
-        try:
-            self._verify(found[-1], data)
-        except SignatureError as exc:
-            log.warning("not resuming: %s", exc)
-            return None
-        return _step_number(found[-1]), data
-
-    def save(self, step: int, data: bytes, ext: str) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / f"step-{step:06d}.{ext}"
-        for target, content in (
-            (path.with_name(path.name + ".sig"), json.dumps(self._signature(path, data))),
-            (path, data),
-        ):
-            tmp = self.folder / f".{target.name}.{os.getpid()}.tmp"
-            tmp.write_bytes(content.encode() if isinstance(content, str) else content)
-            os.replace(tmp, target)
-        for old in self.folder.glob("step-*"):
-            if _step_number(old) < step:
-                old.unlink(missing_ok=True)
-
-    def clear(self) -> None:
-        if self.folder.exists():
-            for p in self.folder.iterdir():
-                p.unlink(missing_ok=True)
-            self.folder.rmdir()
-
-    def __call__(self, env: Any) -> None:
-        """LightGBM callback (runs on every worker): save the booster every ``every`` rounds."""
-        done = env.iteration + 1
-        if done % self.every == 0 and done < env.end_iteration:
-            self.save(done, env.model.model_to_string().encode(), "txt")
-
-    def _manifest(self, path: Path, data: bytes) -> dict[str, Any]:
-        return {
-            "kind": "checkpoint",
-            "fit": self.folder.name,
-            "file": path.name,
-            "sha256": hashlib.sha256(data).hexdigest(),
-        }
-
-    def _signature(self, path: Path, data: bytes) -> dict[str, str]:
-        return signing.sign(self._manifest(path, data), self.key)
-
-    def _verify(self, path: Path, data: bytes) -> None:
-        sig = path.with_name(path.name + ".sig")
-        stored = json.loads(sig.read_text()) if sig.exists() else None
-        keys = {self.key.key_id: self.key}  # a checkpoint signed with a rotated key: refit
-        fix = "the fit starts from scratch."
-        signing.verify(self._manifest(path, data), stored, where=str(path), fix=fix, keys=keys)
-
-
-def _step_number(path: Path) -> int:
-    return int(path.name[5:].split(".")[0])
 
 
 class Estimator(ABC):

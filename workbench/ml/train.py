@@ -22,8 +22,9 @@ from workbench.cluster import share
 from workbench.errors import DatasetNotFound
 from workbench.io.workspace import Workspace
 from workbench.ml import signing
+from workbench.ml.checkpoints import Checkpoint
 from workbench.ml.drift import reference_profile
-from workbench.ml.estimators import LABEL, Checkpoint, FitData, Predictor, get_estimator
+from workbench.ml.estimators import LABEL, FitData, Predictor, get_estimator
 from workbench.ml.features import (
     SPLIT,
     build_features,
