@@ -67,5 +67,16 @@ class FeatureNotKnown(WorkbenchError):
     exit_code = 2
 
 
+class SigningKeyError(WorkbenchError):
+    """The signing key is missing, too short, or its file is open to others."""
+
+    exit_code = 2
+
+
 class TargetLocked(WorkbenchError):
     """Another process is writing the same target (its run, pid, host and start are named)."""
+
+
+class SignatureError(WorkbenchError):
+    """An artifact (model version, compiled forest, checkpoint) is unsigned or its signature
+    does not match: it is refused rather than loaded."""

@@ -457,4 +457,4 @@ def main() -> None:  # pragma: no cover - console entry point
 
 
 # Sub-command groups live in their own modules; importing them registers their commands.
-from workbench.cli import cubes, hpc, lineage, models, serve, zones  # noqa: E402, F401
+from workbench.cli import cubes, hpc, lineage, models, serve, signing, zones  # noqa: E402, F401
