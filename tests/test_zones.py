@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+import xml.etree.ElementTree as ET
 
 import pandas as pd
 import pytest
@@ -70,6 +72,30 @@ def test_report_lists_dataset_findings_and_empty_file(broken):
     assert "missing columns ['amount']" in findings["schema_drift"]["detail"]
     html = ws.path("reports", "validation", "orders", f"{report['batch_id']}.html").read_text()
     assert "parse:encoding" in html and "Sample failing rows" in html
+
+
+def test_report_is_small_and_draws_one_bar_per_failing_reason(broken):
+    _, ws, _, _ = broken
+    report = previous_reports(ws, "orders")[-1]
+    path = ws.path("reports", "validation", "orders", f"{report['batch_id']}.html")
+    html = path.read_text()
+    # Self-contained without a JavaScript library: Bokeh inlined made it 3.9 MB.
+    assert path.stat().st_size < 100_000 and "<script" not in html
+    failing = {code: r["rows"] for code, r in report["reasons"].items() if r["rows"]}
+    assert len(failing) >= 3
+    svg = ET.fromstring(re.search(r"<svg.*?</svg>", html, re.S).group(0))
+    bars = svg.findall("{http://www.w3.org/2000/svg}g")
+    hover = [b.find("{http://www.w3.org/2000/svg}title").text for b in bars]
+    assert sorted(hover) == sorted(
+        f"{code}: {rows:,} row{'s' if rows > 1 else ''} ({100 * rows / report['rows_read']:.3f}%)"
+        for code, rows in failing.items()
+    )
+    widths = {
+        t.split(": ")[0]: float(b.find("{http://www.w3.org/2000/svg}rect").get("width"))
+        for t, b in zip(hover, bars, strict=True)
+    }
+    most = max(failing, key=failing.get)
+    assert widths[most] == max(widths.values())
 
 
 def test_promoting_the_same_batch_twice_does_not_duplicate(broken):
