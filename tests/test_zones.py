@@ -201,3 +201,49 @@ def test_curated_join_by_shuffle_equals_the_broadcast_join(demo, tmp_path):
     got = got.sort_values(key).reset_index(drop=True)
     want = want.sort_values(key).reset_index(drop=True)
     pd.testing.assert_frame_equal(got, want[got.columns], check_dtype=False)
+
+
+ORDERS_WITH_MISSING = (
+    "order_id,customer,amount,placed_at\n"
+    "1,C1,N/A,2024-01-01T10:00:00Z\n"
+    "2,C2,N/A,2024-01-02T10:00:00Z\n"
+    "3,C3,,2024-01-03T10:00:00Z\n"
+    "4,C9,N/A,2024-01-04T10:00:00Z\n"  # an unknown customer: quarantined
+    "5,C4,-,2024-01-05T10:00:00Z\n"
+    "6,C0,7.5,2024-01-06T10:00:00Z\n"
+)
+
+
+def promote_with_missing(tmp_path, amount: str):
+    data = tmp_path / "data"
+    write_customers(data)
+    (data / "orders1.csv").write_text(ORDERS_WITH_MISSING)
+    path = orders_catalog(tmp_path, data)
+    path.write_text(path.read_text().replace("amount: float", f"amount: {amount}"))
+    catalog = wb.load_catalog(path)
+    ws = wb.Workspace.for_catalog(catalog)
+    wb.run_pipeline(catalog, ws, ["orders"])
+    lake = wb.read_dataset(catalog, ws, "orders").compute().set_index("order_id")
+    q = wb.read_table(ws.path("quarantine", "orders")).compute().set_index("order_id")
+    report = previous_reports(ws, "orders")[-1]
+    html = ws.path("reports", "validation", "orders", f"{report['batch_id']}.html").read_text()
+    return lake, q, report, html
+
+
+def test_missing_value_texts_become_null_and_the_report_counts_them(tmp_path, client):
+    lake, q, report, html = promote_with_missing(tmp_path, "float")
+    assert lake.loc[[1, 2, 3], "amount"].isna().all() and lake.loc[6, "amount"] == 7.5
+    # Counted over promoted rows; the quarantined row keeps the text as it was written.
+    assert report["missing"] == {"amount": {"N/A": 2, "": 1}}
+    assert q.loc["4", "amount"] == "N/A" and q.loc["5", "amount"] == "-"
+    assert "<code>amount</code>: 2 values were &#39;N/A&#39; and are null" in html
+    assert "<code>amount</code>: 1 value was empty and is null" in html
+
+
+def test_a_column_can_give_its_own_missing_value_texts(tmp_path, client):
+    lake, q, report, _ = promote_with_missing(tmp_path, '{type: float, na_values: ["-"]}')
+    # For amount only "-" is missing: "N/A" and an empty field are values that do not parse.
+    assert pd.isna(lake.loc[5, "amount"])
+    assert report["missing"] == {"amount": {"-": 1}}
+    assert q.loc[["1", "2", "3"], "amount"].tolist() == ["N/A", "N/A", ""]
+    assert set(q.loc[["1", "2", "3"], "_reasons"]) == {"dtype:amount"}

@@ -19,7 +19,9 @@ from workbench.validation.svg import bar_chart, line_chart
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("workbench.validation", "templates"),
-    autoescape=jinja2.select_autoescape(["html"]),
+    # "html.j2" too: with only "html", the template (validation.html.j2) was not escaped and a
+    # sample row's text went into the page as markup.
+    autoescape=jinja2.select_autoescape(["html", "html.j2"]),
 )
 
 
