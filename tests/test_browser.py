@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 import workbench as wb
+from workbench.cubes import Query
 
 from .conftest import DEMO_CATALOG, IN_CI, REPO
 from .dashboards import CHROMIUM_ARGS, wait_until_idle
@@ -110,6 +111,26 @@ def bar_position(page, member: str) -> tuple[float, float]:
     return box["x"], box["y"]
 
 
+def cut_cells(page, column: str) -> list[str]:
+    """Cells of the column headed ``column`` whose text does not fit: cut at the cell's edge."""
+    header = page.locator(f".tabulator-col:has(.tabulator-col-title:text-is('{column}'))")
+    field = header.first.get_attribute("tabulator-field", timeout=WAIT_MS)
+    return page.locator(f".tabulator-cell[tabulator-field='{field}']").evaluate_all(
+        "cells => cells.filter(c => c.scrollWidth > c.clientWidth + 1).map(c => c.innerText)"
+    )
+
+
+def answered_by(page, cube, by: list[str], **where) -> str:
+    """Wait for the line under the table to name the cuboid the cube picks for this view."""
+    line = str(cube.explain(Query(tuple(by), tuple(where.items())))).splitlines()[0]
+    shown = page.locator(".answered-by", has_text=line)
+    shown.wait_for(timeout=WAIT_MS)
+    box = shown.bounding_box()
+    # Seen without scrolling: under the table's fixed height it was below the fold.
+    assert box is not None and box["y"] + box["height"] <= page.viewport_size["height"]
+    return line
+
+
 def test_cube_explorer_widgets_drill_download_and_link(browser, served, cube):
     page = signed_in(browser, served, "ada", "/cubes")
     start = time.monotonic()
@@ -117,12 +138,16 @@ def test_cube_explorer_widgets_drill_download_and_link(browser, served, cube):
     assert cells(page, "carrier") == expected.index.tolist()[:20]
     assert numbers(cells(page, "flights")) == expected["flights"].tolist()[:20]
     first_load = time.monotonic() - start
+    assert answered_by(page, cube, ["carrier"]).startswith("answered by ")
+    assert "ExpressJet Airlines Inc." in cells(page, "name")
+    assert cut_cells(page, "name") == []
 
     # Change a widget: the measure.
     page.get_by_label("Measure").select_option("mean_dep_delay")
     means = cube.query(["carrier"], measures=["mean_dep_delay"])["mean_dep_delay"]
     shown = numbers(cells(page, "mean_dep_delay"))
     assert shown == pytest.approx(means.round(2).tolist(), abs=0.006)
+    answered_by(page, cube, ["carrier"])
     page.screenshot(path=SHOTS / "cubes.png")
 
     # Drill down by clicking United's bar: UA's flights by origin.
@@ -132,6 +157,7 @@ def test_cube_explorer_widgets_drill_download_and_link(browser, served, cube):
     shown = numbers(cells(page, "mean_dep_delay"))
     assert shown == pytest.approx(ua["mean_dep_delay"].round(2).tolist(), abs=0.006)
     page.get_by_role("button", name="carrier UA").wait_for(timeout=WAIT_MS)
+    by_origin = answered_by(page, cube, ["origin"], carrier="UA")
 
     # Drill further by clicking a cell: JFK, then the next dimension (destination time zones).
     page.locator(".tabulator-cell[tabulator-field='member']", has_text="JFK").click()
@@ -145,6 +171,10 @@ def test_cube_explorer_widgets_drill_download_and_link(browser, served, cube):
     assert numbers(cells(page, "mean_dep_delay")) == pytest.approx(
         zones["mean_dep_delay"].round(2).tolist(), abs=0.006, nan_ok=True
     )
+    by_zone = answered_by(page, cube, ["dest_tzone"], carrier="UA", origin="JFK")
+    # Longer members than the carriers the column was first sized for are not cut.
+    assert cut_cells(page, "dest_tzone") == []
+    assert by_zone != by_origin  # the line follows the view, not only the first query
     page.screenshot(path=SHOTS / "cubes_drilled.png")
 
     # The URL holds the view: a new tab on the same link shows the same numbers.

@@ -126,3 +126,43 @@ def test_a_date_in_the_future_is_caught():
         raw, CheckPlan(_dataset([{"rule": "not_in_future", "column": "t"}]), RuleContext())
     )
     assert out["_fail:not_in_future:t"].tolist() == [True, False]
+
+
+def test_report_page_escapes_the_text_of_sample_rows():
+    from workbench.validation.report import render_html
+
+    body = {
+        "dataset": "orders",
+        "batch_id": "b1",
+        "checked_at": "2024-01-01T00:00:00",
+        "committed": True,
+        "lake_version": 0,
+        "error": None,
+        "rows_landed": 1,
+        "rows_read": 1,
+        "promoted": 0,
+        "quarantined": 1,
+        "warned": 0,
+        "reconciled": True,
+        "findings": [],
+        "reasons": {"dtype:n": {"severity": "error", "rows": 1}},
+        "samples": [{"reason": "dtype:n", "n": "<script>alert(1)</script>"}],
+    }
+    html = render_html(body, [body])
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_each_column_reads_its_own_missing_value_texts():
+    dataset = Dataset.model_validate(
+        {
+            "zone": "lake",
+            "source": {"path": "x.csv"},
+            "schema": {**SCHEMA, "x": {"type": "float", "na_values": ["-"]}},
+        }
+    )
+    assert dataset.na_values()["x"] == ("-",) and "N/A" in dataset.na_values()["k"]
+    raw = _raw([("N/A", "1", "-", "2024-01-01"), ("a", "N/A", "N/A", "2024-01-01")])
+    typed = check_partition(raw, CheckPlan(dataset, RuleContext()))
+    assert typed["k"].isna().tolist() == [True, False]
+    assert typed["x"].isna().all()  # "-" is missing; "N/A" does not parse as a number
+    assert typed["_errors"].tolist() == ["", "dtype:x"]

@@ -259,6 +259,10 @@ class Pii(_Strict):
     mask: Literal["hash", "redact"] = "hash"
 
 
+def _entries(tagged: dict[str, dict], key: str) -> dict[str, list[str]]:
+    return {k: _as_list(v[key]) for k, v in tagged.items() if v.get(key) is not None}
+
+
 class Dataset(_Strict):
     """A table of the lake (``zone: lake``, from a landed source) or a curated table."""
 
@@ -268,6 +272,11 @@ class Dataset(_Strict):
     schema_: dict[str, ColumnType] = Field(default_factory=dict, alias="schema")
     column_tags: dict[str, list[str]] = Field(
         default_factory=dict, description="filled from the tagged form of `schema`"
+    )
+    column_na_values: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="filled from `na_values` in the mapping form of `schema`: texts read as "
+        "missing in that column, instead of `source.na_values`",
     )
     pii: Pii | None = Field(None, description="masking of pii columns; default: the catalog's")
     keys: list[str] = Field(default_factory=list)
@@ -287,27 +296,36 @@ class Dataset(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _tagged_schema(cls, data: Any) -> Any:
-        """Split ``{type, tags}`` entries into the plain type and ``column_tags``, so the rest of
-        the workbench keeps reading ``schema_`` as column -> type."""
+        """Split ``{type, tags, na_values}`` entries into the plain type, ``column_tags`` and
+        ``column_na_values``, so the rest of the workbench keeps reading ``schema_`` as
+        column -> type."""
         schema = data.get("schema") if isinstance(data, dict) else None
         if not isinstance(schema, dict) or not any(isinstance(v, dict) for v in schema.values()):
             return data
-        if "column_tags" in data:
-            raise ValueError("tag columns in `schema` ({type: string, tags: [pii]})")
+        if "column_tags" in data or "column_na_values" in data:
+            raise ValueError(
+                "tag columns and give their missing-value texts in `schema` "
+                '({type: string, tags: [pii], na_values: [""]})'
+            )
         tagged = {k: v for k, v in schema.items() if isinstance(v, dict)}
         for column, entry in tagged.items():
-            if set(entry) - {"type", "tags"} or "type" not in entry:
+            if set(entry) - {"type", "tags", "na_values"} or "type" not in entry:
                 raise ValueError(
-                    f"schema column `{column}`: give {{type: string, tags: [pii]}} "
-                    f"(got keys {sorted(entry)})"
+                    f"schema column `{column}`: give {{type: float, tags: [pii], "
+                    f'na_values: ["", "N/A"]}} (type required; got keys {sorted(entry)})'
                 )
         return {
             **data,
             "schema": {k: v["type"] if k in tagged else v for k, v in schema.items()},
-            "column_tags": {
-                k: _as_list(v["tags"]) for k, v in tagged.items() if v.get("tags") is not None
-            },
+            "column_tags": _entries(tagged, "tags"),
+            "column_na_values": _entries(tagged, "na_values"),
         }
+
+    def na_values(self) -> dict[str, tuple[str, ...]]:
+        """Per schema column, the texts read as missing: its own ``na_values`` if the schema
+        gives them, else the source's."""
+        default = tuple(self.source.na_values) if self.source else ()
+        return {c: tuple(self.column_na_values.get(c, default)) for c in self.schema_}
 
     @field_validator("derived", mode="before")
     @classmethod

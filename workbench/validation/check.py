@@ -42,6 +42,33 @@ class CheckPlan:
         return out
 
 
+def read_missing(raw: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
+    """``raw`` with every text its column reads as missing (``na_values``) made missing.
+
+    The reader keeps every field's text, so a quarantined row shows ``N/A`` as it was written
+    and a promotion can count what became null (:func:`missing_counts`); only the typed values
+    see the markers as missing.
+    """
+    out = raw.copy(deep=False)
+    for column, markers in dataset.na_values().items():
+        if markers and column in raw:
+            out[column] = raw[column].mask(raw[column].isin(markers))
+    return out
+
+
+def missing_counts(raw: pd.DataFrame, keep: np.ndarray, dataset: Dataset) -> dict:
+    """Per column and marker text, how many of the rows in ``keep`` held a text read as
+    missing: ``{"price": {"N/A": 12}}`` (columns and markers without any are left out)."""
+    counts = {}
+    for column, markers in dataset.na_values().items():
+        if markers and column in raw:
+            values = raw[column][keep]
+            hits = values[values.isin(markers)].value_counts()
+            if len(hits):
+                counts[column] = {str(k): int(n) for k, n in hits.items()}
+    return counts
+
+
 def _empty_typed(dataset: Dataset) -> pd.DataFrame:
     raw = pd.DataFrame({c: pd.Series([], dtype="str") for c in dataset.schema_})
     return cast_columns(raw, dataset.schema_)[0]
@@ -62,7 +89,7 @@ def prepare_context(
     dup_graphs = []
     for rule in uniques:
         typed = raw[rule.columns].map_partitions(
-            lambda df, schema: cast_columns(df, schema)[0],
+            lambda df, schema: cast_columns(read_missing(df, dataset), schema)[0],
             {c: dataset.schema_[c] for c in rule.columns},
         )
         held = (lake_keys or {}).get(tuple(rule.columns))
@@ -88,7 +115,7 @@ def references_needed(dataset: Dataset) -> list[tuple[str, str]]:
 
 def check_partition(raw: pd.DataFrame, plan: CheckPlan) -> pd.DataFrame:
     """Typed columns, the source line, the failed reasons joined per row, one flag per reason."""
-    typed, masks = cast_columns(raw, plan.dataset.schema_)
+    typed, masks = cast_columns(read_missing(raw, plan.dataset), plan.dataset.schema_)
     for rule in plan.dataset.rules:
         # A value that did not parse already fails as dtype:<column>; rules reading that
         # column see it as missing and must not blame the row a second time.

@@ -17,7 +17,14 @@ from workbench.errors import WorkbenchError
 from workbench.io import csv_text, excel_bytes
 from workbench.views.cube_chart import BAR, HEATMAP, LINE, CubeChart
 from workbench.views.cubes import CubeSelection, CubeStore, is_time_level
-from workbench.views.shell import Checkbox, MultiChoice, Select, paged_table, while_loading
+from workbench.views.shell import (
+    Checkbox,
+    MultiChoice,
+    Select,
+    paged_table,
+    text_widths,
+    while_loading,
+)
 
 PAGE_SIZE = 20
 TABLE_HEIGHT = 36 + PAGE_SIZE * 27 + 44  # header, a page of rows, the pager: the page never jumps
@@ -43,7 +50,13 @@ class CubeExplorer(pn.viewable.Viewer):
         self.table.on_click(self._on_cell_click)
         self.crumbs = pn.Row(css_classes=["breadcrumb"], margin=(0, 5), sizing_mode="stretch_width")
         self.message = pn.pane.Alert(alert_type="warning", visible=False)
-        self.explain = pn.pane.Str(styles={"font-size": "12px", "color": "#666"})
+        # Which cuboid answered, between the chart and the table: below the table's fixed
+        # height it sat under the fold, where nobody found it.
+        self.explain = pn.pane.Str(
+            css_classes=["answered-by"],
+            styles={"font-size": "12px", "color": "#666"},
+            margin=(0, 10),
+        )
         self.csv = pn.widgets.FileDownload(
             callback=self._csv, filename="view.csv", label="Download CSV", color="primary"
         )
@@ -55,8 +68,8 @@ class CubeExplorer(pn.viewable.Viewer):
             self.crumbs,
             self.message,
             self.chart.pane,
-            self.table,
             self.explain,
+            self.table,
             sizing_mode="stretch_width",
         )
         self.frame = pd.DataFrame()
@@ -98,6 +111,9 @@ class CubeExplorer(pn.viewable.Viewer):
                 changed["formatters"] = {c: NumberFormatter(format=NUMBERS) for c in numeric}
             if titles != self.table.titles:
                 changed["titles"] = titles
+            widths = text_widths(table, {MEMBER: titles.get(MEMBER, MEMBER), "name": "name"})
+            if widths != self.table.widths:
+                changed["widths"] = widths
             self.table.param.update(**changed)
             self._draw()
             if self.crumbs.objects == [] or self._crumb_path != self.selection.path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import panel as pn
+from panel.io import JSCode
 
 from workbench.errors import WorkbenchError
 
@@ -39,6 +40,19 @@ class Checkbox(_Immediate, pn.widgets.Checkbox):
     pass
 
 
+# A cell too long for its column shows its whole text on hover; one that fits shows nothing
+# (a tooltip on every cell lingered over the table after each click).
+_TOOLTIPS = {
+    "columnDefaults": {
+        "tooltip": JSCode(
+            "(e, cell) => { const el = cell.getElement();"
+            " return el.scrollWidth > el.clientWidth ? String(cell.getValue()) : false; }"
+        )
+    }
+}
+CHAR_PX, PAD_PX, MAX_TEXT_PX = 9, 40, 520  # 40 characters fit; longer ones show on hover
+
+
 def paged_table(value=None, *, page_size: int = 20, **params) -> pn.widgets.Tabulator:
     """A read-only table, paginated on the server: the browser gets one page at a time."""
     return pn.widgets.Tabulator(
@@ -48,8 +62,26 @@ def paged_table(value=None, *, page_size: int = 20, **params) -> pn.widgets.Tabu
         show_index=False,
         disabled=True,
         sizing_mode="stretch_width",
+        configuration=_TOOLTIPS,
         **params,
     )
+
+
+def text_widths(frame, titles: dict[str, str]) -> dict[str, int]:
+    """Pixel widths for the text columns in ``titles`` that fit their longest value and header.
+
+    Tabulator sizes columns to the first data it shows and keeps those widths when new data
+    arrives through remote pagination (it renders "in position"): after the explorer drilled
+    from carriers (``UA``) to time zones, ``America/Los_Angeles`` was cut at the column's edge.
+    Widths go in steps of 40 px, so a small change of the data rebuilds no column.
+    """
+    widths = {}
+    for field, title in titles.items():
+        values = frame[field].dropna().astype(str)
+        longest = max(len(title), int(values.str.len().max()) if len(values) else 0)
+        px = min(MAX_TEXT_PX, PAD_PX + CHAR_PX * longest)
+        widths[field] = -(-px // 40) * 40
+    return widths
 
 
 def show_error(exc: Exception) -> None:

@@ -39,6 +39,7 @@ from workbench.validation.check import (
     WARNINGS,
     CheckPlan,
     check_partition,
+    missing_counts,
     prepare_context,
     references_needed,
 )
@@ -74,6 +75,9 @@ class Promotion:
     warned: int
     reasons: dict[str, ReasonCount] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
+    # Promoted values that were a missing-value text and are null in the lake, per column and
+    # text: {"price": {"N/A": 12}}.
+    missing: dict[str, dict[str, int]] = field(default_factory=dict)
     committed: bool = False
     lake_version: int | None = None
     quarantine_version: int | None = None
@@ -100,7 +104,9 @@ def promote_batch(catalog: Catalog, ws: Workspace, name: str, batch: Batch) -> P
     files = [
         (path, f.name, f.scan(path)) for f, path in zip(batch.files, batch.paths(ws), strict=True)
     ]
-    raw = read_csv_as_text(files, list(dataset.schema_), tuple(source.na_values), source.delimiter)
+    # Every field as written: the check reads each column's missing-value texts itself
+    # (`read_missing`), so quarantined rows keep them and the report can count them.
+    raw = read_csv_as_text(files, list(dataset.schema_), (), source.delimiter)
     refs = {
         (ds, key): read_table(ws.path("lake", ds), columns=[key])[key]
         for ds, key in references_needed(dataset)
@@ -160,6 +166,7 @@ def _promote_checked(
     fails = {c: sum(o.fails[c] for o in outcomes) for c in codes}
     also = {c: sum(o.also_quarantined.get(c, 0) for o in outcomes) for c in codes}
     warned = sum(o.warned for o in outcomes)
+    missing = _summed([o.missing for o in outcomes])
     sample = pd.concat([o.samples for o in outcomes], ignore_index=True)
     newest = {
         c: max((o.newest[c] for o in outcomes if pd.notna(o.newest[c])), default=None)
@@ -192,6 +199,7 @@ def _promote_checked(
         warned=int(warned),
         reasons={c: ReasonCount(s, int(fails[c]), int(also[c])) for c, s in codes.items()},
         findings=evaluate_dataset_rules(dataset, facts),
+        missing=missing,
         checked_at=dt.datetime.now(dt.UTC).isoformat(),
     )
     failure = _failure(result, dataset.thresholds.max_quarantined_fraction)
@@ -296,6 +304,7 @@ class PartitionOutcome:
     warned: int
     samples: pd.DataFrame
     newest: dict[str, object]
+    missing: dict[str, dict[str, int]]
 
 
 def process_partition(
@@ -327,7 +336,17 @@ def process_partition(
         warned=int(((checked[WARNINGS] != "") & (checked[ERRORS] == "")).sum()),
         samples=sample_rows(raw, checked, codes),
         newest={c: good[c].max() for c in fresh},
+        missing=missing_counts(raw, kept, plan.dataset),
     )
+
+
+def _summed(counts: list[dict[str, dict[str, int]]]) -> dict[str, dict[str, int]]:
+    total: dict[str, dict[str, int]] = {}
+    for part in counts:
+        for column, texts in part.items():
+            for text, n in texts.items():
+                total.setdefault(column, {})[text] = total.get(column, {}).get(text, 0) + n
+    return total
 
 
 def lake_rows(checked: dd.DataFrame, dataset, batch_id: str) -> dd.DataFrame:
