@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import dask.dataframe as dd
 import pandas as pd
 import pytest
@@ -52,7 +54,7 @@ def test_vacuum_removes_old_versions_and_crash_leftovers(client, tmp_path):
     write_table(frame[frame.a < 10], path)
     (path / "part-never-committed.parquet").write_bytes(b"left by a crash")
     before = set(path.glob("*.parquet"))
-    removed = vacuum(path, older_than_hours=0)
+    removed = vacuum(path, older_than=dt.timedelta(0), force=True)  # below 1 h needs force
     after = set(path.glob("*.parquet"))
     assert len(after) == len(open_table(path).file_uris()) < len(before)
     assert any("never-committed" in f for f in removed)
