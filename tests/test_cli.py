@@ -82,3 +82,36 @@ def test_validate_quarantine_history_and_gc_commands(client, tmp_path):
     by_name = {c["dataset"]: c for c in json.loads(gc.stdout)}
     assert len(by_name["customers"]["removed"]) == 1  # promoted: may go
     assert len(by_name["orders"]["kept_unpromoted"]) == 1  # failed its threshold: kept
+
+
+REGRESSION_MODEL = """\
+features:
+  order_features:
+    source: orders
+    keys: [order_id]
+    columns: [customer, order_id]
+    categorical: [customer]
+    label: amount
+    split: {kind: random, test_fraction: 0.25, validation_fraction: 0.1, seed: 1}
+models:
+  order_amount:
+    feature_set: order_features
+    estimator: lightgbm_regressor
+    params: {n_estimators: 10}
+"""
+
+
+def test_run_with_a_regressor_prints_its_regression_metrics(client, tmp_path):
+    from workbench.testing import orders_catalog, random_orders, write_customers
+
+    data = tmp_path / "data"
+    write_customers(data)
+    random_orders(7, 400).to_csv(data / "orders.csv", index=False)
+    cat = orders_catalog(tmp_path, data)
+    cat.write_text(cat.read_text() + REGRESSION_MODEL)
+    result = runner.invoke(
+        app, ["run", "--catalog", str(cat), "--cluster", client.scheduler.address]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Model order_amount v1: RMSE" in result.output
+    assert "MAE" in result.output and "R²" in result.output

@@ -392,12 +392,9 @@ def print_run_summary(result) -> None:
                 f"{s.rows_in:,} rows -> {s.outputs['cube']}"
             )
         if kind == "train" and "metrics" in s.details:
-            m = s.details["metrics"]
             console.print(
-                f"[bold]Model[/] {target} v{s.outputs['version']}: ROC AUC {m['roc_auc']:.3f} on "
-                f"{m['test_rows']:,} test rows (a constant predictor scores 0.500); accuracy "
-                f"{m['accuracy']:.3f} vs {m['baseline_accuracy']:.3f} for the majority class "
-                f"-> {s.outputs['model']}"
+                f"[bold]Model[/] {target} v{s.outputs['version']}: "
+                f"{_test_scores(s.details['metrics'])} -> {s.outputs['model']}"
             )
     console.print(
         f"\nRun {result.run_id} {result.status}; everything is under "
@@ -407,6 +404,20 @@ def print_run_summary(result) -> None:
         "Next: [cyan]make serve[/] (dashboard), [cyan]make lab[/] (notebooks), "
         "[cyan].venv/bin/workbench catalog list[/], "
         "[cyan].venv/bin/workbench run flight_delays --json[/]"
+    )
+
+
+def _test_scores(m: dict) -> str:
+    """A model's test metrics beside its baseline's; a regressor has no ROC AUC."""
+    if "roc_auc" in m:
+        return (
+            f"ROC AUC {m['roc_auc']:.3f} on {m['test_rows']:,} test rows (a constant predictor "
+            f"scores 0.500); accuracy {m['accuracy']:.3f} vs {m['baseline_accuracy']:.3f} for "
+            "the majority class"
+        )
+    return (
+        f"RMSE {m['rmse']:.3g} (predicting the training mean: {m['baseline_rmse']:.3g}), "
+        f"MAE {m['mae']:.3g}, R² {m['r2']:.3f} on {m['test_rows']:,} test rows"
     )
 
 
