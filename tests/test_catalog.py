@@ -116,3 +116,20 @@ def test_variable_with_default_and_env(monkeypatch):
 def test_yaml_tags_are_refused():
     msg = _error(GOOD.replace("version: 1", "version: !!python/object/apply:os.system ['true']"))
     assert "YAML" in msg
+
+
+def test_accessors_return_entries_and_one_not_found_error_lists_the_known_names():
+    catalog = wb.load_catalog(DEMO_CATALOG)
+    assert catalog.dataset("flights") is catalog.datasets["flights"]
+    assert catalog.cube("flight_delays") is catalog.cubes["flight_delays"]
+    assert catalog.model("departure_delay") is catalog.models["departure_delay"]
+    assert catalog.feature_set("flight_features") is catalog.features["flight_features"]
+    for accessor, error, known in [
+        (catalog.dataset, wb.DatasetNotFound, "flights"),
+        (catalog.cube, wb.CubeError, "flight_delays"),
+        (catalog.model, wb.DatasetNotFound, "departure_delay"),
+        (catalog.feature_set, wb.DatasetNotFound, "flight_features"),
+    ]:
+        with pytest.raises(error, match=f"'nope'.*known: .*{known}") as caught:
+            accessor("nope")
+        assert caught.value.exit_code == 2 and isinstance(caught.value, wb.DatasetNotFound)

@@ -16,6 +16,8 @@ from workbench.cubes import CubeReader, build_cube, open_cube
 from workbench.errors import (
     CatalogError,
     ClusterError,
+    CubeError,
+    CubeNotFound,
     DatasetNotFound,
     ModelNotFound,
     ProfileError,
@@ -46,6 +48,8 @@ __all__ = [
     "Catalog",
     "CatalogError",
     "ClusterError",
+    "CubeError",
+    "CubeNotFound",
     "CubeReader",
     "DatasetNotFound",
     "ModelNotFound",

@@ -58,7 +58,7 @@ class Viewer:
 
 def pii_columns(catalog: Catalog, name: str) -> list[str]:
     """Columns of dataset ``name`` tagged ``pii``, followed through curated ``from`` and joins."""
-    ds = catalog.datasets[name]
+    ds = catalog.dataset(name)
     if ds.zone == "lake":
         return [c for c, tags in ds.column_tags.items() if PII in tags]
     found = pii_columns(catalog, ds.from_)

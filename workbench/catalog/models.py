@@ -24,6 +24,7 @@ from workbench.catalog.learning import (  # noqa: F401 - re-exported: the catalo
     Split,
     Tuning,
 )
+from workbench.errors import CubeNotFound, DatasetNotFound
 
 ColumnType = Literal["int", "float", "string", "bool", "datetime", "date"]
 Severity = Literal["error", "warn"]
@@ -440,3 +441,27 @@ class Catalog(_Strict):
 
     def names(self) -> list[str]:
         return [*self.datasets, *self.cubes, *self.features, *self.models]
+
+    def dataset(self, name: str) -> Dataset:
+        """The dataset ``name``; DatasetNotFound lists the known ones."""
+        return _entry(self.datasets, name, "dataset", "datasets", DatasetNotFound)
+
+    def cube(self, name: str) -> Cube:
+        return _entry(self.cubes, name, "cube", "cubes", CubeNotFound)
+
+    def feature_set(self, name: str) -> FeatureSet:
+        return _entry(self.features, name, "feature set", "features", DatasetNotFound)
+
+    def model(self, name: str) -> Model:
+        return _entry(self.models, name, "model", "models", DatasetNotFound)
+
+
+def _entry(entries: dict[str, Any], name: str, kind: str, section: str, error: type) -> Any:
+    """The one lookup of a name a user gave: the error names the known entries and the key."""
+    try:
+        return entries[name]
+    except KeyError:
+        raise error(
+            f"no {kind} named {name!r} in the catalog; known: {', '.join(entries) or 'none'}. "
+            f"Check the spelling, or declare it under `{section}:`."
+        ) from None

@@ -301,10 +301,7 @@ def _group(ds: xr.Dataset, cuboid: Cuboid, by: list[str]) -> pd.DataFrame:
 
 def open_cube(catalog: Catalog, ws: Workspace, name: str) -> CubeReader:
     """Open the current version of cube ``name`` with all its cuboids (no Dask involved)."""
-    if name not in catalog.cubes:
-        raise WorkbenchError(
-            f"no cube named {name!r}; the catalog has {', '.join(catalog.cubes) or 'none'}."
-        )
+    catalog.cube(name)  # an unknown name: CubeNotFound, listing the cubes
     version, folder = current_version(ws, name)
     meta = read_json(folder / "cube.json")
     order = sorted(meta["cuboids"], key=lambda n: (n != BASE, meta["cuboids"][n]))

@@ -57,7 +57,7 @@ def quarantined(ws: Workspace, name: str, batch_id: str | None = None) -> dd.Dat
 
 def release_batch(catalog: Catalog, ws: Workspace, name: str, batch_id: str) -> Release:
     """Re-validate a batch's quarantined rows and promote the ones that pass now."""
-    dataset = catalog.datasets[name]
+    dataset = catalog.dataset(name)
     lake_path, q_path = ws.path("lake", name), ws.path("quarantine", name)
     if dataset.load == "replace":
         batches = read_table(lake_path, columns=[BATCH_COLUMN])[BATCH_COLUMN].unique().compute()
