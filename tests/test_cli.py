@@ -115,3 +115,42 @@ def test_run_with_a_regressor_prints_its_regression_metrics(client, tmp_path):
     assert result.exit_code == 0, result.output
     assert "Model order_amount v1: RMSE" in result.output
     assert "MAE" in result.output and "R²" in result.output
+
+
+ORDERS_CUBE = """\
+cubes:
+  sales:
+    source: orders
+    dimensions:
+      placed: {column: placed_at, levels: [month, day]}
+      customer: {column: customer}
+    measures:
+      orders: {agg: count}
+      amount: {agg: sum, column: amount}
+"""
+
+
+def test_cube_query_usage_errors_exit_2_naming_the_choices(client, tmp_path):
+    from workbench.testing import orders_catalog, random_orders, write_customers
+
+    data = tmp_path / "data"
+    write_customers(data)
+    random_orders(3, 100).to_csv(data / "orders.csv", index=False)
+    cat = orders_catalog(tmp_path, data)
+    cat.write_text(cat.read_text() + ORDERS_CUBE)
+    built = runner.invoke(
+        app, ["run", "--catalog", str(cat), "--cluster", client.scheduler.address]
+    )
+    assert built.exit_code == 0, built.output
+    query = ["cube", "query", "--catalog", str(cat)]
+    ok = runner.invoke(app, [*query, "sales", "--by", "month", "--json"])
+    assert ok.exit_code == 0 and sum(r["orders"] for r in json.loads(ok.stdout)["rows"]) == 100
+    for args, named in [
+        (["salez"], "sales"),
+        (["sales", "--measure", "revenue"], "cube 'sales' has no measure ['revenue']"),
+        (["sales", "--by", "week"], "month"),
+        (["sales", "--where", "customer=C77"], "C77"),
+    ]:
+        result = runner.invoke(app, [*query, *args])
+        assert result.exit_code == 2, (args, result.output)
+        assert named in result.output and "Traceback" not in result.output

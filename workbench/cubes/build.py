@@ -25,7 +25,6 @@ from workbench.catalog.models import Catalog, Cube
 from workbench.cubes.cells import (
     REDUCERS,
     ROWS,
-    CubeError,
     _grains,
     _time_dim,
     attach_level_coords,
@@ -56,7 +55,6 @@ __all__ = [
     "REDUCERS",
     "ROWS",
     "CubeBuild",
-    "CubeError",
     "build_cube",
     "current_cube_path",
     "current_version",
