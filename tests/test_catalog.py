@@ -133,3 +133,47 @@ def test_accessors_return_entries_and_one_not_found_error_lists_the_known_names(
         with pytest.raises(error, match=f"'nope'.*known: .*{known}") as caught:
             accessor("nope")
         assert caught.value.exit_code == 2 and isinstance(caught.value, wb.DatasetNotFound)
+
+
+JOINS = """\
+version: 1
+datasets:
+  a:
+    zone: lake
+    source: {path: a.csv}
+    schema: {k: string, v: float}
+  c:
+    zone: lake
+    source: {path: c.csv}
+    schema: {k: string, tag: {type: string, tags: [pii]}, w: float}
+  only_matching:
+    zone: curated
+    from: a
+    joins: [{dataset: c, keys: [k], how: inner, columns: []}]
+  renamed:
+    zone: curated
+    from: a
+    joins: [{dataset: c, keys: [k], columns: {w: weight}}]
+  everything:
+    zone: curated
+    from: a
+    joins: [{dataset: c, keys: [k]}]
+"""
+
+
+def test_the_columns_a_join_brings_are_decided_in_one_place():
+    from workbench.privacy import pii_columns
+
+    catalog = parse_catalog(JOINS, "cat.yaml")
+    right = columns_of(catalog, "c")
+    brought = {n: catalog.dataset(n).joins[0].column_map(right) for n in catalog.datasets
+               if catalog.dataset(n).zone == "curated"}  # fmt: skip
+    assert brought == {
+        "only_matching": {},  # an empty list brings nothing: the join only filters rows
+        "renamed": {"w": "weight"},
+        "everything": {"tag": "tag", "w": "w"},  # every column but the keys
+    }
+    assert columns_of(catalog, "only_matching") == ["k", "v"]
+    assert columns_of(catalog, "renamed") == ["k", "v", "weight"]
+    assert pii_columns(catalog, "only_matching") == []
+    assert pii_columns(catalog, "everything") == ["tag"]

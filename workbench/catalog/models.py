@@ -6,6 +6,7 @@ Rules, joins, derivations, cubes and models are declared here; ``workbench.valid
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -212,9 +213,11 @@ class Join(_Strict):
     def right_keys(self) -> list[str]:
         return list(self.keys or self.right_on or [])
 
-    def renames(self) -> dict[str, str] | None:
+    def column_map(self, right_columns: Iterable[str]) -> dict[str, str]:
+        """Right-hand column -> its name after the join: the declared ``columns`` (an empty list
+        brings none: the join only filters), else every right column but the keys."""
         if self.columns is None:
-            return None
+            return {c: c for c in right_columns if c not in self.right_keys}
         if isinstance(self.columns, list):
             return {c: c for c in self.columns}
         return dict(self.columns)
