@@ -14,7 +14,7 @@ from workbench.ml.features import (
     make_features,
     read_features,
 )
-from workbench.ml.metrics import classification_metrics, regression_metrics
+from workbench.ml.metrics import calibration_table, classification_metrics, regression_metrics
 from workbench.ml.monitor import monitor_model
 from workbench.ml.promotion import Promotion, promote_model
 from workbench.ml.registry import (
@@ -27,12 +27,22 @@ from workbench.ml.registry import (
     model_metadata,
     model_names,
     register_model,
+    resolve_version,
     rollback,
 )
-from workbench.ml.score import predict_one, read_predictions, score_batch
+from workbench.ml.score import (
+    ACTUAL,
+    predict_one,
+    prediction_columns,
+    prediction_provenance,
+    predictions_version,
+    read_predictions,
+    score_batch,
+)
 from workbench.ml.train import TrainedModel, train_model
 
 __all__ = [
+    "ACTUAL",
     "ESTIMATORS",
     "Predictor",
     "Promotion",
@@ -41,6 +51,7 @@ __all__ = [
     "alias_history",
     "aliases",
     "build_features",
+    "calibration_table",
     "classification_metrics",
     "drift_reports",
     "encode_features",
@@ -54,10 +65,14 @@ __all__ = [
     "model_names",
     "monitor_model",
     "predict_one",
+    "prediction_columns",
+    "prediction_provenance",
+    "predictions_version",
     "promote_model",
     "read_features",
     "read_predictions",
     "register_model",
+    "resolve_version",
     "regression_metrics",
     "rollback",
     "score_batch",
