@@ -180,7 +180,7 @@ def _run_steps(
 ):
     """Start the cluster, run the steps with a line per step, close the cluster."""
     from workbench import config
-    from workbench.hpc import hpc_profile_names
+    from workbench.cluster import hpc_profile_names
     from workbench.pipeline import plan_run, run_pipeline
 
     logging.getLogger("distributed.shuffle").setLevel(logging.ERROR)
