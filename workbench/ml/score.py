@@ -86,7 +86,8 @@ def prediction_provenance(ws: Workspace, name: str, version: int) -> dict[str, A
             f"predictions/{name} has no version {version}; score it with `workbench run {name}`."
         )
     when = dt.datetime.fromtimestamp(found[0]["timestamp"] / 1000, dt.UTC)
-    return {"model_version": found[0].get(MODEL_VERSION), "scored_at": when}
+    version = found[0].get(MODEL_VERSION)  # Delta keeps commit metadata as text
+    return {"model_version": None if version is None else int(version), "scored_at": when}
 
 
 def _score_partition(
