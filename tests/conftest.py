@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,6 +23,19 @@ from workbench.io.sources import resolve_source
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CATALOG = REPO / "data_catalog.yaml"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+_CONFIG_HOME = tempfile.mkdtemp(prefix="workbench-test-config-")
+
+
+def pytest_configure(config):
+    """A signing key for this session only, and a config dir outside the developer's home, set
+    before any cluster starts so worker processes and `workbench` subprocesses inherit both."""
+    os.environ["WORKBENCH_SIGNING_KEY"] = secrets.token_hex(32)
+    os.environ["XDG_CONFIG_HOME"] = _CONFIG_HOME
+    os.environ.pop("WORKBENCH_SIGNING_KEYS_OLD", None)
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(_CONFIG_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

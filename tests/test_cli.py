@@ -154,3 +154,21 @@ def test_cube_query_usage_errors_exit_2_naming_the_choices(client, tmp_path):
         result = runner.invoke(app, [*query, *args])
         assert result.exit_code == 2, (args, result.output)
         assert named in result.output and "Traceback" not in result.output
+
+
+def test_cli_start_imports_no_dask_dataframe_or_pandas():
+    """`workbench --help` and `catalog list` start in under a second because the heavy stack
+    (pandas, Dask's collections, xarray, LightGBM, Bokeh) is imported only by the commands that
+    use it; benchmarks/cli_startup.py times it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from workbench.cli import app; "
+        "heavy = [m for m in ('pandas', 'dask.dataframe', 'xarray', 'lightgbm', 'bokeh') "
+        "if m in sys.modules]; print(','.join(heavy))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == ""
+    listed = runner.invoke(app, ["catalog", "list", "--catalog", str(DEMO_CATALOG)])
+    assert listed.exit_code == 0 and "flight_delays" in listed.output

@@ -204,9 +204,12 @@ def test_tampered_model_file_is_refused(demo, tmp_path):
 
 def test_rerun_reuses_landed_files(demo):
     catalog, ws, _ = demo
+    version = wb.open_table(ws.path("lake", "airlines")).version()
     again = wb.run_pipeline(catalog, ws, ["airlines"])
-    assert [s.status for s in again.steps] == ["reused", "succeeded"]
+    # Same files, same rules, same references: neither landing nor promotion does anything.
+    assert [(s.status, s.reason) for s in again.steps] == [("reused", "up to date")] * 2
     assert len(wb.list_batches(ws, "airlines")) == 1
+    assert wb.open_table(ws.path("lake", "airlines")).version() == version
 
 
 def test_the_run_scores_and_monitors_the_production_model_once_per_version(demo):

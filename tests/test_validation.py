@@ -7,6 +7,7 @@ import pytest
 
 from workbench.catalog.models import Dataset
 from workbench.validation import CheckPlan, RuleContext, cast_columns, check_partition
+from workbench.validation.rules import KeySet
 
 SCHEMA = {"k": "string", "n": "int", "x": "float", "t": "datetime"}
 
@@ -73,7 +74,7 @@ def test_references_and_expression_rules():
             {"rule": "regex", "column": "k", "pattern": "[a-z]"},
         ]
     )
-    ctx = RuleContext(reference_keys={("other", "id"): pd.Index(["b"]).to_numpy()})
+    ctx = RuleContext(reference_keys={("other", "id"): KeySet.of(pd.Index(["b"]).to_numpy())})
     out = check_partition(RAW, CheckPlan(ds, ctx))
     assert out["_fail:references:k"].tolist() == [True, False, False, True]
     assert out["_fail:x_small"].tolist() == [False, True, False, False]

@@ -9,38 +9,76 @@ Examples
 >>> cube = wb.open_cube(catalog, ws, "flight_delays")        # doctest: +SKIP
 """
 
-from workbench import config
-from workbench.catalog import Catalog, columns_of, load_catalog, parse_catalog
-from workbench.cluster import close_client, get_client
-from workbench.cubes import CubeReader, build_cube, open_cube
-from workbench.errors import (
-    CatalogError,
-    ClusterError,
-    CubeError,
-    CubeNotFound,
-    DatasetNotFound,
-    ModelNotFound,
-    ProfileError,
-    StepFailed,
-    ValidationFailed,
-    WorkbenchError,
-    WorkspaceError,
+from __future__ import annotations
+
+from workbench.lazy import lazy_exports
+
+# Resolved on first use, so importing the package stays cheap (see workbench/lazy.py).
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        # dask.config, imported by config, costs a third of a second: not on every command.
+        ".": ("config",),
+        ".catalog": (
+            "Catalog",
+            "columns_of",
+            "load_catalog",
+            "parse_catalog",
+        ),
+        ".cluster": (
+            "close_client",
+            "get_client",
+        ),
+        ".cubes": (
+            "CubeReader",
+            "build_cube",
+            "open_cube",
+        ),
+        ".errors": (
+            "CatalogError",
+            "ClusterError",
+            "CubeError",
+            "CubeNotFound",
+            "DatasetNotFound",
+            "ModelNotFound",
+            "ProfileError",
+            "StepFailed",
+            "ValidationFailed",
+            "WorkbenchError",
+            "WorkspaceError",
+        ),
+        ".io": (
+            "Workspace",
+            "read_table",
+        ),
+        ".ml": (
+            "build_features",
+            "list_versions",
+            "load_model",
+            "load_predictor",
+            "monitor_model",
+            "predict_one",
+            "read_predictions",
+            "score_batch",
+            "train_model",
+        ),
+        ".pipeline": (
+            "RunResult",
+            "plan_steps",
+            "run_pipeline",
+            "select_steps",
+        ),
+        ".runs": ("RunStore",),
+        ".zones": (
+            "build_curated",
+            "land",
+            "list_batches",
+            "promote_batch",
+            "read_dataset",
+            "verify_lake",
+        ),
+    },
 )
-from workbench.io import Workspace, read_table
-from workbench.ml import (
-    build_features,
-    list_versions,
-    load_model,
-    load_predictor,
-    monitor_model,
-    predict_one,
-    read_predictions,
-    score_batch,
-    train_model,
-)
-from workbench.pipeline import RunResult, plan_steps, run_pipeline, select_steps
-from workbench.runs import RunStore
-from workbench.zones import build_curated, land, list_batches, promote_batch, read_dataset
 
 __version__ = "0.1.0"
 
@@ -87,4 +125,5 @@ __all__ = [
     "score_batch",
     "select_steps",
     "train_model",
+    "verify_lake",
 ]

@@ -70,3 +70,24 @@ class ModelNotFound(WorkbenchError):
     """No registered model (or model version) under that name."""
 
     exit_code = 2
+
+
+class FeatureNotKnown(WorkbenchError):
+    """A record names a feature the model was not trained on."""
+
+    exit_code = 2
+
+
+class SigningKeyError(WorkbenchError):
+    """The signing key is missing, too short, or its file is open to others."""
+
+    exit_code = 2
+
+
+class TargetLocked(WorkbenchError):
+    """Another process is writing the same target (its run, pid, host and start are named)."""
+
+
+class SignatureError(WorkbenchError):
+    """An artifact (model version, compiled forest, checkpoint) is unsigned or its signature
+    does not match: it is refused rather than loaded."""

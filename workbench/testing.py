@@ -41,6 +41,26 @@ def orders_catalog(folder: Path, data: Path, *, load: str = "replace") -> Path:
     return path
 
 
+ORDERS_CUBE = """\
+cubes:
+  sales:
+    source: orders
+    dimensions:
+      placed: {column: placed_at, levels: [month, day]}
+      customer: {column: customer}
+    measures:
+      orders: {agg: count}
+      amount: {agg: sum, column: amount}
+"""
+
+
+def orders_cube_catalog(folder: Path, data: Path, *, load: str = "replace") -> Path:
+    """:func:`orders_catalog` with a cube ``sales`` over the orders (day x customer)."""
+    path = orders_catalog(folder, data, load=load)
+    path.write_text(path.read_text() + ORDERS_CUBE)
+    return path
+
+
 def write_customers(data: Path, n: int = 5) -> None:
     data.mkdir(parents=True, exist_ok=True)
     ids = [f"C{i}" for i in range(n)]
@@ -270,3 +290,136 @@ def people_catalog(folder: Path, *, rows: int = 12, mask: str = "hash") -> Path:
     path = folder / "catalog.yaml"
     path.write_text(PEOPLE_CATALOG.format(workspace=folder / "ws", data=data, mask=mask))
     return path
+
+
+SHOP_CATALOG = """\
+version: 1
+workspace: {workspace}
+datasets:
+  stores:
+    zone: lake
+    source: {{path: "{data}/stores.csv"}}
+    schema: {{store_id: string, name: string, region: string}}
+    rules: [{{rule: unique, columns: [store_id]}}]
+  sales:
+    zone: lake
+    source: {{path: "{data}/sales.csv"}}
+    schema: {{sale_id: int, sold_on: date, store: string, product: string, qty: int,
+             price: float, promo: int}}
+    thresholds: {{max_quarantined_fraction: 0.05}}
+    rules:
+      - {{rule: not_null, columns: [sale_id, store]}}
+      - {{rule: between, column: qty, min: 1, max: 100}}
+      - {{rule: in_set, column: product, values: [wine, beer, cheese, bread]}}
+      - {{rule: references, column: store, dataset: stores, key: store_id}}
+      - {{rule: max, column: price, value: 50, severity: warn, name: pricey}}
+  sales_enriched:
+    zone: curated
+    from: sales
+    joins:
+      - {{dataset: stores, left_on: store, right_on: store_id, columns: {{name: store_name}}}}
+    derived:
+      revenue: "qty * price"
+      big_sale: "qty * price > 100"
+cubes:
+  shop:
+    source: sales_enriched
+    dimensions:
+      time: {{column: sold_on, levels: [year, quarter, month, day]}}
+      store: {{column: store, labels: {{dataset: stores, key: store_id, label: name}}}}
+      product: {{column: product}}
+    measures:
+      sales: {{agg: count}}
+      qty_sum: {{agg: sum, column: qty}}
+      revenue_sum: {{agg: sum, column: revenue}}
+features:
+  sale_features:
+    source: sales_enriched
+    keys: [sale_id]
+    columns: [product, store, qty]
+    categorical: [product, store]
+    label: big_sale
+    split: {{column: sold_on, validation_from: 2024-09-01, test_from: 2024-11-01}}
+  promo_features:
+    source: sales_enriched
+    keys: [sale_id]
+    columns: [product, qty]
+    categorical: [product]
+    label: promo
+    split: {{column: sold_on, validation_from: 2024-09-01, test_from: 2024-11-01}}
+models:
+  big_sale:
+    feature_set: sale_features
+    estimator: lightgbm_classifier
+    params: {{n_estimators: 30, min_child_samples: 10}}
+  promo:
+    feature_set: promo_features
+    estimator: lightgbm_classifier
+    params: {{n_estimators: 30, min_child_samples: 10}}
+"""
+
+SHOP_STORES = {
+    f"S{i:02d}": (f"Store {name}", region)
+    for i, (name, region) in enumerate(
+        [
+            ("Harbour", "north"),
+            ("Market", "north"),
+            ("Station", "south"),
+            ("Bridge", "south"),
+            ("Castle", "east"),
+            ("Garden", "east"),
+            ("Mill", "west"),
+            ("Square", "west"),
+        ],
+        start=1,
+    )
+}
+MISSING_STORE = ("S09", "Store Orchard", "west")  # the store the user forgot, added in the fix
+
+
+def write_shop(folder: Path, *, seed: int = 17) -> Path:
+    """A new user's own data: 2,000 sales (30 bad rows) and 8 stores, with its catalog.
+
+    Bad rows: 5 sell in store S09, missing from ``stores.csv`` (fixed by :func:`add_missing_store`);
+    10 have the price ``abc``; 8 a quantity of 0; 7 the product ``wyne``. ``promo`` follows the
+    product in January-October and the opposite in November-December (the test months), so a
+    model of it scores worse than a constant on its test rows.
+    """
+    data = folder / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    n = 2000
+    products = rng.choice(["wine", "beer", "cheese", "bread"], n)
+    base_price = pd.Series(products).map({"wine": 30, "beer": 8, "cheese": 15, "bread": 4})
+    sold_on = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 366, n), unit="D")
+    late = sold_on.month >= 11
+    sales = pd.DataFrame(
+        {
+            "sale_id": np.arange(1, n + 1),
+            "sold_on": sold_on.strftime("%Y-%m-%d"),
+            "store": rng.choice(sorted(SHOP_STORES), n),
+            "product": products,
+            "qty": rng.integers(1, 10, n),
+            "price": (base_price * rng.uniform(0.8, 2.0, n)).round(2).astype(str),
+            "promo": ((products == "wine") != late).astype(int),
+        }
+    )
+    bad = rng.permutation(n)[:30]
+    sales.loc[bad[:5], "store"] = MISSING_STORE[0]
+    sales.loc[bad[5:15], "price"] = "abc"
+    sales.loc[bad[15:23], "qty"] = 0
+    sales.loc[bad[23:], "product"] = "wyne"
+    sales.to_csv(data / "sales.csv", index=False)
+    stores = pd.DataFrame(
+        [(k, *v) for k, v in SHOP_STORES.items()], columns=["store_id", "name", "region"]
+    )
+    stores.to_csv(data / "stores.csv", index=False)
+    path = folder / "my_catalog.yaml"
+    path.write_text(SHOP_CATALOG.format(workspace=folder / "workspace", data=data))
+    return path
+
+
+def add_missing_store(folder: Path) -> None:
+    """The user's fix: the store the sales name but ``stores.csv`` lacked."""
+    with (folder / "data" / "stores.csv").open("a") as f:
+        f.write(",".join(MISSING_STORE) + "\n")

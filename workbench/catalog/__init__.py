@@ -1,19 +1,33 @@
 """The catalog: the single source of truth for datasets, cubes and models."""
 
-from workbench.catalog.load import columns_of, expression_names, load_catalog, parse_catalog
-from workbench.catalog.models import (
-    TIME_LEVELS,
-    Catalog,
-    Cube,
-    Dataset,
-    Join,
-    Measure,
-    Model,
-    Rule,
+from __future__ import annotations
+
+from workbench.lazy import lazy_exports
+
+# Resolved on first use, so importing the package stays cheap (see workbench/lazy.py).
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".load": (
+            "columns_of",
+            "expression_names",
+            "load_catalog",
+            "parse_catalog",
+        ),
+        ".models": (
+            "Catalog",
+            "Cube",
+            "Dataset",
+            "Join",
+            "Measure",
+            "Model",
+            "Rule",
+            "TIME_LEVELS",
+        ),
+    },
 )
 
 __all__ = [
-    "TIME_LEVELS",
     "Catalog",
     "Cube",
     "Dataset",
@@ -21,6 +35,7 @@ __all__ = [
     "Measure",
     "Model",
     "Rule",
+    "TIME_LEVELS",
     "columns_of",
     "expression_names",
     "load_catalog",

@@ -10,8 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import pandas as pd
+from workbench.lazy import LazyModule
+
+# Only evaluation needs them (and `workbench --help` should not load them).
+np = LazyModule("numpy")
+pd = LazyModule("pandas")
 
 
 @dataclass(frozen=True)
@@ -38,26 +41,26 @@ def _isin(x: pd.Series, values: list) -> pd.Series:
 
 
 FUNCTIONS: dict[str, Call] = {
-    "abs": Call(np.abs, ("value",)),
+    "abs": Call(lambda *a: np.abs(*a), ("value",)),
     "round": Call(lambda x, n=0: np.round(x, n), ("value", "int"), required=1),
-    "clip": Call(np.clip, ("value", "value", "value")),
+    "clip": Call(lambda *a: np.clip(*a), ("value", "value", "value")),
     "where": Call(_where, ("value", "value", "value")),
-    "isna": Call(pd.isna, ("value",)),
-    "notna": Call(pd.notna, ("value",)),
-    "sqrt": Call(np.sqrt, ("value",)),
-    "log": Call(np.log, ("value",)),
-    "exp": Call(np.exp, ("value",)),
-    "floor": Call(np.floor, ("value",)),
-    "ceil": Call(np.ceil, ("value",)),
+    "isna": Call(lambda x: pd.isna(x), ("value",)),
+    "notna": Call(lambda x: pd.notna(x), ("value",)),
+    "sqrt": Call(lambda *a: np.sqrt(*a), ("value",)),
+    "log": Call(lambda *a: np.log(*a), ("value",)),
+    "exp": Call(lambda *a: np.exp(*a), ("value",)),
+    "floor": Call(lambda *a: np.floor(*a), ("value",)),
+    "ceil": Call(lambda *a: np.ceil(*a), ("value",)),
 }
 
 # Methods of a value (a column or a computed series); the receiver is always a Series.
 METHODS: dict[str, Call] = {
-    "isna": Call(pd.Series.isna),
-    "notna": Call(pd.Series.notna),
-    "isnull": Call(pd.Series.isna),
-    "notnull": Call(pd.Series.notna),
-    "abs": Call(pd.Series.abs),
+    "isna": Call(lambda s: s.isna()),
+    "notna": Call(lambda s: s.notna()),
+    "isnull": Call(lambda s: s.isna()),
+    "notnull": Call(lambda s: s.notna()),
+    "abs": Call(lambda s: s.abs()),
     "round": Call(lambda s, n=0: s.round(n), ("int",), required=0),
     "clip": Call(lambda s, lo, hi: s.clip(lo, hi), ("value", "value")),
     "between": Call(lambda s, lo, hi: s.between(lo, hi), ("value", "value")),

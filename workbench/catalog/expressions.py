@@ -18,8 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-import numpy as np
-import pandas as pd
 from pydantic import AfterValidator
 
 from workbench.catalog.expression_functions import (
@@ -32,13 +30,18 @@ from workbench.catalog.expression_functions import (
     Call,
 )
 from workbench.errors import CatalogError
+from workbench.lazy import LazyModule
+
+# Parsing needs neither; only evaluating does (and `workbench --help` should not load them).
+np = LazyModule("numpy")
+pd = LazyModule("pandas")
 
 # Bounds on untrusted text: Python's own parser recurses, and each node costs a closure.
 MAX_LENGTH = 2000
 MAX_DEPTH = 40
 MAX_NODES = 400
 
-Run = Callable[[pd.DataFrame], Any]
+Run = Callable[..., Any]  # DataFrame -> Series or scalar
 
 
 class ExpressionError(CatalogError, ValueError):

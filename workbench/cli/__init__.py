@@ -20,7 +20,6 @@ from rich.table import Table
 
 from workbench.catalog import columns_of, load_catalog
 from workbench.errors import DatasetNotFound, WorkbenchError
-from workbench.io.workspace import Workspace
 
 app = typer.Typer(
     help="Dask analytics workbench: data lake, cubes and ML from one catalog.",
@@ -48,6 +47,13 @@ CatalogOpt = Annotated[Path, typer.Option("--catalog", "-c", help="catalog file"
 JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
 WorkspaceOpt = Annotated[Path | None, typer.Option(help="workspace folder")]
 ClusterOpt = Annotated[str | None, typer.Option(help="profile name or scheduler address")]
+WaitOpt = Annotated[
+    float | None,
+    typer.Option(
+        help="seconds to wait when another process writes the same target "
+        "(default: workbench.lock-wait, 0 = stop at once naming it)"
+    ),
+]
 # Settings of HPC profiles (slurm, pbs, sge, lsf, htcondor): each overrides the profile's own.
 CoresOpt = Annotated[int | None, typer.Option(help="HPC: cores per job", rich_help_panel="HPC")]
 MemoryOpt = Annotated[
@@ -96,6 +102,8 @@ def _cluster(cluster: str | None, **options) -> Iterator:
     from workbench import config
     from workbench.cluster import close_client, get_client
 
+    # The shuffle plugin logs a WARNING per merge it plans: noise for a user, not a problem.
+    logging.getLogger("distributed.shuffle").setLevel(logging.ERROR)
     client = get_client(config.get("cluster.profile", cluster), **options)
     try:
         yield client
@@ -177,13 +185,13 @@ def _run_steps(
     upstream: bool = True,
     cluster_options: dict | None = None,
     force=(),
+    lock_wait: float | None = None,
 ):
     """Start the cluster, run the steps with a line per step, close the cluster."""
     from workbench import config
     from workbench.cluster import hpc_profile_names
     from workbench.pipeline import plan_run, run_pipeline
 
-    logging.getLogger("distributed.shuffle").setLevel(logging.ERROR)
     cat, ws = _open(catalog, workspace)
     options = dict(cluster_options or {})
     if config.get("cluster.profile", cluster) in hpc_profile_names():
@@ -194,25 +202,31 @@ def _run_steps(
     with started as client, out.status("starting") as status:
         if client is not None:
             out.print(f"Dask dashboard: {client.dashboard_link}")
-
-        def on_step(event, step, result):
-            if event == "start":
-                status.update(f"{step.name} ...")
-                return
-            mark = {"failed": "[red]✗[/]", "reused": "[dim]=[/]"}.get(result.status, "[green]✓[/]")
-            rows = f"{result.rows_out:>10,} rows" if result.rows_out is not None else ""
-            why = f"  [dim]{result.reason}[/]" if result.reason else ""
-            out.print(f"{mark} {step.name:<28} {result.seconds:6.1f} s {rows:>15}{why}")
-
         return run_pipeline(
             cat,
             ws,
             targets,
             cluster=config.get("cluster.profile", cluster),
-            on_step=on_step,
+            on_step=step_lines(out, status),
             upstream=upstream,
             force=force,
+            lock_wait=lock_wait,
         )
+
+
+def step_lines(out: Console, status):
+    """A pipeline listener printing one line per finished step and the running one in ``status``."""
+
+    def on_step(event, step, result):
+        if event == "start":
+            status.update(f"{step.name} ...")
+            return
+        mark = {"failed": "[red]✗[/]", "reused": "[dim]=[/]"}.get(result.status, "[green]✓[/]")
+        rows = f"{result.rows_out:>10,} rows" if result.rows_out is not None else ""
+        why = f"  [dim]{result.reason}[/]" if result.reason else ""
+        out.print(f"{mark} {step.name:<28} {result.seconds:6.1f} s {rows:>15}{why}")
+
+    return on_step
 
 
 @app.command()
@@ -223,6 +237,7 @@ def run(
     catalog: CatalogOpt = DEFAULT_CATALOG,
     cluster: ClusterOpt = None,
     workspace: WorkspaceOpt = None,
+    wait: WaitOpt = None,
     as_json: JsonOpt = False,
     cores: CoresOpt = None,
     memory: MemoryOpt = None,
@@ -240,6 +255,9 @@ def run(
         list[str] | None,
         typer.Option("--force", help="redo this step even if up to date (repeat; 'all')"),
     ] = None,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="then `lake verify` what was promoted; 1 if differs")
+    ] = False,
 ) -> None:
     """Run the pipeline (everything, or TARGETS and what they need) on a Dask cluster.
 
@@ -262,11 +280,17 @@ def run(
             err if as_json else console,
             cluster_options=hpc_options,
             force=forced,
+            lock_wait=wait,
         )
     if as_json:
         _print_json(result.to_dict())
     else:
-        print_run_summary(result)
+        print_run_summary(result, catalog)
+    if verify:
+        from workbench.cli.zones import verify_promoted
+
+        if not verify_promoted(catalog, workspace, cluster, result, err if as_json else console):
+            raise typer.Exit(1)
 
 
 def _print_plan(catalog: Path, workspace: Path | None, targets, force, as_json: bool) -> None:
@@ -284,6 +308,8 @@ def _print_plan(catalog: Path, workspace: Path | None, targets, force, as_json: 
 
 
 def _open(catalog: Path, workspace: Path | None):
+    from workbench.io.workspace import Workspace
+
     cat = load_catalog(catalog)
     return cat, Workspace.for_catalog(cat, workspace)
 
@@ -312,7 +338,8 @@ def validate(
 
     failure = None
     try:
-        _run_steps(catalog, workspace, cluster, [f"promote:{dataset}"], err)
+        step = f"promote:{dataset}"  # asked for by name: validated again even when up to date
+        _run_steps(catalog, workspace, cluster, [step], err, force=[step])
     except WorkbenchError as exc:
         if exc.exit_code != 1:
             raise _fail(exc) from exc
@@ -342,7 +369,7 @@ def validate(
         raise _fail(failure)
 
 
-def print_run_summary(result) -> None:
+def print_run_summary(result, catalog: Path = DEFAULT_CATALOG) -> None:
     """The demo's closing summary: rows per zone, quarantine reasons, cube, model, paths."""
     steps = {s.step: s for s in result.steps}
     per_zone = Table(
@@ -396,15 +423,30 @@ def print_run_summary(result) -> None:
                 f"[bold]Model[/] {target} v{s.outputs['version']}: "
                 f"{_test_scores(s.details['metrics'])} -> {s.outputs['model']}"
             )
+            promotion = s.details.get("promotion")
+            if promotion:
+                mark = "[green]production[/]" if promotion["promoted"] else "[yellow]candidate[/]"
+                console.print(f"  {mark}: {promotion['reason']}", highlight=False)
     console.print(
         f"\nRun {result.run_id} {result.status}; everything is under "
         f"{result.workspace} (run record in runs.sqlite)."
     )
-    console.print(
-        "Next: [cyan]make serve[/] (dashboard), [cyan]make lab[/] (notebooks), "
-        "[cyan].venv/bin/workbench catalog list[/], "
-        "[cyan].venv/bin/workbench run flight_delays --json[/]"
-    )
+    console.print(_next_commands(result, catalog), highlight=False, soft_wrap=True)
+
+
+def _next_commands(result, catalog: Path) -> str:
+    """What to try next, with this catalog's own names (never the demo's on a user's catalog)."""
+    given = "" if catalog == DEFAULT_CATALOG else f" -c {catalog}"
+    make_serve = "make serve" + (f" CATALOG={catalog}" if given else "")
+    built = [s.step.split(":", 1)[1] for s in result.steps if s.step.startswith("cube:")]
+    tips = [
+        f"[cyan]{make_serve}[/] (dashboard)",
+        "[cyan]make lab[/] (notebooks)",
+        f"[cyan].venv/bin/workbench catalog list{given}[/]",
+    ]
+    if built:
+        tips.append(f"[cyan].venv/bin/workbench cube info {built[0]}{given}[/]")
+    return "Next: " + ", ".join(tips)
 
 
 def _test_scores(m: dict) -> str:
@@ -426,4 +468,4 @@ def main() -> None:  # pragma: no cover - console entry point
 
 
 # Sub-command groups live in their own modules; importing them registers their commands.
-from workbench.cli import cubes, hpc, models, serve, zones  # noqa: E402, F401
+from workbench.cli import cubes, hpc, lineage, models, serve, signing, zones  # noqa: E402, F401

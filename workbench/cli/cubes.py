@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-import pandas as pd
 import typer
 from rich.table import Table
 
@@ -14,6 +13,7 @@ from workbench.cli import (
     CatalogOpt,
     ClusterOpt,
     JsonOpt,
+    WaitOpt,
     WorkspaceOpt,
     _open,
     _print_json,
@@ -33,6 +33,7 @@ def cube_build(
     catalog: CatalogOpt = DEFAULT_CATALOG,
     cluster: ClusterOpt = None,
     workspace: WorkspaceOpt = None,
+    wait: WaitOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Build the cube from its source as it is now (`workbench run NAME` also refreshes the
@@ -45,11 +46,13 @@ def cube_build(
             [f"cube:{name}"],
             err if as_json else console,
             upstream=False,
+            lock_wait=wait,
+            force=[f"cube:{name}"],  # asked for by name: built even when up to date
         )
     if as_json:
         _print_json(result.to_dict())
     else:
-        print_run_summary(result)
+        print_run_summary(result, catalog)
 
 
 @cube_app.command("refresh")
@@ -59,12 +62,17 @@ def cube_refresh(
     catalog: CatalogOpt = DEFAULT_CATALOG,
     cluster: ClusterOpt = None,
     workspace: WorkspaceOpt = None,
+    wait: WaitOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Recompute the cube's time range from SINCE on, and append new periods."""
     from workbench.cubes.build import refresh_cube
+    from workbench.io.locks import target_lock
 
-    with _session(catalog, workspace, cluster) as (cat, ws):
+    with (
+        _session(catalog, workspace, cluster) as (cat, ws),
+        target_lock(ws, "cubes", name, doing=f"cube refresh {name}", wait=wait),
+    ):
         build = refresh_cube(cat, ws, name, since)
     if as_json:
         _print_json(build.__dict__)
@@ -131,20 +139,36 @@ def cube_query(
             }
         )
         return
-    frame = answer.reset_index()
+    frame = _with_labels(cube.dataset, answer.reset_index())
     table = Table(*map(str, frame.columns), title=f"{name}: {len(frame):,} rows from {plan.chosen}")
     for row in frame.head(200).itertuples(index=False):
-        table.add_row(*(_cell(v) for v in row))
+        table.add_row(*(_cell(level, v) for level, v in zip(frame.columns, row, strict=True)))
     console.print(table)
     if explain:
         console.print(str(plan))
 
 
-def _cell(value) -> str:
+def _with_labels(base, frame):
+    """A ``<level> label`` column beside each level whose labels the catalog declares."""
+    for level in [c for c in frame.columns if f"{c}_label" in base.coords]:
+        names = dict(zip(base[level].values, base[f"{level}_label"].values, strict=True))
+        at = frame.columns.get_loc(level) + 1
+        frame.insert(at, f"{level} label", frame[level].map(names).to_numpy())
+    return frame
+
+
+def _cell(level: str, value) -> str:
+    """Whole sums without decimals, periods as periods (``2024Q1``, ``2024-03``)."""
+    import pandas as pd
+
     if isinstance(value, float):
-        return f"{value:,.3f}"
+        return f"{value:,.0f}" if value.is_integer() else f"{value:,.3f}"
     if isinstance(value, pd.Timestamp):
-        return value.strftime("%Y-%m-%d")
+        if level == "year":
+            return f"{value.year}"
+        if level == "quarter":
+            return f"{value.year}Q{value.quarter}"
+        return value.strftime("%Y-%m" if level == "month" else "%Y-%m-%d")
     return str(value)
 
 

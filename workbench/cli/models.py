@@ -43,9 +43,13 @@ def model_train(
 ) -> None:
     """Train NAME now (resuming a fit that was interrupted), register it as the candidate and
     promote it if it beats production."""
+    from workbench.io.locks import target_lock
     from workbench.ml.train import train_model
 
-    with _session(catalog, workspace, cluster) as (cat, ws):
+    with (
+        _session(catalog, workspace, cluster) as (cat, ws),
+        target_lock(ws, "models", name, doing=f"model train {name}"),
+    ):
         trained = train_model(cat, ws, name, promote=not no_promote, reason="model train")
     promotion = trained.promotion.to_dict() if trained.promotion else None
     out = {
@@ -134,7 +138,7 @@ def model_show(
     as_json: JsonOpt = False,
 ) -> None:
     """Metadata of one version (default: production): metrics, lineage, importance."""
-    from workbench.ml.registry import alias_history, model_metadata
+    from workbench.ml.registry import alias_history, aliases, model_metadata
 
     with _reported():
         _, ws = _open(catalog, workspace)
@@ -144,7 +148,13 @@ def model_show(
     if as_json:
         _print_json(meta)
         return
-    console.print(f"[bold]{name}[/] v{meta['version']} ({meta['estimator']}), {meta['reason']}")
+    held = [a for a, v in aliases(ws, name).items() if v == meta["version"]]
+    console.print(
+        f"[bold]{name}[/] v{meta['version']} ({meta['estimator']}), registered "
+        f"{meta.get('registered_at', '')[:19]}, aliases: {', '.join(held) or 'none'}; "
+        f"trained because: {meta['reason']}",
+        highlight=False,
+    )
     console.print(f"data: {json.dumps(meta['data'])}")
     console.print(f"params: {json.dumps(meta['params'])}")
     console.print(f"test: {_metric_text(meta['metrics'])}")
@@ -259,7 +269,8 @@ def model_predict(
     catalog: CatalogOpt = DEFAULT_CATALOG,
     workspace: WorkspaceOpt = None,
 ) -> None:
-    """Score one record given as FEATURE=VALUE pairs (missing features count as unknown)."""
+    """Score one record given as FEATURE=VALUE pairs (missing features count as unknown and are
+    listed; a name the model does not know is an error)."""
     from workbench.ml.score import predict_one
 
     record = {}
@@ -273,7 +284,7 @@ def model_predict(
             record[key] = value
     with _reported():
         _, ws = _open(catalog, workspace)
-        _print_json(predict_one(ws, name, record, alias=alias))
+        _print_json(predict_one(ws, name, record, alias=alias, strict=True))
 
 
 @model_app.command("monitor")

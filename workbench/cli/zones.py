@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-import pandas as pd
 import typer
 from rich.table import Table
 
@@ -20,9 +19,11 @@ from workbench.cli import (
     _reported,
     _session,
     console,
+    err,
     lake_app,
     landing_app,
     quarantine_app,
+    step_lines,
 )
 
 
@@ -31,11 +32,15 @@ def quarantine_show(
     dataset: str,
     batch: Annotated[str | None, typer.Option(help="only this batch")] = None,
     limit: Annotated[int, typer.Option(help="rows to print")] = 20,
+    all_columns: Annotated[
+        bool, typer.Option("--all-columns", help="every column of the rows, not only why")
+    ] = False,
     catalog: CatalogOpt = DEFAULT_CATALOG,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Quarantined rows with batch, file, line and reasons."""
+    """Quarantined rows: reason, file, line and the values that failed first; the rest with
+    --all-columns or --json."""
     from workbench.zones.quarantine import quarantined
 
     with _reported():
@@ -50,36 +55,104 @@ def quarantine_show(
         summary.add_row(r._0, r._1, f"{r.rows:,}")
     console.print(summary)
     shown = frame.head(limit)
-    rows = Table(*shown.columns[:12], title=f"first {len(shown)} rows")
-    for r in shown.iloc[:, :12].itertuples(index=False):
-        rows.add_row(*("" if pd.isna(v) else str(v) for v in r))
+    if all_columns:
+        rows = Table(*shown.columns, title=f"first {len(shown)} rows")
+        for r in shown.itertuples(index=False):
+            rows.add_row(*(_text(v) for v in r))
+    else:
+        # Folded, never cut: at 80 columns a cut header (`_ba…`) told the user nothing.
+        rows = Table(title=f"first {len(shown)} rows")
+        for header in ("reasons", "file:line", "failing values"):
+            rows.add_column(header, overflow="fold")
+        for r in shown.to_dict("records"):
+            rows.add_row(r["_reasons"], f"{r['_file']}:{r['_line']}", _failing_values(r))
     console.print(rows)
+
+
+def _failing_values(row: dict) -> str:
+    """``column='text'`` for each reason naming a column (``dtype:price`` -> price), else the
+    line's text for a row that did not parse."""
+    shown = []
+    for code in row["_reasons"].split(";"):
+        column = code.partition(":")[2]
+        if column in row and column != "":
+            shown.append(f"{column}={_text(row[column])!r}")
+    if not shown and _text(row.get("_text")):
+        shown.append(_text(row["_text"])[:60])
+    return ", ".join(dict.fromkeys(shown))
+
+
+def _text(value) -> str:
+    import pandas as pd
+
+    return "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
 
 
 @quarantine_app.command("release")
 def quarantine_release(
     dataset: str,
     batch: Annotated[str, typer.Option(help="the batch to re-validate")],
+    refresh: Annotated[
+        bool, typer.Option(help="then rebuild what reads the dataset: curated, cubes, models")
+    ] = False,
     catalog: CatalogOpt = DEFAULT_CATALOG,
     cluster: ClusterOpt = None,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Re-check a batch's quarantined rows with the current rules; promote what passes."""
+    """Re-check a batch's quarantined rows with the current rules and reference tables; promote
+    what passes. With --refresh, the steps downstream of DATASET run next, so released rows reach
+    curated tables, cubes and features without promoting the batch again."""
+    from workbench.io.locks import target_lock
+    from workbench.pipeline import downstream_steps, run_pipeline
     from workbench.zones.quarantine import batch_balance, release_batch
 
+    out = err if as_json else console
     with _session(catalog, workspace, cluster) as (cat, ws):
-        result = release_batch(cat, ws, dataset, batch)
+        with target_lock(ws, "lake", dataset, doing=f"quarantine release {dataset}"):
+            result = release_batch(cat, ws, dataset, batch)
         balance = batch_balance(ws, dataset, batch)
+        stale = [s.name for s in downstream_steps(cat, dataset)]
+        _print_release(out, result, balance, stale, refresh)
+        if refresh and stale and result.released:
+            with out.status("refreshing") as status:
+                run = run_pipeline(cat, ws, stale, upstream=False, on_step=step_lines(out, status))
     if as_json:
-        _print_json({**result.__dict__, "balance": balance})
-        return
-    console.print(
-        f"{dataset} batch {batch}: {result.released:,} rows pass now and are in the "
-        f"lake, {result.still_quarantined:,} stay in quarantine. Batch balance: "
+        behind = [b.__dict__ for b in result.references_behind]
+        refreshed = [s.step for s in run.steps] if refresh and stale and result.released else []
+        _print_json(
+            {
+                **result.__dict__,
+                "references_behind": behind,
+                "balance": balance,
+                "downstream": stale,
+                "refreshed": refreshed,
+            }
+        )
+
+
+def _print_release(out, result, balance: dict, stale: list[str], refresh: bool) -> None:
+    """What the release did, which reference tables are behind, and what is not refreshed yet."""
+    out.print(
+        f"{result.dataset} batch {result.batch_id}: {result.released:,} rows pass now and are "
+        f"in the lake, {result.still_quarantined:,} stay in quarantine. Batch balance: "
         f"{balance['promoted']:,} promoted + {balance['quarantined']:,} quarantined = "
-        f"{balance['total']:,}."
+        f"{balance['total']:,}.",
+        highlight=False,
     )
+    for behind in result.references_behind:
+        out.print(
+            f"[yellow]reference table behind its source[/] {behind}, then release again.",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if result.released and stale and not refresh:
+        out.print(
+            f"Not yet in {', '.join(stale)}: add --refresh to this command to rebuild them "
+            "(the batch is not promoted again).",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @lake_app.command("history")
@@ -90,6 +163,8 @@ def lake_history(
     as_json: JsonOpt = False,
 ) -> None:
     """Versions of a lake, curated or quarantine table (read any with version=N)."""
+    import pandas as pd
+
     from workbench.io.delta import history, table_rows
     from workbench.zones.tables import table_path
 
@@ -118,26 +193,127 @@ def lake_history(
     console.print(table)
 
 
+@lake_app.command("verify")
+def lake_verify(
+    datasets: Annotated[
+        list[str] | None, typer.Argument(help="lake datasets; default: all of them")
+    ] = None,
+    version: Annotated[
+        int | None, typer.Option(help="verify this past lake version (one dataset)")
+    ] = None,
+    samples: Annotated[int, typer.Option(help="differences to list per dataset")] = 20,
+    catalog: CatalogOpt = DEFAULT_CATALOG,
+    cluster: ClusterOpt = None,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Prove the lake equals its landed files, line by line; exit 1 on any difference."""
+    from workbench.zones.verify import verify_lake
+
+    if version is not None and len(datasets or []) != 1:
+        console.print("--version names a version of one dataset: `lake verify DATASET --version N`")
+        raise typer.Exit(2)
+    with _session(catalog, workspace, cluster) as (cat, ws):
+        names = datasets or [n for n, d in cat.datasets.items() if d.zone == "lake"]
+        results = [verify_lake(cat, ws, n, version=version, samples=samples) for n in names]
+    if as_json:
+        _print_json([r.to_dict() for r in results])
+    else:
+        for result in results:
+            _print_verification(result, console)
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
+def verify_promoted(catalog, workspace, cluster, run, out) -> bool:
+    """`workbench run --verify`: verify each lake dataset the run promoted; True if all match."""
+    from workbench.zones.verify import verify_lake
+
+    names = [
+        s.step.removeprefix("promote:")
+        for s in run.steps
+        if s.step.startswith("promote:") and s.status == "succeeded"
+    ]
+    if not names:
+        return True
+    with _session(catalog, workspace, cluster) as (cat, ws):
+        results = [verify_lake(cat, ws, name) for name in names]
+    for result in results:
+        _print_verification(result, out)
+    return all(r.ok for r in results)
+
+
+def _print_verification(result, out) -> None:
+    table = Table(
+        "batch", "file", "blocks", "lines", "lake", "quarantine", "findings",
+        title=f"{result.dataset}: lake v{result.lake_version}, "
+        f"quarantine v{result.quarantine_version}",
+    )  # fmt: skip
+    for f in result.files:
+        table.add_row(
+            f.batch_id, f.file, str(f.blocks), f"{f.lines:,}", f"{f.in_lake:,}",
+            f"{f.quarantined:,}", _findings(f),
+        )  # fmt: skip
+    out.print(table)
+    for u in result.unchecked:
+        out.print(
+            f"  {u.batch_id}/{u.file}: {u.in_lake:,} lake and {u.quarantined:,} quarantined "
+            f"rows not checked ({u.reason})"
+        )
+    for problem in result.schema:
+        out.print(f"  [red]lake schema[/]: {problem}")
+    if result.differences:
+        diffs = Table("kind", "file", "line", "column", "lake", "source", title="differences")
+        for d in result.differences:
+            diffs.add_row(d.kind, d.file, str(d.line), d.column or "", d.stored, d.source)
+        out.print(diffs)
+    verdict = "[green]verified[/]" if result.ok else "[bold red]DIFFERENCES FOUND[/]"
+    out.print(f"{result.dataset}: {verdict}, {result.rows_checked:,} rows checked")
+
+
+def _findings(check) -> str:
+    counts = {
+        "missing": check.missing, "in both": check.in_both, "duplicated": check.duplicated,
+        "extra": check.extra, "quarantine text": check.quarantine_text,
+    }  # fmt: skip
+    parts = [f"{k} {v:,}" for k, v in counts.items() if v]
+    parts += [f"value {column} {n:,}" for column, n in check.values.items()]
+    if check.landing_altered:
+        parts.append("landing file altered")
+    if check.block_plan:
+        parts.append(f"block plan {check.block_plan}")
+    return "; ".join(parts) or "[green]ok[/]"
+
+
 @lake_app.command("vacuum")
 def lake_vacuum(
     dataset: str,
     older_than: Annotated[
-        str, typer.Option(help="keep what versions younger than this need")
+        str, typer.Option(help="keep what versions younger than this need (at least 1h)")
     ] = "7d",
     dry_run: Annotated[bool, typer.Option(help="only list the files")] = False,
+    force: Annotated[
+        bool, typer.Option(help="allow --older-than below 1h (nothing else may be running)")
+    ] = False,
     catalog: CatalogOpt = DEFAULT_CATALOG,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Delete files of old table versions (and uncommitted leftovers) from disk."""
+    """Delete files of old table versions (and uncommitted leftovers) from disk; never files
+    younger than the oldest write still running on the workspace."""
     from workbench.io.delta import vacuum
+    from workbench.io.locks import running_holders, target_lock
     from workbench.validation.dataset_rules import parse_age
     from workbench.zones.tables import table_path
 
     with _reported():
         cat, ws = _open(catalog, workspace)
-        hours = int(parse_age(older_than).total_seconds() // 3600)
-        removed = vacuum(table_path(cat, ws, dataset), older_than_hours=hours, dry_run=dry_run)
+        path = table_path(cat, ws, dataset)
+        age = parse_age(older_than).to_pytimedelta()
+        with target_lock(ws, path.parent.name, dataset, doing=f"lake vacuum {dataset}") as me:
+            others = [h for h in running_holders(ws) if h != me]
+            busy = others[0].started if others else None
+            removed = vacuum(path, older_than=age, dry_run=dry_run, force=force, busy_since=busy)
     if as_json:
         _print_json(removed)
     else:

@@ -104,20 +104,17 @@ def get_client(profile: str | None = None, **overrides: object) -> Client:
 
 
 def share(obj: object):
-    """Put ``obj`` on every worker once and return a handle tasks can take as an argument.
+    """Put ``obj`` in the graph once and return a handle tasks can take as an argument.
 
-    Broadcast join tables and reference key sets can be tens of megabytes: embedded in a graph
-    they would travel with every task that uses them. Without a distributed client (the local
-    schedulers), a single graph key does the same job.
+    Broadcast join tables and reference key sets can be tens of megabytes: embedded in every
+    task they would travel with each one. As one graph key they travel once to each worker
+    that needs them, and when workers die the key is computed again from the graph; scattered
+    data (``client.scatter``) would be lost for good once every worker holding it died, and
+    the step would fail with ``FutureCancelledError`` instead of recovering.
     """
     import dask
 
-    try:
-        from distributed import get_client
-
-        return get_client().scatter(obj, broadcast=True, hash=False)
-    except ValueError:
-        return dask.delayed(obj, pure=True)
+    return dask.delayed(obj, pure=True)
 
 
 # The profile names are imported on first use: dask-jobqueue is only needed for HPC profiles.

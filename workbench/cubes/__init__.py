@@ -1,8 +1,28 @@
 """OLAP cubes: built with Dask, stored as xarray Datasets in Zarr, queried without Dask."""
 
-from workbench.cubes.build import CubeBuild, build_cube, current_cube_path, current_version
-from workbench.cubes.query import CubeReader, Explanation, Query, open_cube
-from workbench.errors import CubeError  # re-exported: where cube users look for it
+from __future__ import annotations
+
+from workbench.lazy import lazy_exports
+
+# Resolved on first use, so importing the package stays cheap (see workbench/lazy.py).
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".build": (
+            "CubeBuild",
+            "build_cube",
+            "current_cube_path",
+            "current_version",
+        ),
+        ".query": (
+            "CubeReader",
+            "Explanation",
+            "Query",
+            "open_cube",
+        ),
+        "workbench.errors": ("CubeError",),  # re-exported: where cube users look for it
+    },
+)
 
 __all__ = [
     "CubeBuild",

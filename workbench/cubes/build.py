@@ -151,13 +151,12 @@ def build_cube(catalog: Catalog, ws: Workspace, name: str) -> CubeBuild:
         parents = check_nesting(cube, pairs)
         base = cells_to_dataset(cells, cube, parents)
     base = add_labels(catalog, ws, cube, base)
-    with staged_version(ws, name, cube.keep_versions) as (version, staging, folder):
-        staging.mkdir(parents=True)
-        sizes = _write_all(staging, base, cube, parents, _meta(name, cube, base, "full"))
+    with staged_version(ws, name, cube.keep_versions) as stage:
+        sizes = _write_all(stage.staging, base, cube, parents, _meta(name, cube, base, "full"))
     return CubeBuild(
         name,
-        version,
-        folder,
+        stage.version,
+        stage.folder,
         dict(base.sizes),
         int(base[ROWS].sum()),
         sizes,
@@ -216,13 +215,14 @@ def refresh_cube(
     tail = stamps[start:].union(cells.index.unique(grain)).sort_values()
     index = {g: (tail if g == grain else other[g]) for g in _grains(cube).values()}
     part = add_labels(catalog, ws, cube, cells_to_dataset(cells, cube, known_parents, index=index))
-    with staged_version(ws, name, cube.keep_versions) as (version, staging, new_folder):
-        shutil.copytree(folder, staging)
-        _write_tail(part, staging / f"{BASE}.zarr", grain, start, len(stamps))
-        merged = xr.open_zarr(staging / f"{BASE}.zarr", consolidated=True, chunks=None).load()
+    with staged_version(ws, name, cube.keep_versions) as stage:
+        shutil.copytree(folder, stage.staging, dirs_exist_ok=True)
+        _write_tail(part, stage.staging / f"{BASE}.zarr", grain, start, len(stamps))
+        store = stage.staging / f"{BASE}.zarr"
+        merged = xr.open_zarr(store, consolidated=True, chunks=None).load()
         merged = attach_level_coords(merged, cube, known_parents)
         sizes = _write_all(
-            staging,
+            stage.staging,
             merged,
             cube,
             known_parents,
@@ -231,8 +231,8 @@ def refresh_cube(
         )
     return CubeBuild(
         name,
-        version,
-        new_folder,
+        stage.version,
+        stage.folder,
         dict(merged.sizes),
         int(merged[ROWS].sum()),
         sizes,

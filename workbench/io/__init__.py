@@ -1,10 +1,36 @@
 """Reading and writing: sources, versioned Delta tables, the confined workspace."""
 
-from workbench.io.csvfile import TEXT
-from workbench.io.delta import open_table, read_table, table_rows, write_table
-from workbench.io.sources import read_csv_as_text, resolve_source
-from workbench.io.spreadsheets import csv_text, excel_bytes, neutralise_formulas
-from workbench.io.workspace import Workspace, read_json, write_json_atomic
+from __future__ import annotations
+
+from workbench.lazy import lazy_exports
+
+# Resolved on first use, so importing the package stays cheap (see workbench/lazy.py).
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".csvfile": ("TEXT",),
+        ".delta": (
+            "open_table",
+            "read_table",
+            "table_rows",
+            "write_table",
+        ),
+        ".sources": (
+            "read_csv_as_text",
+            "resolve_source",
+        ),
+        ".spreadsheets": (
+            "csv_text",
+            "excel_bytes",
+            "neutralise_formulas",
+        ),
+        ".workspace": (
+            "Workspace",
+            "read_json",
+            "write_json_atomic",
+        ),
+    },
+)
 
 __all__ = [
     "TEXT",

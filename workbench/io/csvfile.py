@@ -76,21 +76,7 @@ def parse_text(
         return text_meta(columns)
     try:
         _check_utf8(data)
-        table, rejected = _fast_parse(data, na_values, delimiter)
-        if table.num_rows + len(rejected) != len(lines) - 1:
-            # A quote that never closes swallows line ends: one rejected "row" spans several
-            # lines. Only the line by line path can say which line holds the problem.
-            raise pa.ArrowInvalid("rows do not match lines")
-        header = table.column_names
-        # pyarrow counts non-empty rows with the header as row 1: map them to file lines.
-        bad_rows = np.array([n - 1 for n, _ in rejected], dtype=np.int64)
-        good = np.delete(lines, np.concatenate([[0], bad_rows]))
-        frame = table.to_pandas(
-            types_mapper=lambda t: pd.StringDtype("pyarrow") if t == pa.string() else None
-        )
-        frame = frame.astype("str")
-        frame[LINE] = good[: len(frame)]
-        problems = [(int(lines[n - 1]), text, "parse:field_count") for n, text in rejected]
+        header, frame, problems = _parse_lines(data, lines, na_values, delimiter)
     except (pa.ArrowInvalid, UnicodeDecodeError):
         header, frame, problems = _slow_parse(data, lines, na_values, delimiter)
     frame = _conform(frame, header, columns)
@@ -106,6 +92,25 @@ def parse_text(
     frame[FILE] = ""
     frame = frame.sort_values(LINE, kind="stable", ignore_index=True)
     return frame[list(text_meta(columns).columns)].astype(text_meta(columns).dtypes.to_dict())
+
+
+def _parse_lines(data: bytes, lines: np.ndarray, na_values: tuple[str, ...], delimiter: str):
+    """Parse with pyarrow; ``lines`` are the file's numbers of the non-empty lines of ``data``."""
+    table, rejected = _fast_parse(data, na_values, delimiter)
+    if table.num_rows + len(rejected) != len(lines) - 1:
+        # A quote that never closes swallows line ends: one rejected "row" spans several
+        # lines. Only the line by line path can say which line holds the problem.
+        raise pa.ArrowInvalid("rows do not match lines")
+    # pyarrow counts non-empty rows with the header as row 1: map them to file lines.
+    bad_rows = np.array([n - 1 for n, _ in rejected], dtype=np.int64)
+    good = np.delete(lines, np.concatenate([[0], bad_rows]))
+    frame = table.to_pandas(
+        types_mapper=lambda t: pd.StringDtype("pyarrow") if t == pa.string() else None
+    )
+    frame = frame.astype("str")
+    frame[LINE] = good[: len(frame)]
+    problems = [(int(lines[n - 1]), text, "parse:field_count") for n, text in rejected]
+    return table.column_names, frame, problems
 
 
 def _check_utf8(data: bytes) -> None:
@@ -158,11 +163,12 @@ def _all_text(data: bytes, delimiter: str) -> dict[str, pa.DataType]:
 
 
 def _slow_parse(data: bytes, lines: np.ndarray, na_values: tuple[str, ...], delimiter: str):
-    """Line by line, for files pyarrow refuses whole: bad encoding, unbalanced quotes."""
+    """For files pyarrow refuses whole (bad encoding, unbalanced quotes): such lines are set
+    aside one by one, and the rest goes through the same pyarrow parse as any file, so a
+    value's meaning (a quoted "NA" is text) does not depend on a bad line elsewhere."""
     texts = data.split(b"\n")
-    header_raw = texts[lines[0] - 1].rstrip(b"\r")
-    header = next(csv.reader([header_raw.decode("utf-8", errors="replace")], delimiter=delimiter))
-    rows, numbers, problems = [], [], []
+    header = texts[lines[0] - 1].rstrip(b"\r").decode("utf-8", errors="replace").encode()
+    kept, problems = [lines[0]], []
     for number in lines[1:]:
         raw = texts[number - 1].rstrip(b"\r")
         try:
@@ -171,19 +177,19 @@ def _slow_parse(data: bytes, lines: np.ndarray, na_values: tuple[str, ...], deli
             problems.append((int(number), raw.decode("utf-8", errors="replace"), "parse:encoding"))
             continue
         try:
-            fields = next(csv.reader([text], delimiter=delimiter, strict=True))
+            next(csv.reader([text], delimiter=delimiter, strict=True))
         except csv.Error:
             problems.append((int(number), text, "parse:quoting"))
             continue
-        if len(fields) != len(header):
-            problems.append((int(number), text, "parse:field_count"))
+        if "\r" in text:  # pyarrow ends a row at a bare CR, even inside quotes
+            problems.append((int(number), text, "parse:quoting"))
             continue
-        rows.append(fields)
-        numbers.append(int(number))
-    frame = pd.DataFrame(rows, columns=header, dtype="str")
-    frame = frame.mask(frame.isin(list(na_values)))
-    frame[LINE] = np.asarray(numbers, dtype=np.int64)
-    return header, frame, problems
+        kept.append(number)
+    body = b"\n".join([header, *(texts[n - 1].rstrip(b"\r") for n in kept[1:])])
+    names, frame, rejected = _parse_lines(
+        body, np.asarray(kept, dtype=np.int64), na_values, delimiter
+    )
+    return names, frame, problems + rejected
 
 
 def _conform(frame: pd.DataFrame, header: list[str], columns: list[str]) -> pd.DataFrame:

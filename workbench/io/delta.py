@@ -10,7 +10,9 @@ every reader still sees the last committed version. Any Delta reader (DuckDB, Po
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -179,11 +181,35 @@ def history(path: Path) -> list[dict]:
     return open_table(path).history()
 
 
-def vacuum(path: Path, *, older_than_hours: int, dry_run: bool = False) -> list[str]:
-    """Delete data files no version younger than ``older_than_hours`` needs, and files never
-    committed (left by a crash); time travel to versions older than that stops working."""
+# Below this, vacuum could delete files a running read or an uncommitted write still needs
+# (Delta's own default is 7 days); `force=True` goes lower when nothing else uses the workspace.
+MIN_VACUUM_AGE = dt.timedelta(hours=1)
+
+
+def vacuum(
+    path: Path,
+    *,
+    older_than: dt.timedelta,
+    dry_run: bool = False,
+    force: bool = False,
+    busy_since: dt.datetime | None = None,
+) -> list[str]:
+    """Delete data files no version younger than ``older_than`` needs, and files never
+    committed (left by a crash); time travel to versions older than that stops working.
+
+    Nothing newer than ``busy_since`` (the start of the oldest running writer) is deleted, and
+    Delta counts whole hours, so the age is rounded up, never down.
+    """
+    if older_than < MIN_VACUUM_AGE and not force:
+        raise WorkspaceError(
+            f"refusing to vacuum {path} keeping only {older_than}: files younger than "
+            f"{MIN_VACUUM_AGE} may be needed by a running read or an uncommitted write. Use "
+            "--older-than 1h or more, or --force when nothing else uses the workspace."
+        )
+    if busy_since is not None:
+        older_than = max(older_than, dt.datetime.now(dt.UTC) - busy_since)
     return open_table(path).vacuum(
-        retention_hours=older_than_hours,
+        retention_hours=math.ceil(older_than.total_seconds() / 3600),
         dry_run=dry_run,
         enforce_retention_duration=False,
         full=True,

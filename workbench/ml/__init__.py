@@ -5,41 +5,65 @@ The functions views and notebooks use: :func:`list_versions`, :func:`aliases`,
 :func:`drift_reports`, :func:`read_features`, :func:`feature_info`.
 """
 
-from workbench.ml.drift import drift_reports
-from workbench.ml.estimators import ESTIMATORS, Predictor, get_estimator
-from workbench.ml.features import (
-    build_features,
-    encode_features,
-    feature_info,
-    make_features,
-    read_features,
+from __future__ import annotations
+
+from workbench.lazy import lazy_exports
+
+# Resolved on first use, so importing the package stays cheap (see workbench/lazy.py).
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".drift": ("drift_reports",),
+        ".estimators": (
+            "ESTIMATORS",
+            "Predictor",
+            "get_estimator",
+        ),
+        ".features": (
+            "build_features",
+            "encode_features",
+            "feature_info",
+            "make_features",
+            "read_features",
+        ),
+        ".metrics": (
+            "calibration_table",
+            "classification_metrics",
+            "regression_metrics",
+        ),
+        ".monitor": ("monitor_model",),
+        ".promotion": (
+            "Promotion",
+            "promote_model",
+        ),
+        ".registry": (
+            "RegisteredModel",
+            "alias_history",
+            "aliases",
+            "list_versions",
+            "load_model",
+            "load_predictor",
+            "model_metadata",
+            "model_names",
+            "register_model",
+            "resolve_version",
+            "rollback",
+        ),
+        ".score": (
+            "ACTUAL",
+            "predict_one",
+            "prediction_columns",
+            "prediction_provenance",
+            "predictions_version",
+            "read_predictions",
+            "score_batch",
+        ),
+        ".train": (
+            "TrainedModel",
+            "train_model",
+        ),
+    },
 )
-from workbench.ml.metrics import calibration_table, classification_metrics, regression_metrics
-from workbench.ml.monitor import monitor_model
-from workbench.ml.promotion import Promotion, promote_model
-from workbench.ml.registry import (
-    RegisteredModel,
-    alias_history,
-    aliases,
-    list_versions,
-    load_model,
-    load_predictor,
-    model_metadata,
-    model_names,
-    register_model,
-    resolve_version,
-    rollback,
-)
-from workbench.ml.score import (
-    ACTUAL,
-    predict_one,
-    prediction_columns,
-    prediction_provenance,
-    predictions_version,
-    read_predictions,
-    score_batch,
-)
-from workbench.ml.train import TrainedModel, train_model
 
 __all__ = [
     "ACTUAL",
@@ -72,8 +96,8 @@ __all__ = [
     "read_features",
     "read_predictions",
     "register_model",
-    "resolve_version",
     "regression_metrics",
+    "resolve_version",
     "rollback",
     "score_batch",
     "train_model",

@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 import dask.dataframe as dd
@@ -31,11 +29,21 @@ import pandas as pd
 
 from workbench.catalog.learning import ESTIMATOR_TASKS
 from workbench.errors import CatalogError, WorkbenchError
+from workbench.ml.checkpoints import Checkpoint
 from workbench.ml.features import encode_features, feature_matrix
 
 LABEL = "__label"
-# Types a registered skops file may contain; anything else is refused at load time.
-_TRUSTED_PREFIXES = ("sklearn.", "dask_ml.", "numpy.", "scipy.")
+# The types each estimator's skops file holds beyond those skops itself trusts (scikit-learn's
+# estimators): exactly what its pipeline stores, so a file holding anything else is refused.
+_SCALING_TYPES = frozenset({"dask_ml.preprocessing.data.StandardScaler", "numpy.nan_to_num"})
+_SKLEARN_TYPES = frozenset(
+    {
+        "dask_ml.wrappers.ParallelPostFit",
+        "numpy.dtype",
+        "sklearn.tree._tree.Tree",  # the trees of forests and gradient boosting
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -132,20 +140,31 @@ def _owner(column: str, features: list[str]) -> str:
     return max((f for f in features if column.startswith(f"{f}_")), key=len)
 
 
-def model_from_bytes(kind: str, data: bytes, where: str) -> Any:
-    """Read a stored model: LightGBM text, or skops with only scientific-Python types trusted."""
+def model_from_bytes(kind: str, data: bytes, where: str, trusted: frozenset[str]) -> Any:
+    """Read a stored model: LightGBM text, or skops trusting only the estimator's own types
+    (:func:`trusted_types`) besides those skops trusts itself."""
     if kind == "lightgbm":
         return lightgbm.Booster(model_str=data.decode())
     import skops.io
 
     found = skops.io.get_untrusted_types(data=data)
-    refused = [t for t in found if not t.startswith(_TRUSTED_PREFIXES)]
+    refused = sorted(set(found) - trusted)
     if refused:
         raise WorkbenchError(
-            f"{where} holds types outside scikit-learn, dask-ml, numpy and scipy: {refused}. "
-            "Refusing to load it; retrain the model with `workbench model train`."
+            f"{where} holds types its estimator does not store: {refused}. Refusing to load "
+            "it; retrain the model with `workbench model train`. If a scikit-learn class of "
+            "yours needs them, add them to its estimator's `trusted_types` in "
+            "workbench/ml/estimators.py."
         )
     return skops.io.loads(data, trusted=found)
+
+
+def trusted_types(estimator: str | None) -> frozenset[str]:
+    """The skops types a model of ``estimator`` (a registry name, or the ``sklearn_class`` of
+    an ``sklearn`` model, as ``metadata.json`` records it) may hold."""
+    if estimator in ESTIMATORS:
+        return ESTIMATORS[estimator].trusted_types
+    return SklearnEstimator.trusted_types
 
 
 def design_columns(features: list[str], categories: dict[str, list[str]]) -> list[str]:
@@ -173,46 +192,6 @@ def _arrays(frame: dd.DataFrame, features: list[str]):
     return matrix.to_dask_array(lengths=True), frame[LABEL].to_dask_array(lengths=True)
 
 
-class Checkpoint:
-    """Progress of one fit in a folder: ``step-<n>.<ext>`` files, the newest kept.
-
-    Files are written beside and renamed into place, so a kill leaves the previous checkpoint
-    whole; several workers writing the same step is harmless.
-    """
-
-    def __init__(self, folder: Path, every: int) -> None:
-        self.folder, self.every = Path(folder), every
-
-    def latest(self) -> tuple[int, bytes] | None:
-        if not self.folder.exists():
-            return None
-        found = sorted(self.folder.glob("step-*"), key=lambda p: int(p.name[5:].split(".")[0]))
-        if not found:
-            return None
-        return int(found[-1].name[5:].split(".")[0]), found[-1].read_bytes()
-
-    def save(self, step: int, data: bytes, ext: str) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.folder / f".step-{step}.{os.getpid()}.tmp"
-        tmp.write_bytes(data)
-        os.replace(tmp, self.folder / f"step-{step:06d}.{ext}")
-        for old in self.folder.glob("step-*"):
-            if int(old.name[5:].split(".")[0]) < step:
-                old.unlink(missing_ok=True)
-
-    def clear(self) -> None:
-        if self.folder.exists():
-            for p in self.folder.iterdir():
-                p.unlink(missing_ok=True)
-            self.folder.rmdir()
-
-    def __call__(self, env: Any) -> None:
-        """LightGBM callback (runs on every worker): save the booster every ``every`` rounds."""
-        done = env.iteration + 1
-        if done % self.every == 0 and done < env.end_iteration:
-            self.save(done, env.model.model_to_string().encode(), "txt")
-
-
 class Estimator(ABC):
     """One estimator kind: ``fit`` returns a :class:`Predictor`; subclasses set the class
     attributes and ``make``/``fit``."""
@@ -221,6 +200,7 @@ class Estimator(ABC):
     kind: ClassVar[str] = "sklearn"
     defaults: ClassVar[dict[str, Any]] = {}
     incremental: ClassVar[bool] = False
+    trusted_types: ClassVar[frozenset[str]] = frozenset()  # see model_from_bytes
 
     @property
     def task(self) -> str:
@@ -238,6 +218,14 @@ class Estimator(ABC):
         return Predictor(self.kind, model, self.task, data.features, data.categories, info)
 
 
+class _ThreadsNotice(logging.Filter):
+    """Drops lightgbm.dask's "Parameter n_jobs will be ignored.": it sets each worker's threads
+    itself and says so at every fit, though nobody asked for n_jobs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().endswith(" will be ignored.")
+
+
 class _LightGBM(Estimator):
     kind = "lightgbm"
     dask_class: ClassVar[str]
@@ -249,7 +237,10 @@ class _LightGBM(Estimator):
         import lightgbm.dask
 
         # LightGBM prints progress to stdout by default, which would corrupt `--json` output.
-        lightgbm.register_logger(logging.getLogger("lightgbm"))
+        logger = logging.getLogger("lightgbm")
+        if not any(isinstance(f, _ThreadsNotice) for f in logger.filters):
+            logger.addFilter(_ThreadsNotice())
+        lightgbm.register_logger(logger)
         total = int(params["n_estimators"])
         done, init = 0, None
         if checkpoint is not None and (found := checkpoint.latest()) is not None:
@@ -298,10 +289,12 @@ class _GLM(Estimator):
 
 class LogisticRegression(_GLM):
     name, glm_class = "logistic_regression", "LogisticRegression"
+    trusted_types = _SCALING_TYPES | {"dask_ml.linear_model.glm.LogisticRegression"}
 
 
 class LinearRegression(_GLM):
     name, glm_class = "linear_regression", "LinearRegression"
+    trusted_types = _SCALING_TYPES | {"dask_ml.linear_model.glm.LinearRegression"}
 
 
 class _SGD(Estimator):
@@ -309,6 +302,7 @@ class _SGD(Estimator):
 
     incremental = True
     sgd_class: ClassVar[str]
+    trusted_types = _SCALING_TYPES
 
     def params(self, given: dict[str, Any], seed: int) -> dict[str, Any]:
         return {"random_state": seed, "epochs": 5, **self.defaults, **given}
@@ -329,7 +323,8 @@ class _SGD(Estimator):
         start, prep = 0, None
         inc = Incremental(self.make(params), random_state=params.get("random_state"))
         if checkpoint is not None and (found := checkpoint.latest()) is not None:
-            saved = model_from_bytes("sklearn", found[1], str(checkpoint.folder))
+            where = str(checkpoint.folder)
+            saved = model_from_bytes("sklearn", found[1], where, self.trusted_types)
             start, prep, inc.estimator_ = found[0], Pipeline(saved.steps[:-1]), saved[-1]
         if prep is None:
             prep = Pipeline(_scaling()).fit(X)
@@ -360,6 +355,7 @@ class SklearnEstimator(Estimator):
     and wrapped in dask-ml's ``ParallelPostFit`` so predicting Dask data runs per block."""
 
     name = "sklearn"
+    trusted_types = _SKLEARN_TYPES
 
     def __init__(self, class_path: str, task: str) -> None:
         self.class_path, self._task = class_path, task

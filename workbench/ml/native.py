@@ -18,7 +18,10 @@ fastest (see :func:`_target_machine`).
 
 Compiling takes tens of seconds, so the object code is kept beside the model version
 (``models/<name>/<version>/native/<host>.o``) with its sha256 in a side file, keyed by the CPU,
-its features and the compiler versions; a file that does not match is never loaded. Before it is
+its features and the compiler versions. The side file is signed (:mod:`workbench.ml.signing`)
+over the object's sha256, the model's name and version and the host key, so an object file
+written by anyone without the key, or copied from another model, is refused before llvmlite
+sees it. Workers get the verified code from the client, never from the disk. Before it is
 kept, a compiled forest must agree with LightGBM on sample rows.
 """
 
@@ -39,7 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.errors import WorkbenchError
+from workbench.errors import SignatureError, WorkbenchError
+from workbench.ml import signing
 
 ENTRY = "forest_root"
 TOLERANCE = 1e-9  # largest difference from LightGBM accepted on the check rows
@@ -47,9 +51,10 @@ _DOUBLE_P = ctypes.POINTER(ctypes.c_double)
 _SIGNATURE = ctypes.CFUNCTYPE(None, _DOUBLE_P, _DOUBLE_P, ctypes.c_int32, ctypes.c_int32)
 _LOCK = threading.Lock()
 _LOADED: dict[str, tuple[object, object]] = {}  # sha256 -> (engine, entry), once per process
-# Bumped when the generated code changes meaning (v2: raw scores, the small code model), so
-# object files kept by an older workbench are not found and get compiled again.
-CODEGEN = "2"
+# Bumped when the generated code or its side file changes meaning (v2: raw scores, the small
+# code model; v3: signed side files), so object files kept by an older workbench are not found
+# and get compiled again.
+CODEGEN = "3"
 
 
 @functools.cache
@@ -224,7 +229,7 @@ def object_path(folder: Path) -> Path:
 
 
 def save(folder: Path, forest: NativeForest, seconds: float) -> Path:
-    """Keep ``forest`` beside its model; written to a temporary name, then renamed."""
+    """Keep ``forest`` beside its model, signed; written to a temporary name, then renamed."""
     path = object_path(folder)
     path.parent.mkdir(parents=True, exist_ok=True)
     side = {
@@ -237,6 +242,7 @@ def save(folder: Path, forest: NativeForest, seconds: float) -> Path:
         "llvmlite": package_version("llvmlite"),
         "lleaves": package_version("lleaves"),
     }
+    side["signature"] = signing.sign(_manifest(path, side))
     tmp = path.with_suffix(".o.tmp")
     tmp.write_bytes(forest.code)
     path.with_suffix(".json").write_text(json.dumps(side, indent=1))
@@ -245,20 +251,52 @@ def save(folder: Path, forest: NativeForest, seconds: float) -> Path:
 
 
 def load(folder: Path) -> NativeForest | None:
-    """The compiled forest kept for this host, or None; one that fails its sha256 is refused."""
+    """The compiled forest kept for this host, or None; one whose signature or sha256 fails is
+    refused with :class:`SignatureError`, never loaded."""
     if not available():
         return None
     path = object_path(folder)
     if not path.exists():
         return None
-    side = json.loads(path.with_suffix(".json").read_text())
+    return verify_side(path.with_suffix(".json"))
+
+
+def verify_side(side_path: Path) -> NativeForest:
+    """The forest of a side file once its signature and the object's sha256 hold."""
+    path = side_path.with_suffix(".o")
+    side = json.loads(side_path.read_text())
+    model = f"{path.parent.parent.parent.name} --version {path.parent.parent.name}"
+    fix = f"delete {path.parent} and run `workbench model compile {model}` again."
+    signing.verify(_manifest(path, side), side.get("signature"), where=str(path), fix=fix)
     code = path.read_bytes()
     if hashlib.sha256(code).hexdigest() != side["sha256"]:
-        raise WorkbenchError(
-            f"{path} does not match the sha256 in {path.with_suffix('.json').name}: it was "
-            "changed after compiling. Delete it and run `workbench model compile` again."
+        raise SignatureError(
+            f"{path} does not match the sha256 in {side_path.name}: it was changed after "
+            f"compiling. Refusing to load it; {fix}"
         )
     return NativeForest(code, side["n_features"], side["objective"], path.stem)
+
+
+def resign(side_path: Path, key: signing.SigningKey) -> None:
+    """Sign a verified side file again with ``key`` (key rotation)."""
+    verify_side(side_path)
+    side = json.loads(side_path.read_text())
+    side["signature"] = signing.sign(_manifest(side_path.with_suffix(".o"), side), key)
+    tmp = side_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(side, indent=1))
+    tmp.replace(side_path)
+
+
+def _manifest(path: Path, side: dict) -> dict:
+    """What a side file's signature covers: the object and the model version it belongs to."""
+    version_folder = path.parent.parent
+    return {
+        "kind": "native-forest",
+        "model": version_folder.parent.name,
+        "version": version_folder.name,
+        "host": path.stem,
+        **{k: side.get(k) for k in ("sha256", "n_features", "objective", "codegen")},
+    }
 
 
 def check(forest: NativeForest, reference: np.ndarray, matrix: np.ndarray) -> float:

@@ -9,7 +9,7 @@ from typing import Any
 from workbench.catalog.models import Catalog
 from workbench.io.workspace import Workspace
 from workbench.ml.metrics import better
-from workbench.ml.registry import aliases, load_predictor, set_alias
+from workbench.ml.registry import aliases, load_predictor, model_metadata, set_alias
 from workbench.ml.train import evaluate, model_spec, score_rows, split_rows
 
 
@@ -88,7 +88,7 @@ def promote_model(
             f"version {version} is already production",
         )
     if current is None:
-        return result(True, None, None, "first production version")
+        return _first_version(ws, name, version, metric, force, result)
     new, old = compare_on_test(ws, name, version, current, metric)
     if force:
         return result(True, new, old, "forced")
@@ -100,4 +100,28 @@ def promote_model(
         old,
         f"refused: {metric} {new:.4f} does not beat production v{current}'s {old:.4f} on the "
         f"same test rows by the margin {margin}; use --force to promote anyway",
+    )
+
+
+def _first_version(ws: Workspace, name: str, version: int, metric: str, force: bool, result):
+    """With no production to beat, a version must beat its own baseline (a constant predictor)
+    on the promotion metric: a model worse than guessing must not serve without a word."""
+    metrics = model_metadata(ws, name, version)["metrics"]
+    new, baseline = metrics.get(metric), metrics.get(f"baseline_{metric}")
+    if force or baseline is None or new is None:
+        return result(True, new, baseline, "forced" if force else "first production version")
+    if better(metric, new, baseline):
+        return result(
+            True,
+            new,
+            baseline,
+            f"first production version: {metric} {new:.4f} beats the baseline's {baseline:.4f}",
+        )
+    return result(
+        False,
+        new,
+        baseline,
+        f"stays a candidate: {metric} {new:.4f} does not beat the baseline's {baseline:.4f} "
+        f"(a constant predictor) on the test rows; check the label and features, or "
+        f"`workbench model promote {name} --version {version} --force`",
     )

@@ -1,11 +1,13 @@
-"""The model registry on disk: immutable versions with a checksum, aliases, read back safely.
+"""The model registry on disk: immutable, signed versions, aliases, read back safely.
 
 ``models/<name>/<version>/`` holds the model file (LightGBM text, or skops for scikit-learn and
-dask-ml models; never pickle) and ``metadata.json`` with the file's sha256, parameters, metrics,
-feature set and data versions, package versions and the git commit. A version folder appears
-whole (written beside, then renamed) and its files are made read-only. ``aliases.json`` names
-the ``candidate`` and ``production`` versions and keeps each alias's past versions, so a
-promotion can be rolled back.
+dask-ml models; never pickle), ``metadata.json`` with the file's sha256, parameters, metrics,
+feature set and data versions, package versions and the git commit, and ``signature.json``: an
+HMAC of both files' sha256 and the model's name and version under a key kept outside the
+workspace (:mod:`workbench.ml.signing`). The metadata is verified whenever it is read, the model
+file before it is loaded. A version folder appears whole (written beside, then renamed) and its
+files are made read-only. ``aliases.json`` names the ``candidate`` and ``production`` versions
+and keeps each alias's past versions, so a promotion can be rolled back.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workbench.errors import ModelNotFound, WorkbenchError
+from workbench.errors import ModelNotFound, SignatureError, WorkbenchError
 from workbench.io.workspace import Workspace, read_json, write_json_atomic
-from workbench.ml.estimators import Predictor, model_from_bytes
+from workbench.ml import native, signing
+from workbench.ml.estimators import Predictor, model_from_bytes, trusted_types
 
 METADATA = "metadata.json"
+SIGNATURE = "signature.json"
 ALIASES = "aliases.json"
 ALIAS_NAMES = ("candidate", "production")
 _PACKAGES = (
@@ -54,6 +58,7 @@ def register_model(
     root = ws.path("models", name)
     root.mkdir(parents=True, exist_ok=True)
     data = predictor.to_bytes()
+    key = signing.current_key(create=True)  # before anything is written: no unsigned version
     versions = _versions(root)
     version = (versions[-1] + 1) if versions else 1
     staging = root / f".v{version}.{os.getpid()}.tmp"
@@ -72,9 +77,7 @@ def register_model(
         "packages": _package_versions(),
         "git_commit": _git_commit(),
     }
-    write_json_atomic(staging / METADATA, full)
-    for f in staging.iterdir():
-        f.chmod(0o444)
+    _write_signed(staging, full, key)
     while True:
         try:
             os.rename(staging, root / str(version))
@@ -84,9 +87,7 @@ def register_model(
                 raise
             version += 1
             full["version"] = version
-            (staging / METADATA).chmod(0o644)
-            write_json_atomic(staging / METADATA, full)
-            (staging / METADATA).chmod(0o444)
+            _write_signed(staging, full, key)
     return RegisteredModel(name, version, root / str(version), full)
 
 
@@ -165,14 +166,17 @@ def load_predictor(
     """
     chosen = resolve_version(ws, name, version, alias)
     folder = ws.path("models", name, str(chosen))
-    meta = read_json(folder / METADATA)
+    meta = verify_version(ws, name, chosen)
     data = (folder / meta["file"]).read_bytes()
+    # The signed metadata holds the model file's sha256: checked on the very bytes loaded.
     if hashlib.sha256(data).hexdigest() != meta["sha256"]:
-        raise WorkbenchError(
+        raise SignatureError(
             f"{folder / meta['file']} does not match the sha256 in its metadata: the file was "
-            "changed after registration. Refusing to load it; retrain instead of editing."
+            f"changed after registration. Refusing to load it; retrain with "
+            f"`workbench model train {name}`."
         )
-    model = model_from_bytes(meta["kind"], data, str(folder / meta["file"]))
+    trusted = trusted_types(meta.get("estimator"))
+    model = model_from_bytes(meta["kind"], data, str(folder / meta["file"]), trusted)
     return Predictor(meta["kind"], model, meta["task"], meta["features"], meta["categories"], meta)
 
 
@@ -185,9 +189,130 @@ def load_model(
 
 
 def model_metadata(ws: Workspace, name: str, version: int | None = None, alias: str | None = None):
-    """``metadata.json`` of a version, without loading the model."""
-    chosen = resolve_version(ws, name, version, alias)
-    return read_json(ws.path("models", name, str(chosen), METADATA))
+    """``metadata.json`` of a version, its signature verified, without loading the model."""
+    return verify_version(ws, name, resolve_version(ws, name, version, alias))
+
+
+def verify_version(ws: Workspace, name: str, version: int, *, model_file: bool = False) -> dict:
+    """The metadata of a version once its signature holds, and (``model_file``) the sha256 of
+    its model file too; raises :class:`SignatureError` saying what to do otherwise.
+
+    Examples
+    --------
+    >>> verify_version(ws, "departure_delay", 2, model_file=True)["sha256"]  # doctest: +SKIP
+    '9f2c...'
+    """
+    folder = ws.path("models", name, str(version))
+    path = folder / SIGNATURE
+    stored = read_json(path) if path.exists() else None
+    signing.verify(
+        (stored or {}).get("manifest", {}),
+        stored,
+        where=str(path if stored else folder),
+        fix=_unsigned_fix(name, version) if stored is None else _retrain_fix(name),
+    )
+    manifest = stored["manifest"]
+    if (manifest.get("model"), manifest.get("version")) != (name, version):
+        raise SignatureError(
+            f"{path} signs model {manifest.get('model')!r} version {manifest.get('version')}, "
+            f"not {name!r} version {version}: the folder was copied or renamed. Refusing it; "
+            f"{_retrain_fix(name)}"
+        )
+    _check_digest(folder, METADATA, manifest, name)
+    meta = read_json(folder / METADATA)
+    if model_file:
+        _check_digest(folder, meta["file"], manifest, name)
+    return meta
+
+
+def verify_model(ws: Workspace, name: str, version: int | None = None) -> list[dict[str, Any]]:
+    """Every version of ``name`` (or one) checked as loading would: version, ok, key id,
+    compiled forests checked, and the problem found (None when ok)."""
+    versions = [resolve_version(ws, name, version)] if version else _versions_of(ws, name)
+    if not versions:
+        resolve_version(ws, name)  # raises ModelNotFound, saying what to do
+    out = []
+    for v in versions:
+        folder = ws.path("models", name, str(v))
+        stored = read_json(folder / SIGNATURE) if (folder / SIGNATURE).exists() else {}
+        row = {"version": v, "ok": True, "key_id": stored.get("key_id"), "forests": 0}
+        try:
+            verify_version(ws, name, v, model_file=True)
+            for side in sorted(folder.glob("native/*.json")):
+                native.verify_side(side)
+                row["forests"] += 1
+        except SignatureError as exc:
+            row |= {"ok": False, "problem": str(exc)}
+        out.append(row | {"problem": row.get("problem")})
+    return out
+
+
+def resign_version(ws: Workspace, name: str, version: int, *, trust_unsigned: bool = False) -> str:
+    """Sign a version again with the current key, once it verifies under an accepted (old) key,
+    or, with ``trust_unsigned``, when it has no signature and its sha256 matches; compiled
+    forests beside it are signed again too. Returns the new key id. For key rotation
+    (docs/signing.md): never use it to bless files you did not check."""
+    folder = ws.path("models", name, str(version))
+    if (folder / SIGNATURE).exists() or not trust_unsigned:
+        meta = verify_version(ws, name, version, model_file=True)
+    else:
+        meta = read_json(folder / METADATA)
+        if signing.sha256_file(folder / meta["file"]) != meta["sha256"]:
+            raise SignatureError(
+                f"{folder / meta['file']} does not match the sha256 in its metadata; it is not "
+                f"signed again. {_retrain_fix(name)}"
+            )
+    key = signing.current_key(create=True)
+    for side in sorted(folder.glob("native/*.json")):
+        native.resign(side, key)
+    _write_signature(folder, name, version, [METADATA, meta["file"]], key)
+    return key.key_id
+
+
+def _write_signed(folder: Path, meta: dict, key: signing.SigningKey) -> None:
+    """Write ``metadata.json`` and its ``signature.json`` into a staging folder, read-only."""
+    if (folder / METADATA).exists():
+        (folder / METADATA).chmod(0o644)
+    write_json_atomic(folder / METADATA, meta)
+    _write_signature(folder, meta["name"], meta["version"], [METADATA, meta["file"]], key)
+    for f in folder.iterdir():
+        f.chmod(0o444)
+
+
+def _write_signature(
+    folder: Path, name: str, version: int, files: list[str], key: signing.SigningKey
+) -> None:
+    manifest = {
+        "kind": "model-version",
+        "model": name,
+        "version": version,
+        "files": {f: signing.sha256_file(folder / f) for f in sorted(files)},
+    }
+    write_json_atomic(folder / SIGNATURE, {"manifest": manifest, **signing.sign(manifest, key)})
+    (folder / SIGNATURE).chmod(0o444)
+
+
+def _check_digest(folder: Path, file: str, manifest: dict, name: str) -> None:
+    expected = manifest.get("files", {}).get(file)
+    if expected is None or signing.sha256_file(folder / file) != expected:
+        raise SignatureError(
+            f"{folder / file} does not match the sha256 its signature ({SIGNATURE}) covers: the "
+            f"file was changed after registration. Refusing to load it; {_retrain_fix(name)}"
+        )
+
+
+def _retrain_fix(name: str) -> str:
+    return (
+        f"retrain with `workbench model train {name}`; `workbench model verify {name}` checks "
+        "every version (docs/signing.md)."
+    )
+
+
+def _unsigned_fix(name: str, version: int) -> str:
+    return (
+        f"if it was registered before signing and you trust it, sign it with `workbench model "
+        f"resign {name} --version {version} --trust-unsigned`; otherwise {_retrain_fix(name)}"
+    )
 
 
 def set_alias(ws: Workspace, name: str, alias: str, version: int, reason: str) -> None:
@@ -237,6 +362,11 @@ def _alias_state(ws: Workspace, name: str) -> dict[str, Any]:
     if not path.exists():
         return {"stacks": {}, "history": []}
     return read_json(path)
+
+
+def _versions_of(ws: Workspace, name: str) -> list[int]:
+    root = ws.path("models", name)
+    return _versions(root) if root.exists() else []
 
 
 def _versions(root: Path) -> list[int]:

@@ -19,7 +19,7 @@ from workbench import config
 from workbench.catalog.load import columns_of
 from workbench.catalog.models import Catalog
 from workbench.cluster import share
-from workbench.errors import WorkbenchError, WorkspaceError
+from workbench.errors import FeatureNotKnown, WorkbenchError, WorkspaceError
 from workbench.io.delta import commit_table, history, open_table, read_table, stage_table
 from workbench.io.workspace import Workspace
 from workbench.ml import native
@@ -268,8 +268,12 @@ def predict_one(
     *,
     alias: str | None = "production",
     version: int | None = None,
+    strict: bool = False,
 ) -> dict[str, Any]:
-    """Score one record of feature values (a what-if form); missing features count as unknown.
+    """Score one record of feature values (a what-if form); missing features count as unknown
+    and are named in the answer. With ``strict``, a name the model does not know is an error
+    listing the known ones (a record typed by hand); otherwise other columns (keys, label of a
+    feature-table row) are left aside.
 
     Examples
     --------
@@ -278,6 +282,13 @@ def predict_one(
     {'score': 0.27, 'predicted': 0, 'model': 'departure_delay', 'version': 1}
     """
     predictor = load_predictor(ws, name, version, alias=None if version else alias)
+    unknown = sorted(set(record) - set(predictor.features))
+    if strict and unknown:
+        # A misspelt feature would otherwise be scored as missing, silently.
+        raise FeatureNotKnown(
+            f"model {name!r} has no feature {', '.join(map(repr, unknown))}; its features are "
+            f"{', '.join(predictor.features)}."
+        )
     row = pd.DataFrame([{f: record.get(f) for f in predictor.features}])
     score = float(predictor.predict(row)[0])
     predicted = int(score >= 0.5) if predictor.task == "classification" else score
@@ -286,4 +297,5 @@ def predict_one(
         "predicted": predicted,
         "model": name,
         "version": predictor.fit_info["version"],
+        "missing": [f for f in predictor.features if record.get(f) is None],
     }

@@ -20,8 +20,10 @@ import pandas as pd
 from workbench.catalog.models import Catalog, Model
 from workbench.cluster import share
 from workbench.io.workspace import Workspace
+from workbench.ml import signing
+from workbench.ml.checkpoints import Checkpoint
 from workbench.ml.drift import reference_profile
-from workbench.ml.estimators import LABEL, Checkpoint, FitData, Predictor, get_estimator
+from workbench.ml.estimators import LABEL, FitData, Predictor, get_estimator
 from workbench.ml.features import (
     SPLIT,
     build_features,
@@ -154,6 +156,7 @@ def train_model(
     checkpoint = Checkpoint(
         ws.path("models", name, ".checkpoints", fit_key(spec, full_params, build.version)),
         spec.checkpoint_every,
+        signing.current_key(create=True),
     )
     predictor = estimator.fit(data, full_params, checkpoint)
     fit_seconds = time.perf_counter() - started

@@ -7,6 +7,7 @@ store with the reason it ran or was reused.
 
 from __future__ import annotations
 
+import errno
 import graphlib
 import json
 import time
@@ -15,8 +16,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from workbench.catalog.models import Catalog
-from workbench.errors import DatasetNotFound, StepFailed, WorkbenchError
+from workbench.errors import DatasetNotFound, StepFailed, WorkbenchError, WorkspaceError
+from workbench.io.locks import target_lock
 from workbench.io.workspace import Workspace
+from workbench.pipeline.openlineage import lineage_listener
 from workbench.pipeline.plan import Decision, decide, workbench_version
 from workbench.pipeline.steps import STEP_KINDS, Context, Step, StepResult
 from workbench.runs import RunStore, now
@@ -58,6 +61,21 @@ def select_steps(
                 stack.append(need)
     graph = {n: [d for d in steps[n].needs if d in needed] for n in needed}
     return [steps[n] for n in graphlib.TopologicalSorter(graph).static_order()]
+
+
+def downstream_steps(catalog: Catalog, name: str) -> list[Step]:
+    """The steps that read ``name``'s lake table directly or through others, in run order,
+    without the ``land`` and ``promote`` steps: what must run again for rows released from
+    quarantine to reach curated tables, cubes, features and models."""
+    steps = plan_steps(catalog)
+    changed = {f"promote:{name}"}
+    order = graphlib.TopologicalSorter({n: s.needs for n, s in steps.items()}).static_order()
+    found = []
+    for step_name in order:
+        if changed.intersection(steps[step_name].needs) and steps[step_name].kind != "promote":
+            changed.add(step_name)
+            found.append(steps[step_name])
+    return found
 
 
 def _step_name(target: str, steps: dict[str, Step], final: dict[str, str], catalog) -> str:
@@ -112,12 +130,16 @@ def run_pipeline(
     on_step: Listener | None = None,
     upstream: bool = True,
     force: Iterable[str] | bool = (),
+    lock_wait: float | None = None,
 ) -> RunResult:
     """Run the selected steps that are stale on the current Dask client; stop at the first
     failure. ``force`` redoes the named steps (or all with True) even when up to date.
 
     Outputs of steps that finished stay committed; a failing step commits nothing, so the
-    previous version of its outputs stays readable.
+    previous version of its outputs stays readable. Each step holds the write lock of its
+    target while it is decided and run; when another process holds it, the step waits up to
+    ``lock_wait`` seconds (default: the ``workbench.lock-wait`` setting) and then fails naming
+    the holder.
     """
     targets = list(targets)
     steps = select_steps(catalog, targets, upstream=upstream)
@@ -125,6 +147,7 @@ def run_pipeline(
     store = RunStore(ws.runs_db)
     run_id = store.start_run(catalog=str(catalog.path), targets=targets, cluster=cluster)
     ctx = Context(catalog, ws)
+    on_step = lineage_listener(catalog, ws, run_id, steps, on_step)  # OpenLineage events
     results: list[StepResult] = []
     for step in steps:
         if on_step:
@@ -132,21 +155,32 @@ def run_pipeline(
         started_at, t0 = now(), time.perf_counter()
         decision = None
         try:
-            decision = decide(step, ctx, store, forced=step.name in forced)
-            result = step.run(ctx) if decision.run else _reused(step, store)
-        except Exception as exc:
+            with target_lock(
+                ws, step.writes, step.target, doing=step.name, run_id=run_id, wait=lock_wait
+            ):
+                decision = decide(step, ctx, store, forced=step.name in forced)
+                result = step.run(ctx) if decision.run else _reused(step, store)
+        except Exception as original:
+            exc = _explained(original, step, ws)
             result = StepResult(
                 step.name, "failed", time.perf_counter() - t0, error=f"{type(exc).__name__}: {exc}"
             )
-            _finish(store, run_id, step, result, started_at, decision)
             results.append(result)
-            store.finish_run(run_id, "failed", result.error)
+            try:
+                _finish(store, run_id, step, result, started_at, decision)
+                store.finish_run(run_id, "failed", result.error)
+            except Exception as lost:  # e.g. the disk is full: the step's own error matters more
+                exc.add_note(f"(the run store could not record this failure: {lost})")
             if on_step:
                 on_step("end", step, result)
             if isinstance(exc, WorkbenchError):
                 exc.run_id = run_id
-                raise
-            raise StepFailed(f"step {step.name} failed: {result.error} (run {run_id})") from exc
+                if exc is original:
+                    raise
+                raise exc from original
+            raise StepFailed(
+                f"step {step.name} failed: {result.error} (run {run_id})"
+            ) from original
         result.seconds = time.perf_counter() - t0
         _finish(store, run_id, step, result, started_at, decision)
         results.append(result)
@@ -154,6 +188,38 @@ def run_pipeline(
             on_step("end", step, result)
     store.finish_run(run_id, "succeeded")
     return RunResult(run_id, "succeeded", str(ws.root), results)
+
+
+def _explained(exc: Exception, step: Step, ws: Workspace) -> Exception:
+    """Cluster and disk failures, said in terms of the step and what to do."""
+    name = type(exc).__name__
+    if name == "KilledWorker":
+        return StepFailed(
+            f"step {step.name}: a task of {step.target!r} killed every worker it ran on "
+            f"(KilledWorker: {exc}); the data or a rule crashes the process (segfault, out of "
+            "memory). Nothing was committed; see the worker logs, then run again."
+        )
+    if name in ("NoWorkerError", "NoValidWorkerError"):
+        return StepFailed(
+            f"step {step.name}: no Dask worker left to run {step.target!r} ({exc}); the cluster "
+            "lost all its workers (killed, out of memory, walltime). Nothing was committed; "
+            "check the cluster and run again."
+        )
+    if _disk_full(exc):
+        return WorkspaceError(
+            f"step {step.name}: no space left on the device holding {ws.root} while writing "
+            f"{step.target!r} ({exc}). The previous version stays readable; free space there "
+            "(`df -h`, `workbench lake vacuum`) and run again."
+        )
+    return exc
+
+
+def _disk_full(exc: BaseException | None) -> bool:
+    while exc is not None:
+        if getattr(exc, "errno", None) == errno.ENOSPC or "No space left" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _reused(step: Step, store: RunStore) -> StepResult:

@@ -85,6 +85,10 @@ class Step(ABC):
         """The current version of what the step wrote, None when it is missing."""
         return None
 
+    def datasets(self, catalog: Catalog) -> tuple[list[str], list[str]]:
+        """What the step reads and writes, as lineage names (``lake/flights``, ``models/m``)."""
+        return [], [f"{self.writes}/{self.target}"]
+
     @abstractmethod
     def run(self, ctx: Context) -> StepResult:
         """Do the work and commit it; return what happened."""
@@ -98,6 +102,11 @@ def table_version(path: Path) -> int | None:
 def producer(catalog: Catalog, name: str) -> str:
     """The step that writes dataset ``name``: its promotion, or its curation."""
     return f"{'promote' if catalog.datasets[name].zone == 'lake' else 'curate'}:{name}"
+
+
+def dataset_id(catalog: Catalog, name: str) -> str:
+    """The lineage name of table ``name``: its zone and name, as the run store's inputs say."""
+    return f"{catalog.datasets[name].zone}/{name}"
 
 
 def _dump(entry: Any) -> Any:
@@ -132,6 +141,9 @@ class Land(Step):
 
         batches = list_batches(ctx.ws, self.target)
         return batches[-1].batch_id if batches else None
+
+    def datasets(self, catalog: Catalog) -> tuple[list[str], list[str]]:
+        return [f"source/{self.target}"], [f"landing/{self.target}"]
 
     def run(self, ctx: Context) -> StepResult:
         from workbench.io.sources import resolve_source
@@ -199,13 +211,26 @@ class Promote(Step):
         }
 
     def output(self, ctx: Context) -> Any:
+        from workbench.zones.promote import pending_path
+
+        if pending_path(ctx.ws, self.target).exists():  # half committed: not a usable output
+            return None
         return table_version(ctx.ws.path("lake", self.target))
 
+    def datasets(self, catalog: Catalog) -> tuple[list[str], list[str]]:
+        refs = [f"lake/{r}" for r in catalog.datasets[self.target].upstream()]
+        return [f"landing/{self.target}", *refs], [
+            f"lake/{self.target}",
+            f"quarantine/{self.target}",
+        ]
+
     def run(self, ctx: Context) -> StepResult:
-        from workbench.zones.promote import promote_batch
+        from workbench.zones.promote import finish_pending, promote_batch
 
         name = self.target
         batch = ctx.batches.get(name) or _latest_batch(ctx.ws, name)
+        # A promotion that died between its lake and quarantine commits is finished first.
+        healed = finish_pending(ctx.catalog, ctx.ws, name, batch.batch_id)
         p = promote_batch(ctx.catalog, ctx.ws, name, batch)
         failed = {code: asdict(r) for code, r in p.reasons.items() if r.rows or r.quarantined_too}
         return StepResult(
@@ -225,6 +250,7 @@ class Promote(Step):
                 "reasons": failed,
                 "reconciled": p.reconciled,
                 "batch": p.batch_id,
+                "healed": healed,
             },
         )
 
@@ -275,6 +301,10 @@ class Curate(Step):
     def output(self, ctx: Context) -> Any:
         return table_version(ctx.ws.path("curated", self.target))
 
+    def datasets(self, catalog: Catalog) -> tuple[list[str], list[str]]:
+        reads = [dataset_id(catalog, d) for d in catalog.datasets[self.target].upstream()]
+        return reads, [f"curated/{self.target}"]
+
     def run(self, ctx: Context) -> StepResult:
         from workbench.zones.curated import build_curated
 
@@ -321,6 +351,10 @@ class Cube(Step):
         current = read_json(pointer)
         return current["version"] if (pointer.parent / current["path"]).is_dir() else None
 
+    def datasets(self, catalog: Catalog) -> tuple[list[str], list[str]]:
+        reads = dict.fromkeys(dataset_id(catalog, d) for d in self._reads(catalog, self.target))
+        return list(reads), [f"cubes/{self.target}"]
+
     def run(self, ctx: Context) -> StepResult:
         from workbench.cubes.build import build_cube
 
@@ -354,6 +388,11 @@ class Features(Step):
 
     def output(self, ctx: Context) -> Any:
         return table_version(ctx.ws.path("features", self.target))
+
+    def datasets(self, catalog: Catalog) -> tuple[list[str], list[str]]:
+        return [dataset_id(catalog, catalog.features[self.target].source)], [
+            f"features/{self.target}"
+        ]
 
     def run(self, ctx: Context) -> StepResult:
         from workbench.ml.features import build_features
@@ -399,6 +438,9 @@ class Train(Step):
         from workbench.ml.registry import aliases
 
         return aliases(ctx.ws, self.target).get("production") or _newest(ctx.ws, self.target)
+
+    def datasets(self, catalog: Catalog) -> tuple[list[str], list[str]]:
+        return [f"features/{catalog.models[self.target].feature_set}"], [f"models/{self.target}"]
 
     def run(self, ctx: Context) -> StepResult:
         from workbench.ml.policy import retrain_reasons
@@ -450,6 +492,10 @@ class Score(Step):
 
         return table_version(predictions_path(ctx.ws, self.target))
 
+    def datasets(self, catalog: Catalog) -> tuple[list[str], list[str]]:
+        features = f"features/{catalog.models[self.target].feature_set}"
+        return [f"models/{self.target}", features], [f"predictions/{self.target}"]
+
     def run(self, ctx: Context) -> StepResult:
         from workbench.ml.steps import score_step
 
@@ -476,6 +522,10 @@ class Monitor(Step):
         from workbench.ml.drift import drift_reports
 
         return len(drift_reports(ctx.ws, self.target)) or None
+
+    def datasets(self, catalog: Catalog) -> tuple[list[str], list[str]]:
+        features = f"features/{catalog.models[self.target].feature_set}"
+        return [f"models/{self.target}", features], [f"monitoring/{self.target}"]
 
     def run(self, ctx: Context) -> StepResult:
         from workbench.ml.steps import monitor_step

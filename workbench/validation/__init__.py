@@ -1,8 +1,30 @@
 """Row-level validation: the rule registry, vectorised checks, reports."""
 
-from workbench.validation.check import CheckPlan, check_partition, prepare_context
-from workbench.validation.report import previous_reports, rule_table
-from workbench.validation.rules import RuleContext, cast_columns, evaluate, register
+from __future__ import annotations
+
+from workbench.lazy import lazy_exports
+
+# Resolved on first use, so importing the package stays cheap (see workbench/lazy.py).
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".check": (
+            "CheckPlan",
+            "check_partition",
+            "prepare_context",
+        ),
+        ".report": (
+            "previous_reports",
+            "rule_table",
+        ),
+        ".rules": (
+            "RuleContext",
+            "cast_columns",
+            "evaluate",
+            "register",
+        ),
+    },
+)
 
 __all__ = [
     "CheckPlan",

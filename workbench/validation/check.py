@@ -13,7 +13,7 @@ import pandas as pd
 from workbench.catalog.models import Dataset, References, Unique
 from workbench.io.csvfile import PARSE_ERROR
 from workbench.io.sources import FILE_COLUMN, LINE_COLUMN
-from workbench.validation.rules import RuleContext, cast_columns, evaluate
+from workbench.validation.rules import KeySet, RuleContext, cast_columns, evaluate
 
 ERRORS, WARNINGS = "_errors", "_warnings"
 FAIL_PREFIX = "_fail:"
@@ -75,7 +75,7 @@ def prepare_context(
     ref_graphs = [s.dropna().unique(split_out=1) for s in reference_keys.values()]
     dups, refs = dask.compute(dup_graphs, ref_graphs)
     return RuleContext(
-        reference_keys={k: np.asarray(v) for k, v in zip(reference_keys, refs, strict=True)},
+        reference_keys={k: KeySet.of(v) for k, v in zip(reference_keys, refs, strict=True)},
         duplicate_keys={tuple(r.columns): d.index for r, d in zip(uniques, dups, strict=True)},
     )
 

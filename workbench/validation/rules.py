@@ -40,7 +40,7 @@ Masks = dict[str, pd.Series]
 class RuleContext:
     """What whole-dataset rules need, computed once per batch: valid keys and duplicate keys."""
 
-    reference_keys: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    reference_keys: dict[tuple[str, str], KeySet] = field(default_factory=dict)
     duplicate_keys: dict[tuple[str, ...], pd.Index] = field(default_factory=dict)
 
 
@@ -137,34 +137,41 @@ def _in_set(df: pd.DataFrame, rule: InSet, ctx: RuleContext) -> Masks:
 
 @register(References)
 def _references(df: pd.DataFrame, rule: References, ctx: RuleContext) -> Masks:
-    keys = ctx.reference_keys[(rule.dataset, rule.key)]
     values = df[rule.column]
-    found = _dense_lookup(keys, values)
-    if found is None:
-        found = values.isin(keys).to_numpy(dtype=bool)
+    found = ctx.reference_keys[(rule.dataset, rule.key)].contains(values)
     return {reason_code(rule, rule.column): values.notna().to_numpy() & ~found}
 
 
-def _dense_lookup(keys: np.ndarray, values: pd.Series) -> np.ndarray | None:
-    """Membership through a bitmap over the key range, when keys are integers that fill most
-    of it (surrogate keys): pandas' isin would hash millions of keys again per partition."""
-    if keys.dtype.kind not in "iu" or not len(keys) or values.dtype.kind not in "iu":
-        return None
-    low, high = int(keys.min()), int(keys.max())
-    if high - low > 8 * len(keys) + 4096:
-        return None
-    bitmap = _bitmap(keys, low, high)
-    ints = values.to_numpy(dtype="int64", na_value=low - 1)
-    inside = (ints >= low) & (ints <= high)
-    found = np.zeros(len(ints), dtype=bool)
-    found[inside] = bitmap[ints[inside] - low]
-    return found
+@dataclass(frozen=True)
+class KeySet:
+    """The keys a ``references`` rule checks against, in the form fastest to look up: a bitmap
+    over the range of dense integer keys (surrogate keys: one byte per key, built once per batch
+    on the client), else the keys themselves (pandas hashes them per partition)."""
 
+    keys: np.ndarray | None = None
+    low: int = 0
+    bitmap: np.ndarray | None = None
 
-def _bitmap(keys: np.ndarray, low: int, high: int) -> np.ndarray:
-    bitmap = np.zeros(high - low + 1, dtype=bool)
-    bitmap[keys.astype("int64") - low] = True
-    return bitmap
+    @classmethod
+    def of(cls, keys: np.ndarray) -> KeySet:
+        keys = np.asarray(keys)
+        if keys.dtype.kind in "iu" and len(keys):
+            low, high = int(keys.min()), int(keys.max())
+            if high - low <= 8 * len(keys) + 4096:
+                bitmap = np.zeros(high - low + 1, dtype=bool)
+                bitmap[keys.astype("int64") - low] = True
+                return cls(None, low, bitmap)
+        return cls(keys)
+
+    def contains(self, values: pd.Series) -> np.ndarray:
+        if self.bitmap is None or values.dtype.kind not in "iu":
+            keys = self.keys if self.bitmap is None else np.flatnonzero(self.bitmap) + self.low
+            return values.isin(keys).to_numpy(dtype=bool)
+        ints = values.to_numpy(dtype="int64", na_value=self.low - 1)
+        inside = (ints >= self.low) & (ints < self.low + len(self.bitmap))
+        found = np.zeros(len(ints), dtype=bool)
+        found[inside] = self.bitmap[ints[inside] - self.low]
+        return found
 
 
 @register(Unique)
@@ -208,6 +215,9 @@ def _arrow_text(text: pd.Series) -> pa.ChunkedArray | pa.Array:
 
 def _to_float(text: pd.Series) -> pd.Series:
     arr = _arrow_text(text)
+    direct = _direct_cast(arr, pa.float64())
+    if direct is not None:
+        return _placed(direct, text, "float64")
     try:
         numbers = pc.cast(
             pc.if_else(pc.match_substring_regex(arr, _FLOAT), pc.utf8_trim_whitespace(arr), None),
@@ -218,25 +228,51 @@ def _to_float(text: pd.Series) -> pd.Series:
     return _placed(np.asarray(numbers, dtype="float64"), text, "float64")
 
 
-# Whole numbers written as decimals ("12.0", "1e3") are ints; anything past int64 is not.
-_INT64_LIMIT = 2.0**63
+def _direct_cast(arr: pa.Array | pa.ChunkedArray, to: pa.DataType) -> object | None:
+    """The whole column through Arrow's cast when every text is a plain number (the usual
+    case: no pattern to match first); None when one is not, or when Arrow read a form the
+    patterns above refuse (inf, nan), so that the checked path decides."""
+    try:
+        values = pc.cast(arr, to)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    if pa.types.is_integer(to):
+        return values.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get).array
+    if pc.any(pc.invert(pc.is_finite(values))).as_py():
+        return None
+    return values.to_numpy(zero_copy_only=False)
+
+
+# Whole numbers written as decimals ("12.0", "1e3") are ints only where float64 holds every
+# integer exactly (below 2**53); a longer one is not read as an int rather than altered.
+_EXACT_FLOAT_INT = 2.0**53
+# Up to 18 digits always fits int64: Arrow casts those; longer digit strings are checked one by
+# one (rare), so a single out-of-range value cannot send the whole partition another way.
+_SHORT_INT = r"^\s*[+-]?\d{1,18}\s*$"
 
 
 def _to_int(text: pd.Series) -> pd.Series:
     arr = _arrow_text(text)
-    whole = np.asarray(pc.match_substring_regex(arr, _INT).to_numpy(zero_copy_only=False), bool)
-    try:
-        ints = pc.cast(pc.if_else(whole, pc.utf8_trim_whitespace(arr), None), pa.int64())
-        values = pd.array(ints.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get))
-    except pa.ArrowInvalid:  # out of int64 range: those values go the decimal way below
-        values = pd.array([pd.NA] * len(text), dtype="Int64")
-        whole = np.zeros(len(text), dtype=bool)
+    direct = _direct_cast(arr, pa.int64())
+    if direct is not None:
+        return _placed(pd.array(direct, dtype="Int64"), text, "Int64")
+    whole = _mask(pc.match_substring_regex(arr, _INT))
+    short = _mask(pc.match_substring_regex(arr, _SHORT_INT))
+    ints = pc.cast(pc.if_else(short, pc.utf8_trim_whitespace(arr), None), pa.int64())
+    values = pd.array(ints.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get))
+    for i in np.flatnonzero(whole & ~short):
+        number = int(text.iloc[i])
+        values[i] = number if -(2**63) <= number < 2**63 else pd.NA
     rest = ~whole & text.notna().to_numpy()
     if rest.any():
         floats = _to_float(text[rest]).to_numpy()
-        integral = np.isfinite(floats) & (floats % 1 == 0) & (np.abs(floats) < _INT64_LIMIT)
+        integral = np.isfinite(floats) & (floats % 1 == 0) & (np.abs(floats) < _EXACT_FLOAT_INT)
         values[np.flatnonzero(rest)[integral]] = floats[integral].astype("int64")
     return _placed(values, text, "Int64")
+
+
+def _mask(flags: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    return np.asarray(flags.to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _to_bool(text: pd.Series) -> pd.Series:

@@ -3,6 +3,7 @@
 from workbench.views.cubes import CubeSelection, CubeStore
 from workbench.views.explorer import CubeExplorer
 from workbench.views.index import AppIndex
+from workbench.views.lineage import LineageStore, LineageView
 from workbench.views.models import ModelStore
 from workbench.views.models_dashboard import ModelsDashboard
 from workbench.views.predictions import PredictionStore
@@ -16,6 +17,8 @@ __all__ = [
     "CubeExplorer",
     "CubeSelection",
     "CubeStore",
+    "LineageStore",
+    "LineageView",
     "ModelStore",
     "ModelsDashboard",
     "PredictionStore",

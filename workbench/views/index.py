@@ -12,6 +12,7 @@ APPS = {
     "cubes": ("Cube explorer", "Measures by any level of any dimension; drill, pivot, download."),
     "quality": ("Data quality", "Batches that passed, warned or failed; quarantined rows."),
     "models": ("Models", "Registry, curves, predictions against outcomes, drift; what if."),
+    "lineage": ("Lineage", "What each dataset, cube and model is made from, column by column."),
 }
 
 

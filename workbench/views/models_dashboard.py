@@ -273,7 +273,9 @@ class ModelsDashboard(pn.viewable.Viewer):
 
     def __panel__(self):
         whatif = pn.Column(
-            pn.pane.Markdown("### What if\nChange a flight's features; the model answers."),
+            pn.pane.Markdown(
+                "### What if\nChange the features below; the model scores the record."
+            ),
             self.result,
             self.inputs,
             css_classes=["whatif"],

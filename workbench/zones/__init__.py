@@ -1,25 +1,57 @@
 """The zones a dataset moves through: landing -> validated | quarantine -> lake -> curated."""
 
-from workbench.zones.curated import build_curated
-from workbench.zones.joins import derive_columns
-from workbench.zones.landing import Batch, land, list_batches
-from workbench.zones.promote import BATCH_COLUMN, REASONS, Promotion, promote_batch
-from workbench.zones.quarantine import batch_balance, quarantined, quarantined_rows
-from workbench.zones.tables import read_dataset, table_path
+from __future__ import annotations
+
+from workbench.lazy import lazy_exports
+
+# Resolved on first use, so importing the package stays cheap (see workbench/lazy.py).
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".curated": ("build_curated",),
+        ".joins": ("derive_columns",),
+        ".landing": (
+            "Batch",
+            "land",
+            "list_batches",
+        ),
+        ".promote": (
+            "BATCH_COLUMN",
+            "REASONS",
+            "Promotion",
+            "promote_batch",
+        ),
+        ".quarantine": (
+            "batch_balance",
+            "quarantined",
+            "quarantined_rows",
+        ),
+        ".tables": (
+            "read_dataset",
+            "table_path",
+        ),
+        ".verify": (
+            "Verification",
+            "verify_lake",
+        ),
+    },
+)
 
 __all__ = [
     "BATCH_COLUMN",
-    "REASONS",
     "Batch",
     "Promotion",
+    "REASONS",
+    "Verification",
+    "batch_balance",
     "build_curated",
     "derive_columns",
     "land",
     "list_batches",
     "promote_batch",
-    "batch_balance",
     "quarantined",
     "quarantined_rows",
     "read_dataset",
     "table_path",
+    "verify_lake",
 ]

@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import os
 import shutil
+import tempfile
 from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -91,8 +92,10 @@ def land(ws: Workspace, dataset: str, sources: list[Path], *, skip: Collection[s
     content = hashlib.sha256("".join(digests[n] for n, _ in named).encode()).hexdigest()[:10]
     batch_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{content}"
     folder = ws.path("landing", dataset, batch_id)
-    staging = folder.with_name(f".{batch_id}.tmp")
-    staging.mkdir(parents=True, exist_ok=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    # A staging folder of its own: two landings in the same second must not share one.
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{batch_id}.", suffix=".tmp"))
+    staging.chmod(0o755)  # mkdtemp makes 0700; landed files are meant to be read by others
     files = [_land_file(staging, name, src, digests[name]) for name, src in named]
     batch = Batch(dataset, batch_id, dt.datetime.now(dt.UTC).isoformat(), tuple(files))
     write_json_atomic(staging / MANIFEST, asdict(batch) | {"reused": False})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import dask
 import dask.dataframe as dd
@@ -20,7 +21,7 @@ from deltalake import DeltaTable
 
 from workbench.catalog.models import Catalog, Dataset, Freshness, Unique
 from workbench.cluster import share
-from workbench.errors import ValidationFailed
+from workbench.errors import ValidationFailed, WorkspaceError
 from workbench.io.csvfile import PARSE_ERROR, TEXT, read_header
 from workbench.io.delta import (
     StagedTable,
@@ -31,7 +32,7 @@ from workbench.io.delta import (
     write_part,
 )
 from workbench.io.sources import FILE_COLUMN, LINE_COLUMN, read_csv_as_text
-from workbench.io.workspace import Workspace
+from workbench.io.workspace import Workspace, read_json, write_json_atomic
 from workbench.validation.check import (
     ERRORS,
     FAIL_PREFIX,
@@ -43,7 +44,7 @@ from workbench.validation.check import (
 )
 from workbench.validation.dataset_rules import BatchFacts, Finding, evaluate_dataset_rules
 from workbench.validation.report import previous_reports, write_report
-from workbench.zones.landing import Batch
+from workbench.zones.landing import MANIFEST, Batch, read_batch
 
 BATCH_COLUMN = "_batch_id"
 REASONS = "_reasons"
@@ -198,33 +199,90 @@ def _promote_checked(
         # Counts do not add up: commit nothing at all, keep every previous version.
         write_report(ws, replace(result, error=failure), sample, history)
         raise ValidationFailed(failure)
-    info = {"batch": batch.batch_id}
-    q_version = commit_table(
-        quarantine,
-        q_actions,
-        mode="append",
-        replace_prefix=prefix,
-        operation="quarantine",
-        info=info,
-    )
     if failure is not None:
+        # The batch's rejected rows are kept so `quarantine show` can say why; the lake stays.
+        q_version = _commit_quarantine(quarantine, q_actions, batch.batch_id)
         write_report(
             ws, replace(result, quarantine_version=q_version, error=failure), sample, history
         )
         raise ValidationFailed(failure)
-    if dataset.load == "replace":
-        lake_version = commit_table(
-            lake, lake_actions, mode="overwrite", operation="promote", info=info
-        )
-    else:
-        lake_version = commit_table(
-            lake, lake_actions, mode="append", replace_prefix=prefix, operation="promote", info=info
-        )
+    lake_version, q_version = _commit_both(
+        ws, name, dataset.load, batch.batch_id, (lake, lake_actions), (quarantine, q_actions)
+    )
     result = replace(
         result, committed=True, lake_version=lake_version, quarantine_version=q_version
     )
     write_report(ws, result, sample, history)
     return result
+
+
+def _commit_both(
+    ws: Workspace,
+    name: str,
+    load: str,
+    batch_id: str,
+    lake: tuple[StagedTable, pd.DataFrame],
+    quarantine: tuple[StagedTable, pd.DataFrame],
+) -> tuple[int, int]:
+    """Commit the lake, then the quarantine, with the batch recorded as pending in between.
+
+    Two Delta tables cannot share one transaction. If the process dies between the commits,
+    the record stays, and the next promotion of the dataset promotes that batch again first
+    (:func:`finish_pending`); a promotion replaces its own batch's files in both tables, so
+    doing it twice is the same as doing it once.
+    """
+    prefix = batch_prefix(batch_id)
+    info = {"batch": batch_id}
+    pending = pending_path(ws, name)
+    write_json_atomic(pending, {"batch_id": batch_id, "since": dt.datetime.now(dt.UTC)})
+    if load == "replace":
+        lake_version = commit_table(*lake, mode="overwrite", operation="promote", info=info)
+    else:
+        lake_version = commit_table(
+            *lake, mode="append", replace_prefix=prefix, operation="promote", info=info
+        )
+    q_version = _commit_quarantine(*quarantine, batch_id)
+    pending.unlink()
+    return lake_version, q_version
+
+
+def _commit_quarantine(table: StagedTable, actions: pd.DataFrame, batch_id: str) -> int:
+    return commit_table(
+        table,
+        actions,
+        mode="append",
+        replace_prefix=batch_prefix(batch_id),
+        operation="quarantine",
+        info={"batch": batch_id},
+    )
+
+
+def pending_path(ws: Workspace, name: str) -> Path:
+    """The record of a batch whose lake commit may have happened without its quarantine one."""
+    return ws.path(".pending", f"promote.{name}.json")
+
+
+def finish_pending(catalog: Catalog, ws: Workspace, name: str, current: str) -> str | None:
+    """Promote again a batch of ``name`` whose promotion died between its two commits, unless
+    it is ``current`` (about to be promoted anyway); returns the batch id finished, if any.
+
+    The caller holds the dataset's lake lock, so the record cannot belong to a live promotion.
+    """
+    path = pending_path(ws, name)
+    if not path.exists():
+        return None
+    batch_id = read_json(path)["batch_id"]
+    if batch_id == current:
+        return None
+    folder = ws.path("landing", name, batch_id)
+    if not (folder / MANIFEST).exists():
+        raise WorkspaceError(
+            f"{path} records batch {batch_id} of {name!r} as half promoted (lake committed, "
+            f"quarantine not), but {folder} is gone. Promote it from its files again, or "
+            "delete the record to accept the lake as it is."
+        )
+    promote_batch(catalog, ws, name, read_batch(folder))
+    return batch_id
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,65 @@
+"""Incremental runs of the demo: a second `workbench run` with nothing changed, then one with one
+rule of `weather` changed. Times each from command to summary (process start included) and
+lists the steps that ran.
+
+    python benchmarks/incremental.py [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+WORKBENCH = Path(sys.executable).parent / "workbench"
+
+
+def run(catalog: Path, env: dict) -> tuple[float, list[str]]:
+    t0 = time.perf_counter()
+    out = subprocess.run(
+        [str(WORKBENCH), "run", "-c", str(catalog), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    seconds = time.perf_counter() - t0
+    steps = json.loads(out.stdout)["steps"]
+    return seconds, [s["step"] for s in steps if s["status"] != "reused"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="wb-incremental-"))
+    catalog = folder / "data_catalog.yaml"
+    shutil.copy(REPO / "data_catalog.yaml", catalog)
+    env = os.environ | {"WORKBENCH_WORKSPACE": str(folder / "workspace")}
+    first, _ = run(catalog, env)
+    print(f"first run (everything): {first:.1f} s")
+    noop = [run(catalog, env) for _ in range(args.repeat)]
+    print(
+        f"nothing changed: median {statistics.median(s for s, _ in noop):.2f} s "
+        f"({', '.join(f'{s:.2f}' for s, _ in noop)}), steps run: {noop[-1][1] or 'none'}"
+    )
+    text = catalog.read_text()
+    rule = "max: 200, name: wind_speed_implausible"
+    changed = text.replace(rule, rule.replace("200", "150"))
+    assert changed != text, "the weather rule to change was not found in data_catalog.yaml"
+    catalog.write_text(changed)
+    seconds, ran = run(catalog, env)
+    print(f"one weather rule changed: {seconds:.1f} s, steps run: {', '.join(ran)}")
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
