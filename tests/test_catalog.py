@@ -116,3 +116,64 @@ def test_variable_with_default_and_env(monkeypatch):
 def test_yaml_tags_are_refused():
     msg = _error(GOOD.replace("version: 1", "version: !!python/object/apply:os.system ['true']"))
     assert "YAML" in msg
+
+
+def test_accessors_return_entries_and_one_not_found_error_lists_the_known_names():
+    catalog = wb.load_catalog(DEMO_CATALOG)
+    assert catalog.dataset("flights") is catalog.datasets["flights"]
+    assert catalog.cube("flight_delays") is catalog.cubes["flight_delays"]
+    assert catalog.model("departure_delay") is catalog.models["departure_delay"]
+    assert catalog.feature_set("flight_features") is catalog.features["flight_features"]
+    for accessor, error, known in [
+        (catalog.dataset, wb.DatasetNotFound, "flights"),
+        (catalog.cube, wb.CubeError, "flight_delays"),
+        (catalog.model, wb.DatasetNotFound, "departure_delay"),
+        (catalog.feature_set, wb.DatasetNotFound, "flight_features"),
+    ]:
+        with pytest.raises(error, match=f"'nope'.*known: .*{known}") as caught:
+            accessor("nope")
+        assert caught.value.exit_code == 2 and isinstance(caught.value, wb.DatasetNotFound)
+
+
+JOINS = """\
+version: 1
+datasets:
+  a:
+    zone: lake
+    source: {path: a.csv}
+    schema: {k: string, v: float}
+  c:
+    zone: lake
+    source: {path: c.csv}
+    schema: {k: string, tag: {type: string, tags: [pii]}, w: float}
+  only_matching:
+    zone: curated
+    from: a
+    joins: [{dataset: c, keys: [k], how: inner, columns: []}]
+  renamed:
+    zone: curated
+    from: a
+    joins: [{dataset: c, keys: [k], columns: {w: weight}}]
+  everything:
+    zone: curated
+    from: a
+    joins: [{dataset: c, keys: [k]}]
+"""
+
+
+def test_the_columns_a_join_brings_are_decided_in_one_place():
+    from workbench.privacy import pii_columns
+
+    catalog = parse_catalog(JOINS, "cat.yaml")
+    right = columns_of(catalog, "c")
+    brought = {n: catalog.dataset(n).joins[0].column_map(right) for n in catalog.datasets
+               if catalog.dataset(n).zone == "curated"}  # fmt: skip
+    assert brought == {
+        "only_matching": {},  # an empty list brings nothing: the join only filters rows
+        "renamed": {"w": "weight"},
+        "everything": {"tag": "tag", "w": "w"},  # every column but the keys
+    }
+    assert columns_of(catalog, "only_matching") == ["k", "v"]
+    assert columns_of(catalog, "renamed") == ["k", "v", "weight"]
+    assert pii_columns(catalog, "only_matching") == []
+    assert pii_columns(catalog, "everything") == ["tag"]

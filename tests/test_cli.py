@@ -84,6 +84,78 @@ def test_validate_quarantine_history_and_gc_commands(client, tmp_path):
     assert len(by_name["orders"]["kept_unpromoted"]) == 1  # failed its threshold: kept
 
 
+REGRESSION_MODEL = """\
+features:
+  order_features:
+    source: orders
+    keys: [order_id]
+    columns: [customer, order_id]
+    categorical: [customer]
+    label: amount
+    split: {kind: random, test_fraction: 0.25, validation_fraction: 0.1, seed: 1}
+models:
+  order_amount:
+    feature_set: order_features
+    estimator: lightgbm_regressor
+    params: {n_estimators: 10}
+"""
+
+
+def test_run_with_a_regressor_prints_its_regression_metrics(client, tmp_path):
+    from workbench.testing import orders_catalog, random_orders, write_customers
+
+    data = tmp_path / "data"
+    write_customers(data)
+    random_orders(7, 400).to_csv(data / "orders.csv", index=False)
+    cat = orders_catalog(tmp_path, data)
+    cat.write_text(cat.read_text() + REGRESSION_MODEL)
+    result = runner.invoke(
+        app, ["run", "--catalog", str(cat), "--cluster", client.scheduler.address]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Model order_amount v1: RMSE" in result.output
+    assert "MAE" in result.output and "R²" in result.output
+
+
+ORDERS_CUBE = """\
+cubes:
+  sales:
+    source: orders
+    dimensions:
+      placed: {column: placed_at, levels: [month, day]}
+      customer: {column: customer}
+    measures:
+      orders: {agg: count}
+      amount: {agg: sum, column: amount}
+"""
+
+
+def test_cube_query_usage_errors_exit_2_naming_the_choices(client, tmp_path):
+    from workbench.testing import orders_catalog, random_orders, write_customers
+
+    data = tmp_path / "data"
+    write_customers(data)
+    random_orders(3, 100).to_csv(data / "orders.csv", index=False)
+    cat = orders_catalog(tmp_path, data)
+    cat.write_text(cat.read_text() + ORDERS_CUBE)
+    built = runner.invoke(
+        app, ["run", "--catalog", str(cat), "--cluster", client.scheduler.address]
+    )
+    assert built.exit_code == 0, built.output
+    query = ["cube", "query", "--catalog", str(cat)]
+    ok = runner.invoke(app, [*query, "sales", "--by", "month", "--json"])
+    assert ok.exit_code == 0 and sum(r["orders"] for r in json.loads(ok.stdout)["rows"]) == 100
+    for args, named in [
+        (["salez"], "sales"),
+        (["sales", "--measure", "revenue"], "cube 'sales' has no measure ['revenue']"),
+        (["sales", "--by", "week"], "month"),
+        (["sales", "--where", "customer=C77"], "C77"),
+    ]:
+        result = runner.invoke(app, [*query, *args])
+        assert result.exit_code == 2, (args, result.output)
+        assert named in result.output and "Traceback" not in result.output
+
+
 def test_cli_start_imports_no_dask_dataframe_or_pandas():
     """`workbench --help` and `catalog list` start in under a second because the heavy stack
     (pandas, Dask's collections, xarray, LightGBM, Bokeh) is imported only by the commands that

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import workbench as wb
@@ -35,3 +37,31 @@ def test_unknown_profile_lists_choices():
 def test_unreachable_address_is_a_cluster_error():
     with pytest.raises(wb.ClusterError, match="cannot reach"):
         wb.get_client("tcp://127.0.0.1:1")
+
+
+def test_profiles_live_with_the_cluster_and_jobs_beside_the_pipeline():
+    """DESIGN §3: cluster/ (profiles -> Client) imports nothing downstream; jobs/ submits
+    pipelines; job scripts written before the move still start their runner."""
+    import ast
+    import subprocess
+    import sys
+
+    import workbench.cluster as cluster
+    import workbench.jobs as jobs
+    from workbench.hpc import resolve_profile, submit_job
+
+    assert {"get_client", "close_client", "share", "hpc_profile_names", "resolve_profile",
+            "job_script", "HpcProfile"} <= set(cluster.__all__)  # fmt: skip
+    assert {"submit_job", "job_status", "job_logs", "cancel_job", "list_jobs"} <= set(jobs.__all__)
+    assert resolve_profile is cluster.resolve_profile and submit_job is jobs.submit_job
+    root = Path(cluster.__file__).parent
+    for path in root.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert not node.module.startswith(
+                    ("workbench.jobs", "workbench.hpc", "workbench.pipeline", "workbench.zones")
+                ), f"{path.name} imports {node.module}"
+    old = subprocess.run(
+        [sys.executable, "-m", "workbench.hpc.runner", "--help"], capture_output=True, text=True
+    )
+    assert old.returncode == 0 and "--job-dir" in old.stdout

@@ -7,7 +7,8 @@ import pytest
 import xarray as xr
 
 import workbench as wb
-from workbench.cubes.build import CubeError, current_version, refresh_cube
+from workbench.cubes.build import current_version, refresh_cube
+from workbench.errors import CubeError
 from workbench.io.delta import open_table, read_table, write_table
 
 from .conftest import DEMO_CATALOG

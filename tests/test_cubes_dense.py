@@ -85,3 +85,51 @@ def test_partial_grids_merged_in_any_order_equal_a_pandas_group_by(seed):
         "Bergen": "NO",
         "(missing)": "(missing)",
     }
+
+
+def _view(tmp_path, name: str):
+    from workbench.catalog.models import Join
+    from workbench.zones.joins import CuratedView, RightSide
+
+    right = tmp_path / f"{name}.parquet"
+    pd.DataFrame({"k": [0, 1, 2], "label": ["a", "b", "c"]}).to_parquet(right)
+    join = Join(dataset=name, keys=["k"], columns=["label"])
+    side = RightSide(join, [str(right)], [("k", "__key0"), ("label", "label")])
+    return CuratedView(name, {name: 0}, ["k"], [side], {})
+
+
+def test_two_concurrent_builds_keep_their_prepared_views(tmp_path):
+    """Each build holds its view until it releases it: another build's view, or its release,
+    never evicts it mid-build (each eviction would read the right-hand tables again)."""
+    import threading
+
+    from workbench.zones.joins import prepared_view, release_prepared_views
+
+    views = {"a": _view(tmp_path, "a"), "b": _view(tmp_path, "b")}
+    first, again = {}, {}
+    turn = threading.Barrier(2)
+
+    def build(name: str) -> None:
+        first[name] = prepared_view(views[name], build=name)
+        turn.wait()  # both views prepared before either build goes on
+        again[name] = prepared_view(views[name], build=name)
+        turn.wait()
+        if name == "a":
+            release_prepared_views("a")  # build a ends while b still runs
+        turn.wait()
+        if name == "b":
+            again["b after a"] = prepared_view(views["b"], build="b")
+            release_prepared_views("b")
+
+    threads = [threading.Thread(target=build, args=(n,)) for n in views]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    for name in views:
+        assert again[name] is first[name], name  # not prepared a second time
+        left = pd.DataFrame({"k": [2, 0]})
+        assert first[name].apply(left)["label"].astype(str).tolist() == ["c", "a"]
+    assert again["b after a"] is first["b"]
+    assert prepared_view(views["a"], build="c") is not first["a"]  # released: prepared afresh
+    release_prepared_views("c")

@@ -22,8 +22,10 @@ from typer.testing import CliRunner
 
 import workbench as wb
 from workbench.cli import app
-from workbench.hpc import job_script, job_status, resolve_profile, submit_job
-from workbench.hpc.lifetime import parse_walltime
+from workbench.cluster import job_script, resolve_profile
+from workbench.cluster.lifetime import parse_walltime
+from workbench.cluster.profiles import CLUSTER_CLASSES
+from workbench.jobs import job_status, submit_job
 from workbench.testing import orders_catalog, random_orders, write_customers
 
 from .conftest import DEMO_CATALOG, IN_CI
@@ -122,7 +124,7 @@ def test_settings_come_from_override_then_profile_then_jobqueue_config():
             5,
             "gpu",
         )
-        assert "gpu" in wb.hpc.hpc_profile_names()
+        assert "gpu" in wb.cluster.hpc_profile_names()
 
 
 def test_unknown_setting_lists_the_valid_ones_and_renamed_keys_are_named():
@@ -239,7 +241,7 @@ def test_job_script_equals_dask_jobqueue_for_the_same_settings(kind, settings, e
     with dask.config.set({f"workbench.cluster.profiles.{name}": profile}):
         ours = job_script(name, lifetime="50m", lifetime_stagger="4m")
     # The same cluster written by hand the way dask-jobqueue's documentation shows it.
-    cls = getattr(dask_jobqueue, wb.hpc.profiles.CLUSTER_CLASSES[kind])
+    cls = getattr(dask_jobqueue, CLUSTER_CLASSES[kind])
     lifetime = ["--lifetime", "3000s", "--lifetime-stagger", "240s"]
     loopback = ["--host", "127.0.0.1", "--dashboard-address", "127.0.0.1:0"]
     theirs = cls(
@@ -314,7 +316,7 @@ def test_dry_run_writes_the_batch_script_of_each_system(tmp_path, profile, expec
     for line in expected:
         assert line in script, f"{line!r} missing from\n{script}"
     assert script.startswith("#!/usr/bin/env bash\n")
-    assert f"-m workbench.hpc.runner --job-dir {job.folder}" in script
+    assert f"-m workbench.jobs.runner --job-dir {job.folder}" in script
     assert script.rstrip().endswith("-- orders")
     assert "DASK_WORKBENCH__CLUSTER__LOCAL__N_WORKERS=4" in script
     if profile != "slurm":

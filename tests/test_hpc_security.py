@@ -12,7 +12,8 @@ import dask.config
 import pytest
 
 import workbench as wb
-from workbench.hpc import job_script, resolve_profile, submit_job
+from workbench.cluster import job_script, resolve_profile
+from workbench.jobs import submit_job
 from workbench.testing import orders_catalog, random_orders, write_customers
 
 KINDS = ("slurm", "pbs", "sge", "lsf")
@@ -210,7 +211,7 @@ def test_srun_layout_keeps_tls_with_private_credentials_in_the_job_folder(tmp_pa
 
 
 def test_directive_lines_built_from_a_request_are_checked_at_the_sink():
-    from workbench.hpc.systems import SYSTEMS, Request
+    from workbench.jobs.systems import SYSTEMS, Request
 
     fine = Request("job", "/ws/jobs/a/job.out", "/ws/jobs/a/job.err", "01:00:00", memory="16 GB")
     for system in SYSTEMS.values():

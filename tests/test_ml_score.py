@@ -61,3 +61,16 @@ def test_scoring_an_unknown_model_names_the_choices(demo):
     catalog, ws, _ = demo
     with pytest.raises(wb.DatasetNotFound, match="departure_delay"):
         score_batch(catalog, ws, "nope")
+
+
+def test_prediction_provenance_and_columns_are_public(demo_monitored):
+    from workbench.ml import prediction_columns, prediction_provenance, predictions_version
+
+    _, ws, step = demo_monitored
+    version = predictions_version(ws, "departure_delay")
+    assert version is not None and predictions_version(ws, "nope") is None
+    made = prediction_provenance(ws, "departure_delay", version)
+    assert made["model_version"] == step.details["model_version"]
+    assert {"score", "predicted"} <= set(prediction_columns(ws, "departure_delay", version))
+    with pytest.raises(wb.WorkspaceError, match="no version 999"):
+        prediction_provenance(ws, "departure_delay", 999)

@@ -187,3 +187,19 @@ def test_unknown_estimator_lists_the_known_ones(tmp_path):
     path = catalog_with(tmp_path, replace={"estimator: lightgbm_classifier": "estimator: xgboost"})
     with pytest.raises(wb.CatalogError, match="lightgbm_classifier.*sgd_classifier"):
         wb.load_catalog(path)
+
+
+def test_one_estimator_registry_declares_each_task():
+    from workbench.catalog.learning import ESTIMATOR_TASKS
+    from workbench.ml.estimators import ESTIMATORS, get_estimator
+
+    assert set(ESTIMATORS) | {"sklearn"} == set(ESTIMATOR_TASKS)
+    for name, task in ESTIMATOR_TASKS.items():
+        model = wb.catalog.Model(
+            feature_set="f",
+            estimator=name,
+            sklearn_class=("sklearn.linear_model.Ridge" if name == "sklearn" else None),
+            sklearn_task="regression",
+        )
+        assert model.task == (task or "regression")
+        assert get_estimator(name, model.sklearn_class, model.task).task == model.task

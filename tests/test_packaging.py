@@ -47,3 +47,27 @@ def test_ruff_is_clean():
         text=True,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_views_read_through_public_names_only():
+    """DESIGN §1: views never import a name their source package does not list in __all__
+    (private names, storage helpers) and never build workspace paths."""
+    import ast
+    import importlib
+
+    found = []
+    for path in sorted((REPO / "workbench" / "views").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("workbench."):
+                package = ".".join(node.module.split(".")[:2])
+                if package == "workbench.views":
+                    continue
+                module = importlib.import_module(package)
+                public = getattr(module, "__all__", None)
+                public = public or [n for n in vars(module) if not n.startswith("_")]
+                found += [f"{path.name}: {node.module}.{a.name}" for a in node.names
+                          if a.name not in public]  # fmt: skip
+            # A workspace path is storage, not an API.
+            elif isinstance(node, ast.Attribute) and node.attr in ("path", "_delta_log"):
+                found += [f"{path.name}:{node.lineno}"] if "ws" in ast.unparse(node.value) else []
+    assert not found, "\n".join(found)

@@ -37,6 +37,8 @@ __getattr__, __dir__ = lazy_exports(
         ".errors": (
             "CatalogError",
             "ClusterError",
+            "CubeError",
+            "CubeNotFound",
             "DatasetNotFound",
             "ModelNotFound",
             "ProfileError",
@@ -84,6 +86,8 @@ __all__ = [
     "Catalog",
     "CatalogError",
     "ClusterError",
+    "CubeError",
+    "CubeNotFound",
     "CubeReader",
     "DatasetNotFound",
     "ModelNotFound",

@@ -20,13 +20,24 @@ class CatalogError(WorkbenchError):
 
 
 class DatasetNotFound(CatalogError):
-    """A name does not match any dataset, cube or model in the catalog."""
+    """A name does not match any dataset, feature set, cube or model in the catalog."""
 
 
 class WorkspaceError(WorkbenchError):
     """A path leaves the workspace, or a stored output is missing or unreadable."""
 
     exit_code = 2
+
+
+class CubeError(WorkbenchError):
+    """A cube cannot be built or queried as asked: an unknown cube, measure or level, levels
+    the data does not nest, or more cells than the configured limit."""
+
+    exit_code = 2
+
+
+class CubeNotFound(DatasetNotFound, CubeError):
+    """No cube of that name in the catalog (a DatasetNotFound, so one except catches names)."""
 
 
 class ValidationFailed(WorkbenchError):

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from workbench import config
+from workbench.catalog.load import columns_of
 from workbench.catalog.models import Catalog
 
 log = logging.getLogger(__name__)
@@ -58,14 +59,13 @@ class Viewer:
 
 def pii_columns(catalog: Catalog, name: str) -> list[str]:
     """Columns of dataset ``name`` tagged ``pii``, followed through curated ``from`` and joins."""
-    ds = catalog.datasets[name]
+    ds = catalog.dataset(name)
     if ds.zone == "lake":
         return [c for c, tags in ds.column_tags.items() if PII in tags]
     found = pii_columns(catalog, ds.from_)
     for join in ds.joins:
-        right = pii_columns(catalog, join.dataset)
-        renames = join.renames() or {c: c for c in right if c not in join.right_keys}
-        found += [renames[c] for c in right if c in renames]
+        brought = join.column_map(columns_of(catalog, join.dataset))
+        found += [brought[c] for c in pii_columns(catalog, join.dataset) if c in brought]
     return list(dict.fromkeys(found))
 
 

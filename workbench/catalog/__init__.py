@@ -22,6 +22,7 @@ __getattr__, __dir__ = lazy_exports(
             "Measure",
             "Model",
             "Rule",
+            "TIME_LEVELS",
         ),
     },
 )
@@ -34,6 +35,7 @@ __all__ = [
     "Measure",
     "Model",
     "Rule",
+    "TIME_LEVELS",
     "columns_of",
     "expression_names",
     "load_catalog",

@@ -116,15 +116,19 @@ class FeatureSet(_Strict):
         return [c for c in dict.fromkeys(names) if c in known]
 
 
-ESTIMATORS = (
-    "lightgbm_classifier",
-    "lightgbm_regressor",
-    "logistic_regression",
-    "linear_regression",
-    "sgd_classifier",
-    "sgd_regressor",
-    "sklearn",
-)
+# The estimator registry: each catalog ``estimator:`` name and the task it learns, declared
+# here once; ``workbench.ml.estimators`` implements each name. ``sklearn`` learns the model's
+# declared ``sklearn_task``.
+ESTIMATOR_TASKS: dict[str, Literal["classification", "regression"] | None] = {
+    "lightgbm_classifier": "classification",
+    "lightgbm_regressor": "regression",
+    "logistic_regression": "classification",
+    "linear_regression": "regression",
+    "sgd_classifier": "classification",
+    "sgd_regressor": "regression",
+    "sklearn": None,
+}
+ESTIMATORS = tuple(ESTIMATOR_TASKS)
 
 
 class SearchRange(_Strict):
@@ -212,10 +216,7 @@ class Model(_Strict):
     @property
     def task(self) -> str:
         """classification or regression (for `sklearn`, the declared `task`)."""
-        if self.estimator == "sklearn":
-            return self.sklearn_task
-        regress = self.estimator.endswith("regressor") or self.estimator == "linear_regression"
-        return "regression" if regress else "classification"
+        return ESTIMATOR_TASKS[self.estimator] or self.sklearn_task
 
     @property
     def promotion_metric(self) -> str:

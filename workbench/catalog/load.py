@@ -208,9 +208,8 @@ def columns_of(catalog: Catalog, name: str) -> list[str]:
         return list(ds.schema_)
     cols = columns_of(catalog, ds.from_)
     for join in ds.joins:
-        right = columns_of(catalog, join.dataset)
-        renames = join.renames() or {c: c for c in right if c not in join.right_keys}
-        cols += [new for new in renames.values() if new not in cols]
+        brought = join.column_map(columns_of(catalog, join.dataset)).values()
+        cols += [new for new in brought if new not in cols]
     return cols + [c for c in ds.derived if c not in cols]
 
 
@@ -275,11 +274,10 @@ def _check_columns(catalog: Catalog, path: Path, lines: dict[tuple, int]) -> Non
                     need(("datasets", name, "joins", i), k, where, have)
                 for k in join.right_keys:
                     need(("datasets", name, "joins", i), k, join.dataset, right)
-                renames = join.renames()
-                for c in renames or {}:
+                brought = join.column_map(right)
+                for c in brought:
                     need(("datasets", name, "joins", i, "columns"), c, join.dataset, right)
-                brought = (renames or {c: c for c in right if c not in join.right_keys}).values()
-                have = have + [c for c in brought if c not in have]
+                have = have + [c for c in brought.values() if c not in have]
             have = columns_of(catalog, name)
             for col, der in ds.derived.items():
                 for c in der.inputs:

@@ -6,6 +6,7 @@ Rules, joins, derivations, cubes and models are declared here; ``workbench.valid
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -24,6 +25,7 @@ from workbench.catalog.learning import (  # noqa: F401 - re-exported: the catalo
     Split,
     Tuning,
 )
+from workbench.errors import CubeNotFound, DatasetNotFound
 
 ColumnType = Literal["int", "float", "string", "bool", "datetime", "date"]
 Severity = Literal["error", "warn"]
@@ -211,9 +213,11 @@ class Join(_Strict):
     def right_keys(self) -> list[str]:
         return list(self.keys or self.right_on or [])
 
-    def renames(self) -> dict[str, str] | None:
+    def column_map(self, right_columns: Iterable[str]) -> dict[str, str]:
+        """Right-hand column -> its name after the join: the declared ``columns`` (an empty list
+        brings none: the join only filters), else every right column but the keys."""
         if self.columns is None:
-            return None
+            return {c: c for c in right_columns if c not in self.right_keys}
         if isinstance(self.columns, list):
             return {c: c for c in self.columns}
         return dict(self.columns)
@@ -458,3 +462,27 @@ class Catalog(_Strict):
 
     def names(self) -> list[str]:
         return [*self.datasets, *self.cubes, *self.features, *self.models]
+
+    def dataset(self, name: str) -> Dataset:
+        """The dataset ``name``; DatasetNotFound lists the known ones."""
+        return _entry(self.datasets, name, "dataset", "datasets", DatasetNotFound)
+
+    def cube(self, name: str) -> Cube:
+        return _entry(self.cubes, name, "cube", "cubes", CubeNotFound)
+
+    def feature_set(self, name: str) -> FeatureSet:
+        return _entry(self.features, name, "feature set", "features", DatasetNotFound)
+
+    def model(self, name: str) -> Model:
+        return _entry(self.models, name, "model", "models", DatasetNotFound)
+
+
+def _entry(entries: dict[str, Any], name: str, kind: str, section: str, error: type) -> Any:
+    """The one lookup of a name a user gave: the error names the known entries and the key."""
+    try:
+        return entries[name]
+    except KeyError:
+        raise error(
+            f"no {kind} named {name!r} in the catalog; known: {', '.join(entries) or 'none'}. "
+            f"Check the spelling, or declare it under `{section}:`."
+        ) from None

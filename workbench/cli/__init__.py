@@ -189,7 +189,7 @@ def _run_steps(
 ):
     """Start the cluster, run the steps with a line per step, close the cluster."""
     from workbench import config
-    from workbench.hpc import hpc_profile_names
+    from workbench.cluster import hpc_profile_names
     from workbench.pipeline import plan_run, run_pipeline
 
     cat, ws = _open(catalog, workspace)
@@ -419,12 +419,9 @@ def print_run_summary(result, catalog: Path = DEFAULT_CATALOG) -> None:
                 f"{s.rows_in:,} rows -> {s.outputs['cube']}"
             )
         if kind == "train" and "metrics" in s.details:
-            m = s.details["metrics"]
             console.print(
-                f"[bold]Model[/] {target} v{s.outputs['version']}: ROC AUC {m['roc_auc']:.3f} on "
-                f"{m['test_rows']:,} test rows (a constant predictor scores 0.500); accuracy "
-                f"{m['accuracy']:.3f} vs {m['baseline_accuracy']:.3f} for the majority class "
-                f"-> {s.outputs['model']}"
+                f"[bold]Model[/] {target} v{s.outputs['version']}: "
+                f"{_test_scores(s.details['metrics'])} -> {s.outputs['model']}"
             )
             promotion = s.details.get("promotion")
             if promotion:
@@ -450,6 +447,20 @@ def _next_commands(result, catalog: Path) -> str:
     if built:
         tips.append(f"[cyan].venv/bin/workbench cube info {built[0]}{given}[/]")
     return "Next: " + ", ".join(tips)
+
+
+def _test_scores(m: dict) -> str:
+    """A model's test metrics beside its baseline's; a regressor has no ROC AUC."""
+    if "roc_auc" in m:
+        return (
+            f"ROC AUC {m['roc_auc']:.3f} on {m['test_rows']:,} test rows (a constant predictor "
+            f"scores 0.500); accuracy {m['accuracy']:.3f} vs {m['baseline_accuracy']:.3f} for "
+            "the majority class"
+        )
+    return (
+        f"RMSE {m['rmse']:.3g} (predicting the training mean: {m['baseline_rmse']:.3g}), "
+        f"MAE {m['mae']:.3g}, R² {m['r2']:.3f} on {m['test_rows']:,} test rows"
+    )
 
 
 def main() -> None:  # pragma: no cover - console entry point

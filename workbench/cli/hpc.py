@@ -46,7 +46,7 @@ JobArg = Annotated[str, typer.Argument(help="job id (see `workbench job status`)
 def cluster_list(as_json: JsonOpt = False) -> None:
     """List cluster profiles: local and the HPC profiles of the config."""
     from workbench import config
-    from workbench.hpc import hpc_profile_names
+    from workbench.cluster import hpc_profile_names
 
     profiles = config.get("cluster.profiles") or {}
     rows = [{"profile": "local", "kind": "LocalCluster on this machine"}]
@@ -77,7 +77,7 @@ def cluster_info(
     as_json: JsonOpt = False,
 ) -> None:
     """Show a profile's settings and the job script one worker job would be submitted with."""
-    from workbench.hpc import job_script, resolve_profile
+    from workbench.cluster import job_script, resolve_profile
 
     options = {k: v for k, v in locals().items() if k in HPC_OPTIONS}
     with _reported():
@@ -119,7 +119,7 @@ def job_submit(
     as_json: JsonOpt = False,
 ) -> None:
     """Write a job script under workspace/jobs/<id>/ that runs the pipeline, and submit it."""
-    from workbench.hpc import submit_job
+    from workbench.jobs import submit_job
 
     with _reported():
         _, ws = _open(catalog, workspace)
@@ -164,7 +164,7 @@ def job_status_cmd(
 ) -> None:
     """Status of one job (exit 3 when it failed, with the first error of its run) or of the
     latest jobs."""
-    from workbench.hpc import job_status, list_jobs
+    from workbench.jobs import job_status, list_jobs
 
     with _reported():
         _, ws = _open(catalog, workspace)
@@ -204,7 +204,7 @@ def job_logs_cmd(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Print the job's output (job.out) and errors (job.err)."""
-    from workbench.hpc import job_logs
+    from workbench.jobs import job_logs
 
     with _reported():
         _, ws = _open(catalog, workspace)
@@ -223,7 +223,7 @@ def job_cancel(
     as_json: JsonOpt = False,
 ) -> None:
     """Cancel a job. Steps it finished stay committed; the step it was running commits nothing."""
-    from workbench.hpc import cancel_job
+    from workbench.jobs import cancel_job
 
     with _reported():
         _, ws = _open(catalog, workspace)

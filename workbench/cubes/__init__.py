@@ -10,9 +10,9 @@ __getattr__, __dir__ = lazy_exports(
     {
         ".build": (
             "CubeBuild",
-            "CubeError",
             "build_cube",
             "current_cube_path",
+            "current_version",
         ),
         ".query": (
             "CubeReader",
@@ -20,6 +20,7 @@ __getattr__, __dir__ = lazy_exports(
             "Query",
             "open_cube",
         ),
+        "workbench.errors": ("CubeError",),  # re-exported: where cube users look for it
     },
 )
 
@@ -31,5 +32,6 @@ __all__ = [
     "Query",
     "build_cube",
     "current_cube_path",
+    "current_version",
     "open_cube",
 ]

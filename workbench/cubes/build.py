@@ -25,7 +25,6 @@ from workbench.catalog.models import Catalog, Cube
 from workbench.cubes.cells import (
     REDUCERS,
     ROWS,
-    CubeError,
     _grains,
     _time_dim,
     attach_level_coords,
@@ -56,7 +55,6 @@ __all__ = [
     "REDUCERS",
     "ROWS",
     "CubeBuild",
-    "CubeError",
     "build_cube",
     "current_cube_path",
     "current_version",
@@ -144,7 +142,7 @@ def _meta(cube_name: str, cube: Cube, base: xr.Dataset, mode: str) -> dict:
 def build_cube(catalog: Catalog, ws: Workspace, name: str) -> CubeBuild:
     """Aggregate the cube's source into a new version and make it current."""
     started = time.perf_counter()
-    cube = catalog.cubes[name]
+    cube = catalog.cube(name)
     dense = compute_dense(catalog, ws, cube)
     if dense is not None:
         base, parents = dense
@@ -192,7 +190,7 @@ def refresh_cube(
     changes and the cube is rebuilt in full instead (``mode`` says which happened).
     """
     started = time.perf_counter()
-    cube = catalog.cubes[name]
+    cube = catalog.cube(name)
     time_key = _time_dim(cube)
     grain = cube.dimensions[time_key].grain(time_key)
     _, folder = current_version(ws, name)

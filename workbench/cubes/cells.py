@@ -18,18 +18,12 @@ from workbench.catalog.expressions import evaluate
 from workbench.catalog.load import columns_of, expression_names
 from workbench.catalog.models import Catalog, Cube
 from workbench.cubes.spec import category_members, time_coords, truncate
-from workbench.errors import WorkbenchError
+from workbench.errors import CubeError
 
 ROWS = "__rows"
 
 
 REDUCERS = {"sum": "sum", "count": "sum", "min": "min", "max": "max"}
-
-
-class CubeError(WorkbenchError):
-    """The source data does not fit the cube's declaration (e.g. a level not nested)."""
-
-    exit_code = 1
 
 
 def needed_columns(catalog: Catalog, cube: Cube) -> list[str]:
@@ -94,7 +88,7 @@ def _grains(cube: Cube) -> dict[str, str]:
 def _time_dim(cube: Cube) -> str:
     keys = [k for k, d in cube.dimensions.items() if d.levels]
     if len(keys) != 1:
-        raise WorkbenchError(
+        raise CubeError(
             "incremental refresh needs exactly one time dimension in the cube "
             f"(found {keys or 'none'}); rebuild it instead."
         )

@@ -14,7 +14,9 @@ build does not wait for, nor read back, the materialised join.
 
 from __future__ import annotations
 
+import functools
 import math
+import uuid
 from dataclasses import dataclass
 
 import dask
@@ -32,7 +34,7 @@ from workbench.cubes.spec import category_members, truncate
 from workbench.io.delta import open_table
 from workbench.io.workspace import Workspace
 from workbench.zones.curated import curated_view
-from workbench.zones.joins import CuratedView, forget_prepared_views, prepared_view
+from workbench.zones.joins import CuratedView, prepared_view, release_prepared_views
 from workbench.zones.tables import table_path
 
 
@@ -280,10 +282,12 @@ def source_files(catalog: Catalog, ws: Workspace, cube: Cube) -> SourceFiles:
 BATCH_ROWS = 4_000_000
 
 
-def dense_files(source: SourceFiles, files: list[str], cube: Cube, view) -> Partial | None:
+def dense_files(
+    source: SourceFiles, files: list[str], cube: Cube, view, build: str
+) -> Partial | None:
     """Several Parquet files reduced in one task: one partial grid leaves it."""
     total: Partial | None = None
-    view = prepared_view(view) if view is not None else None
+    view = prepared_view(view, build) if view is not None else None
     batch: list[Coded] = []
     rows = 0
     for i, path in enumerate(files):
@@ -332,7 +336,8 @@ def compute_dense(
     groups = [files[i :: 2 * workers] for i in range(min(len(files), 2 * workers))]
     view = source.view  # a plan: each worker reads the right-hand tables once (prepared_view)
     plain = SourceFiles([], source.columns, source.text, None)
-    parts = [dask.delayed(dense_files, pure=True)(plain, g, cube, view) for g in groups]
+    build = uuid.uuid4().hex  # the lifetime of the prepared views: this build's tasks
+    parts = [dask.delayed(dense_files, pure=True)(plain, g, cube, view, build) for g in groups]
     while len(parts) > 1:  # pairwise tree: memory stays at a few dense grids per worker
         parts = [
             dask.delayed(merge_partials, pure=True)(cube, *parts[i : i + 2])
@@ -343,7 +348,7 @@ def compute_dense(
     try:
         result = parts[0].compute()
     finally:
-        _on_workers(forget_prepared_views)
+        _on_workers(functools.partial(release_prepared_views, build))
     if result is None:
         return None
     parents = check_nesting(cube, result.pairs)

@@ -24,7 +24,7 @@ from workbench.catalog.expressions import evaluate
 from workbench.catalog.load import expression_names
 from workbench.catalog.models import Catalog
 from workbench.cubes.build import BASE, REDUCERS, ROWS, current_version, reduce_dims
-from workbench.errors import WorkbenchError
+from workbench.errors import CubeError
 from workbench.io.workspace import Workspace, read_json
 
 Members = object  # one member, a list of members, or a slice(start, stop) of ordered members
@@ -59,7 +59,7 @@ class Query:
     def roll_up(self, level: str, to: str | None = None) -> Query:
         """Replace ``level`` in ``by`` by the coarser ``to``, or drop it when ``to`` is None."""
         if level not in self.by:
-            raise WorkbenchError(f"cannot roll up {level!r}: the query groups by {list(self.by)}")
+            raise CubeError(f"cannot roll up {level!r}: the query groups by {list(self.by)}")
         by = [to if b == level else b for b in self.by if not (b == level and to is None)]
         return replace(self, by=tuple(dict.fromkeys(by)))
 
@@ -181,7 +181,7 @@ class CubeReader:
         wanted = list(query.measures or self.measures)
         unknown = sorted(set(wanted) - set(self.measures))
         if unknown:
-            raise WorkbenchError(
+            raise CubeError(
                 f"cube {self.name!r} has no measure {unknown}; "
                 f"choose from {', '.join(self.measures)}."
             )
@@ -243,7 +243,7 @@ class CubeReader:
     def _check_levels(self, levels: Iterable[str]) -> None:
         unknown = [lv for lv in levels if lv not in self.levels]
         if unknown:
-            raise WorkbenchError(
+            raise CubeError(
                 f"cube {self.name!r} has no level {unknown}; choose from {', '.join(self.levels)}."
             )
 
@@ -277,7 +277,7 @@ def _select(cuboid: Cuboid, where: dict[str, Members], measures: list[str]) -> x
             wanted = members if isinstance(members, list) else [members]
             keep = pd.Index(values).isin(wanted)
             if not keep.any():
-                raise WorkbenchError(
+                raise CubeError(
                     f"no member {members!r} in level {level!r}; "
                     f"members start {pd.unique(values)[:8].tolist()}."
                 )
@@ -301,22 +301,19 @@ def _group(ds: xr.Dataset, cuboid: Cuboid, by: list[str]) -> pd.DataFrame:
 
 def open_cube(catalog: Catalog, ws: Workspace, name: str) -> CubeReader:
     """Open the current version of cube ``name`` with all its cuboids (no Dask involved)."""
-    if name not in catalog.cubes:
-        raise WorkbenchError(
-            f"no cube named {name!r}; the catalog has {', '.join(catalog.cubes) or 'none'}."
-        )
+    catalog.cube(name)  # an unknown name: CubeNotFound, listing the cubes
     version, folder = current_version(ws, name)
     meta = read_json(folder / "cube.json")
     order = sorted(meta["cuboids"], key=lambda n: (n != BASE, meta["cuboids"][n]))
     budget = config.get("cube-memory-mb") * 2**20
     cuboids = []
     # Smallest first: the cuboids most queries use are held in memory, large ones stay lazy.
-    for name in sorted(order, key=lambda n: meta["cuboids"][n]):
-        ds = _open_store(folder / f"{name}.zarr")
+    for cuboid in sorted(order, key=lambda n: meta["cuboids"][n]):
+        ds = _open_store(folder / f"{cuboid}.zarr")
         held = ds.nbytes <= budget
         if held:
             ds, budget = ds.load(), budget - ds.nbytes
-        cuboids.append(Cuboid(name, ds, in_memory=held))
+        cuboids.append(Cuboid(cuboid, ds, in_memory=held))
     cuboids = tuple(sorted(cuboids, key=lambda c: order.index(c.name)))
     levels = {lv: tuple(v) for lv, v in meta["levels"].items()}
     return CubeReader(name, version, cuboids, levels)

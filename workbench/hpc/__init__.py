@@ -1,32 +1,20 @@
-"""HPC: dask-jobqueue cluster profiles (workers as batch jobs) and batch submission of pipelines.
+"""Former home of the HPC code, kept so existing imports keep working.
 
-- :mod:`workbench.hpc.profiles`: named profiles ``slurm``, ``pbs``, ``sge``, ``lsf``,
-  ``htcondor`` (and any a user adds) over dask-jobqueue and its ``jobqueue`` dask config.
-- :mod:`workbench.hpc.lifetime`: walltimes, and worker lifetimes that end before them.
-- :mod:`workbench.hpc.systems`: what differs between batch systems (directives, commands).
-- :mod:`workbench.hpc.jobs`: ``submit_job``, ``job_status``, ``job_logs``, ``cancel_job``.
-- :mod:`workbench.hpc.runner`: what runs inside the batch job.
-- :mod:`workbench.hpc.tls`: TLS whenever a scheduler listens beyond loopback.
-- :mod:`workbench.hpc.script_safety`: what a setting may hold before it enters a job script.
+Cluster profiles now live in :mod:`workbench.cluster` (``profiles``, ``lifetime``, ``tls``,
+``script_safety``); batch job submission in :mod:`workbench.jobs`. Job scripts written before
+the move run ``python -m workbench.hpc.runner``, which :mod:`workbench.hpc.runner` still serves.
 """
 
 from __future__ import annotations
 
-from workbench.hpc.jobs import (
-    JobInfo,
-    cancel_job,
-    job_logs,
-    job_status,
-    list_jobs,
-    submit_job,
-)
-from workbench.hpc.profiles import (
+from workbench.cluster.profiles import (
     HpcProfile,
     hpc_client,
     hpc_profile_names,
     job_script,
     resolve_profile,
 )
+from workbench.jobs import JobInfo, cancel_job, job_logs, job_status, list_jobs, submit_job
 
 __all__ = [
     "HpcProfile",

@@ -8,6 +8,7 @@ from workbench.lazy import lazy_exports
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
+        ".csvfile": ("TEXT",),
         ".delta": (
             "open_table",
             "read_table",
@@ -32,6 +33,7 @@ __getattr__, __dir__ = lazy_exports(
 )
 
 __all__ = [
+    "TEXT",
     "Workspace",
     "csv_text",
     "excel_bytes",

@@ -27,6 +27,7 @@ import lightgbm
 import numpy as np
 import pandas as pd
 
+from workbench.catalog.learning import ESTIMATOR_TASKS
 from workbench.errors import CatalogError, WorkbenchError
 from workbench.ml.checkpoints import Checkpoint
 from workbench.ml.features import encode_features, feature_matrix
@@ -196,11 +197,15 @@ class Estimator(ABC):
     attributes and ``make``/``fit``."""
 
     name: ClassVar[str]
-    task: ClassVar[str]
     kind: ClassVar[str] = "sklearn"
     defaults: ClassVar[dict[str, Any]] = {}
     incremental: ClassVar[bool] = False
     trusted_types: ClassVar[frozenset[str]] = frozenset()  # see model_from_bytes
+
+    @property
+    def task(self) -> str:
+        """classification or regression, as the catalog's estimator registry declares it."""
+        return ESTIMATOR_TASKS[self.name]
 
     def params(self, given: dict[str, Any], seed: int) -> dict[str, Any]:
         return {**self.defaults, **given}
@@ -253,11 +258,11 @@ class _LightGBM(Estimator):
 
 
 class LightGBMClassifier(_LightGBM):
-    name, task, dask_class = "lightgbm_classifier", "classification", "DaskLGBMClassifier"
+    name, dask_class = "lightgbm_classifier", "DaskLGBMClassifier"
 
 
 class LightGBMRegressor(_LightGBM):
-    name, task, dask_class = "lightgbm_regressor", "regression", "DaskLGBMRegressor"
+    name, dask_class = "lightgbm_regressor", "DaskLGBMRegressor"
 
 
 def _scaling():
@@ -283,12 +288,12 @@ class _GLM(Estimator):
 
 
 class LogisticRegression(_GLM):
-    name, task, glm_class = "logistic_regression", "classification", "LogisticRegression"
+    name, glm_class = "logistic_regression", "LogisticRegression"
     trusted_types = _SCALING_TYPES | {"dask_ml.linear_model.glm.LogisticRegression"}
 
 
 class LinearRegression(_GLM):
-    name, task, glm_class = "linear_regression", "regression", "LinearRegression"
+    name, glm_class = "linear_regression", "LinearRegression"
     trusted_types = _SCALING_TYPES | {"dask_ml.linear_model.glm.LinearRegression"}
 
 
@@ -335,14 +340,14 @@ class _SGD(Estimator):
 
 
 class SGDClassifier(_SGD):
-    name, task, sgd_class = "sgd_classifier", "classification", "SGDClassifier"
+    name, sgd_class = "sgd_classifier", "SGDClassifier"
     # Probabilities need log loss; scikit-learn's alpha=1e-4 left the flight model noisy after a
     # few epochs (test AUC 0.67 against 0.70 with 1e-3 and 0.72 for full-batch lbfgs).
     defaults: ClassVar[dict[str, Any]] = {"loss": "log_loss", "alpha": 0.001}
 
 
 class SGDRegressor(_SGD):
-    name, task, sgd_class = "sgd_regressor", "regression", "SGDRegressor"
+    name, sgd_class = "sgd_regressor", "SGDRegressor"
 
 
 class SklearnEstimator(Estimator):
@@ -353,7 +358,11 @@ class SklearnEstimator(Estimator):
     trusted_types = _SKLEARN_TYPES
 
     def __init__(self, class_path: str, task: str) -> None:
-        self.class_path, self.task = class_path, task
+        self.class_path, self._task = class_path, task
+
+    @property
+    def task(self) -> str:
+        return self._task  # declared in the catalog as the model's `sklearn_task`
 
     def fit(self, data: FitData, params: dict[str, Any], checkpoint: Checkpoint | None):
         from dask_ml.wrappers import ParallelPostFit
@@ -374,6 +383,7 @@ class SklearnEstimator(Estimator):
         return self._predictor(data, model.fit(X, y))
 
 
+# The implementation of each name of the catalog's registry (ESTIMATOR_TASKS) but `sklearn`.
 ESTIMATORS: dict[str, type[Estimator]] = {
     cls.name: cls
     for cls in (
@@ -394,5 +404,5 @@ def get_estimator(name: str, sklearn_class: str | None = None, task: str = "clas
     try:
         return ESTIMATORS[name]()
     except KeyError:
-        known = ", ".join([*ESTIMATORS, "sklearn"])
+        known = ", ".join(ESTIMATOR_TASKS)
         raise CatalogError(f"unknown estimator {name!r}; choose one of {known}.") from None

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from workbench.catalog.expressions import evaluate
 from workbench.catalog.load import columns_of
 from workbench.catalog.models import Catalog, FeatureSet, Lag
-from workbench.errors import DatasetNotFound, WorkspaceError
+from workbench.errors import WorkspaceError
 from workbench.io.delta import commit_table, history, open_table, read_table, stage_table
 from workbench.io.workspace import Workspace
 from workbench.zones.tables import read_dataset, table_path
@@ -54,16 +54,6 @@ def spec_hash(spec: FeatureSet) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _feature_set(catalog: Catalog, name: str) -> FeatureSet:
-    try:
-        return catalog.features[name]
-    except KeyError:
-        raise DatasetNotFound(
-            f"no feature set named {name!r} (known: {', '.join(catalog.features) or 'none'}); "
-            "declare it under `features:` in the catalog."
-        ) from None
-
-
 def build_features(
     catalog: Catalog, ws: Workspace, name: str, *, force: bool = False
 ) -> FeatureBuild:
@@ -77,7 +67,7 @@ def build_features(
     >>> build = build_features(catalog, ws, "flight_features")  # doctest: +SKIP
     >>> build.version, build.rows["train"]  # doctest: +SKIP
     """
-    spec = _feature_set(catalog, name)
+    spec = catalog.feature_set(name)
     source_version = open_table(table_path(catalog, ws, spec.source)).version()
     digest = spec_hash(spec)
     path = feature_path(ws, name)

@@ -19,8 +19,8 @@ from workbench import config
 from workbench.catalog.load import columns_of
 from workbench.catalog.models import Catalog
 from workbench.cluster import share
-from workbench.errors import FeatureNotKnown, WorkbenchError
-from workbench.io.delta import commit_table, open_table, read_table, stage_table
+from workbench.errors import FeatureNotKnown, WorkbenchError, WorkspaceError
+from workbench.io.delta import commit_table, history, open_table, read_table, stage_table
 from workbench.io.workspace import Workspace
 from workbench.ml import native
 from workbench.ml.estimators import Predictor
@@ -60,10 +60,34 @@ class CompileResult:
 
 
 ENGINES = ("auto", "lightgbm", "native")
+MODEL_VERSION = "workbench.model_version"  # commit metadata: the model version that scored
 
 
 def predictions_path(ws: Workspace, name: str):
     return ws.path("predictions", name)
+
+
+def predictions_version(ws: Workspace, name: str) -> int | None:
+    """The latest version of ``predictions/<name>``; None before the first scoring."""
+    path = predictions_path(ws, name)
+    return open_table(path).version() if path.exists() else None
+
+
+def prediction_columns(ws: Workspace, name: str, version: int | None = None) -> list[str]:
+    """The columns stored in one version (default: latest) of ``predictions/<name>``."""
+    return open_table(predictions_path(ws, name), version).schema().to_arrow().names
+
+
+def prediction_provenance(ws: Workspace, name: str, version: int) -> dict[str, Any]:
+    """Which model version scored a predictions version, and when (from the table's log)."""
+    found = [e for e in history(predictions_path(ws, name)) if e["version"] == version]
+    if not found:
+        raise WorkspaceError(
+            f"predictions/{name} has no version {version}; score it with `workbench run {name}`."
+        )
+    when = dt.datetime.fromtimestamp(found[0]["timestamp"] / 1000, dt.UTC)
+    version = found[0].get(MODEL_VERSION)  # Delta keeps commit metadata as text
+    return {"model_version": None if version is None else int(version), "scored_at": when}
 
 
 def _score_partition(
@@ -141,7 +165,7 @@ def score_batch(
     fs = catalog.features[spec.feature_set]
     predictor = load_predictor(ws, name, version, alias=None if version else alias)
     predictor = with_engine(catalog, ws, predictor)
-    info = {"workbench.model_version": predictor.fit_info["version"]}
+    info = {MODEL_VERSION: predictor.fit_info["version"]}
     if input_dataset is None:
         version_read = open_table(feature_path(ws, spec.feature_set)).version()
         info["workbench.feature_version"] = version_read

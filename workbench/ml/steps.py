@@ -19,7 +19,7 @@ from workbench.ml.drift import drift_reports
 from workbench.ml.features import feature_path, read_features
 from workbench.ml.monitor import monitor_model, period_windows
 from workbench.ml.registry import resolve_version
-from workbench.ml.score import predictions_path, score_batch
+from workbench.ml.score import MODEL_VERSION, predictions_path, score_batch
 from workbench.ml.train import model_spec
 
 
@@ -35,7 +35,7 @@ def score_step(catalog: Catalog, ws: Workspace, name: str) -> dict[str, Any]:
     path = predictions_path(ws, name)
     if (path / "_delta_log").exists():
         info = commit_info(path)
-        if str(info.get("workbench.model_version")) == str(version) and str(
+        if str(info.get(MODEL_VERSION)) == str(version) and str(
             info.get("workbench.feature_version")
         ) == str(features):
             return {"reused": True, "model_version": version}

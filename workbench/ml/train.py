@@ -19,7 +19,6 @@ import pandas as pd
 
 from workbench.catalog.models import Catalog, Model
 from workbench.cluster import share
-from workbench.errors import DatasetNotFound
 from workbench.io.workspace import Workspace
 from workbench.ml import signing
 from workbench.ml.checkpoints import Checkpoint
@@ -50,12 +49,7 @@ class TrainedModel:
 
 
 def model_spec(catalog: Catalog, name: str) -> Model:
-    try:
-        return catalog.models[name]
-    except KeyError:
-        raise DatasetNotFound(
-            f"no model named {name!r} in the catalog (known: {', '.join(catalog.models)})"
-        ) from None
+    return catalog.model(name)
 
 
 def split_rows(ws: Workspace, feature_set: str, version: int, which: str) -> dd.DataFrame:

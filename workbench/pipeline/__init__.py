@@ -6,6 +6,8 @@ and ``monitor`` for models. Each kind is a registered class (:mod:`.steps`); whe
 is decided once, from the run store (:mod:`.plan`); :mod:`.runner` runs what is stale.
 """
 
+from workbench.pipeline.lineage import lineage_of
+from workbench.pipeline.lineage_svg import lineage_svg, render_svg
 from workbench.pipeline.plan import Decision, decide
 from workbench.pipeline.runner import (
     RunResult,
@@ -26,8 +28,11 @@ __all__ = [
     "StepResult",
     "decide",
     "downstream_steps",
+    "lineage_of",
+    "lineage_svg",
     "plan_run",
     "plan_steps",
+    "render_svg",
     "run_pipeline",
     "select_steps",
     "step_kind",

@@ -69,10 +69,8 @@ def _curated(catalog: Catalog, name: str) -> dict[str, ColumnLineage]:
     base = dataset_id(catalog, ds.from_)
     out = _copied(columns_of(catalog, ds.from_), base, f"from {ds.from_}")
     for join in ds.joins:
-        right = columns_of(catalog, join.dataset)
-        renames = join.renames() or {c: c for c in right if c not in join.right_keys}
         source = dataset_id(catalog, join.dataset)
-        for old, new in renames.items():
+        for old, new in join.column_map(columns_of(catalog, join.dataset)).items():
             how = f"joined from {join.dataset}.{old}" + (f" as {new}" if new != old else "")
             out.setdefault(new, ColumnLineage(new, (ColumnSource(source, old),), how))
     for column, derivation in ds.derived.items():

@@ -13,6 +13,10 @@ __getattr__, __dir__ = lazy_exports(
             "check_partition",
             "prepare_context",
         ),
+        ".report": (
+            "previous_reports",
+            "rule_table",
+        ),
         ".rules": (
             "RuleContext",
             "cast_columns",
@@ -29,5 +33,7 @@ __all__ = [
     "check_partition",
     "evaluate",
     "prepare_context",
+    "previous_reports",
     "register",
+    "rule_table",
 ]

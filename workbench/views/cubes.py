@@ -12,9 +12,8 @@ import pandas as pd
 import panel as pn
 import param
 
-from workbench.catalog.models import TIME_LEVELS
-from workbench.cubes.query import CubeReader, Query, open_cube
-from workbench.cubes.store import current_version
+from workbench.catalog import TIME_LEVELS
+from workbench.cubes import CubeReader, Query, current_version, open_cube
 from workbench.errors import WorkbenchError
 from workbench.views.source import (
     CatalogSource,

@@ -7,8 +7,7 @@ import pandas as pd
 import panel as pn
 import param
 
-from workbench.pipeline.lineage import lineage_of
-from workbench.pipeline.lineage_svg import lineage_svg, render_svg
+from workbench.pipeline import lineage_of, lineage_svg, render_svg
 from workbench.views.shell import RadioButtonGroup, Select
 from workbench.views.source import CatalogSource
 

@@ -13,14 +13,14 @@ import pandas as pd
 import panel as pn
 
 from workbench.ml import (
+    Predictor,
     drift_reports,
     list_versions,
     load_predictor,
     model_metadata,
     read_features,
+    resolve_version,
 )
-from workbench.ml.estimators import Predictor
-from workbench.ml.registry import resolve_version
 from workbench.views.source import (
     CatalogSource,
     open_workspace,

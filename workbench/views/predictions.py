@@ -19,11 +19,16 @@ import pandas as pd
 import panel as pn
 from sklearn.metrics import roc_auc_score
 
-from workbench.io.delta import history, open_table
-from workbench.ml import read_predictions
-from workbench.ml.metrics import calibration_table
-from workbench.ml.score import ACTUAL, predictions_path
-from workbench.ml.train import model_spec
+from workbench.ml import (
+    ACTUAL,
+    calibration_table,
+    prediction_provenance,
+    predictions_version,
+    read_predictions,
+)
+from workbench.ml import (
+    prediction_columns as stored_columns,
+)
 from workbench.views.source import CatalogSource, open_catalog, open_workspace
 
 SCORE = "score"
@@ -51,10 +56,9 @@ def prediction_columns(
     """The columns of one predictions version, read once per version and catalog file
     modification time ``modified`` (the feature set's keys say which columns to filter on)."""
     catalog = open_catalog(catalog_path)
-    spec = model_spec(catalog, name)
-    fs = catalog.features[spec.feature_set]
-    ws = open_workspace(catalog_path, workspace)
-    stored = open_table(predictions_path(ws, name), version).schema().to_arrow().names
+    spec = catalog.model(name)
+    fs = catalog.feature_set(spec.feature_set)
+    stored = stored_columns(open_workspace(catalog_path, workspace), name, version)
     date = fs.split.column if fs.split.column in stored else None
     members = [k for k in fs.keys if k in fs.categorical and k in stored]
     members += [SPLIT] if SPLIT in stored else []
@@ -86,8 +90,7 @@ class PredictionStore(CatalogSource):
 
     def version(self, name: str) -> int | None:
         """The latest version of ``predictions/<name>``; None before the first scoring."""
-        path = predictions_path(self.ws, name)
-        return open_table(path).version() if path.exists() else None
+        return predictions_version(self.ws, name)
 
     def columns(self, name: str, version: int) -> PredictionColumns:
         modified = os.stat(self.catalog_path).st_mtime
@@ -95,9 +98,7 @@ class PredictionStore(CatalogSource):
 
     def provenance(self, name: str, version: int) -> dict:
         """Which model version scored a predictions version, and when."""
-        entry = next(e for e in history(predictions_path(self.ws, name)) if e["version"] == version)
-        when = dt.datetime.fromtimestamp(entry["timestamp"] / 1000, dt.UTC)
-        return {"model_version": entry.get("workbench.model_version"), "scored_at": when}
+        return prediction_provenance(self.ws, name, version)
 
     def frame(self, name: str, version: int) -> pd.DataFrame:
         modified = os.stat(self.catalog_path).st_mtime

@@ -13,7 +13,7 @@ import panel as pn
 import param
 from bokeh.models.widgets.tables import DateFormatter, NumberFormatter
 
-from workbench.ml.score import ACTUAL
+from workbench.ml import ACTUAL
 from workbench.views.predictions import (
     PERIODS,
     SCORE,

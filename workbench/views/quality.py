@@ -6,23 +6,18 @@ quarantine Delta tables (filtered in Arrow, never read whole) and the Delta logs
 
 from __future__ import annotations
 
-import re
-
 import pandas as pd
 import param
-import pyarrow.compute as pc
 
 from workbench import config
-from workbench.io.csvfile import TEXT
-from workbench.io.delta import open_table
+from workbench.io import TEXT
 from workbench.privacy import Viewer, mask_frame, masking_for
-from workbench.validation.report import previous_reports, rule_table
+from workbench.validation import previous_reports, rule_table
 from workbench.views.source import (
     CatalogSource,
     open_catalog,
 )
-from workbench.zones.promote import BATCH_COLUMN, REASONS
-from workbench.zones.quarantine import batch_balance
+from workbench.zones import BATCH_COLUMN, batch_balance, quarantined_rows
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 REPORTS_URL = "reports"  # the route `workbench serve` serves the validation reports under
@@ -132,19 +127,7 @@ class QualityStore(CatalogSource):
     ) -> tuple[pd.DataFrame, int]:
         """Quarantined rows (filtered in Arrow) up to ``limit``, and how many match in all."""
         limit = limit or config.get("serve.quarantine-rows")
-        path = self.ws.path("quarantine", dataset)
-        arrow = open_table(path).to_pyarrow_dataset()
-        where = None
-        if batch:
-            where = pc.field(BATCH_COLUMN) == batch
-        if reason:
-            # Reasons are joined with ';': match a whole code, not a prefix of another.
-            exact = pc.match_substring_regex(pc.field(REASONS), f"(^|;){re.escape(reason)}(;|$)")
-            where = exact if where is None else where & exact
-        total = arrow.count_rows(filter=where)
-        rows = arrow.head(min(limit, total), filter=where).to_pandas() if total else None
-        if rows is None:
-            rows = arrow.schema.empty_table().to_pandas()
+        rows, total = quarantined_rows(self.ws, dataset, batch=batch, reason=reason, limit=limit)
         rows = mask_frame(rows, masking_for(self.catalog, dataset, self._viewer, also=[TEXT]))
         return rows.sort_values([BATCH_COLUMN, "_file", "_line"], ignore_index=True), total
 

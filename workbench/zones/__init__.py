@@ -16,8 +16,15 @@ __getattr__, __dir__ = lazy_exports(
             "list_batches",
         ),
         ".promote": (
+            "BATCH_COLUMN",
+            "REASONS",
             "Promotion",
             "promote_batch",
+        ),
+        ".quarantine": (
+            "batch_balance",
+            "quarantined",
+            "quarantined_rows",
         ),
         ".tables": (
             "read_dataset",
@@ -31,14 +38,19 @@ __getattr__, __dir__ = lazy_exports(
 )
 
 __all__ = [
+    "BATCH_COLUMN",
     "Batch",
     "Promotion",
+    "REASONS",
     "Verification",
+    "batch_balance",
     "build_curated",
     "derive_columns",
     "land",
     "list_batches",
     "promote_batch",
+    "quarantined",
+    "quarantined_rows",
     "read_dataset",
     "table_path",
     "verify_lake",

@@ -108,10 +108,7 @@ def can_broadcast(catalog: Catalog, join: Join, rows: int) -> bool:
     limit = config.get("broadcast-max-rows")
     if limit != "auto":
         return rows <= int(limit)
-    renames = join.renames()
-    columns = len(join.right_keys) + (
-        len(renames) if renames is not None else len(columns_of(catalog, join.dataset))
-    )
+    columns = len(join.right_keys) + len(join.column_map(columns_of(catalog, join.dataset)))
     return rows * 8 * (columns + 4) <= config.get("broadcast-memory-fraction") * worker_memory()
 
 
@@ -134,9 +131,7 @@ def _right_side(
     catalog: Catalog, ws: Workspace, join: Join, version: int | None = None
 ) -> dd.DataFrame:
     """The right table with only the join keys (renamed apart) and the requested columns."""
-    renames = join.renames()
-    if renames is None:
-        renames = {c: c for c in columns_of(catalog, join.dataset) if c not in join.right_keys}
+    renames = join.column_map(columns_of(catalog, join.dataset))
     keys = dict(zip(join.right_keys, renamed_keys(join), strict=True))
     columns = list(dict.fromkeys([*keys, *renames]))
     right = read_dataset(catalog, ws, join.dataset, columns=columns, version=version)
@@ -202,9 +197,7 @@ def curated_view(
 
 def _right_plan(catalog: Catalog, join: Join, files: list[str], need: set[str]) -> RightSide | None:
     """What a task reads to build one join's right side: the table's files and the columns."""
-    renames = join.renames()
-    if renames is None:
-        renames = {c: c for c in columns_of(catalog, join.dataset) if c not in join.right_keys}
+    renames = join.column_map(columns_of(catalog, join.dataset))
     keep = {old: new for old, new in renames.items() if new in need}
     if not keep and join.how == "left":
         return None  # a left join on unique keys that brings nothing wanted changes nothing

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -180,29 +181,60 @@ class CuratedView:
         return derive_columns(frame, self.derived) if self.derived else frame
 
 
-_PREPARED: dict[str, CuratedView] = {}
-_PREPARED_LOCK = threading.Lock()
+class PreparedViews:
+    """Prepared views of one process, keyed by what they read (:attr:`CuratedView.key`), each
+    kept while a build holds it: a build takes its view with :meth:`get` and lets it go with
+    :meth:`release` when it ends, so concurrent builds never evict each other's views. At most
+    ``limit`` views are kept: past it the least recently used goes, held or not, so the holds
+    of a build that never released (its client died) cannot pin memory for ever.
+    """
+
+    def __init__(self, limit: int = 4) -> None:
+        self.limit = limit
+        self._views: OrderedDict[str, CuratedView] = OrderedDict()
+        self._holders: dict[str, set[str]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, view: CuratedView, build: str) -> CuratedView:
+        key = view.key
+        with self._lock:  # held while preparing: the tasks of one build wait, not read again
+            if key not in self._views:
+                self._views[key] = view.prepared()
+            self._views.move_to_end(key)
+            self._holders.setdefault(key, set()).add(build)
+            while len(self._views) > self.limit:
+                self._drop(next(iter(self._views)))
+            return self._views[key]
+
+    def release(self, build: str) -> None:
+        with self._lock:
+            for key in [k for k, holders in self._holders.items() if build in holders]:
+                self._holders[key].discard(build)
+                if not self._holders[key]:
+                    self._drop(key)
+
+    def _drop(self, key: str) -> None:
+        self._views.pop(key, None)
+        self._holders.pop(key, None)
 
 
-def prepared_view(view: CuratedView) -> CuratedView:
-    """``view.prepared()`` once per process, shared by every task of the process.
+_PREPARED = PreparedViews()
+
+
+def prepared_view(view: CuratedView, build: str) -> CuratedView:
+    """``view.prepared()`` once per process for build ``build``, shared by its tasks there.
 
     Each worker reads the right-hand tables itself (a fraction of a second at TPC-H SF1) and
     keeps them for its next tasks. The alternatives measured slower: computing them to the
     client and scattering them back cost ~1.7 s per build; one task preparing them drew most
-    build tasks to the worker that held the result. One view is kept at a time.
+    build tasks to the worker that held the result.
     """
-    with _PREPARED_LOCK:
-        if view.key not in _PREPARED:
-            _PREPARED.clear()
-            _PREPARED[view.key] = view.prepared()
-        return _PREPARED[view.key]
+    return _PREPARED.get(view, build)
 
 
-def forget_prepared_views() -> None:
-    """Free the tables :func:`prepared_view` keeps (run on each worker after a build)."""
-    with _PREPARED_LOCK:
-        _PREPARED.clear()
+def release_prepared_views(build: str) -> None:
+    """Free the views build ``build`` holds (run on each worker when the build ends)."""
+    _PREPARED.release(build)
 
 
 def take_partition(left: pd.DataFrame, lookup: DirectLookup, join: Join) -> pd.DataFrame:

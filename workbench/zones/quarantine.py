@@ -11,17 +11,19 @@ and only finishes the quarantine side, so a row is never lost and never promoted
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 
 import dask
 import dask.dataframe as dd
 import pandas as pd
+import pyarrow.compute as pc
 
 from workbench.catalog.models import Catalog
 from workbench.errors import WorkbenchError
 from workbench.io.csvfile import PARSE_ERROR, TEXT, text_meta
-from workbench.io.delta import commit_table, read_table, rows_by_prefix, stage_table
+from workbench.io.delta import commit_table, open_table, read_table, rows_by_prefix, stage_table
 from workbench.io.sources import FILE_COLUMN, LINE_COLUMN
 from workbench.io.workspace import Workspace
 from workbench.validation.check import (
@@ -33,7 +35,7 @@ from workbench.validation.check import (
     references_needed,
 )
 from workbench.zones.freshness import Behind, references_behind
-from workbench.zones.promote import BATCH_COLUMN, batch_prefix, lake_rows, quarantine_rows
+from workbench.zones.promote import BATCH_COLUMN, REASONS, batch_prefix, lake_rows, quarantine_rows
 
 _IDENTITY = [FILE_COLUMN, LINE_COLUMN]
 
@@ -59,9 +61,33 @@ def quarantined(ws: Workspace, name: str, batch_id: str | None = None) -> dd.Dat
     return frame
 
 
+def quarantined_rows(
+    ws: Workspace,
+    name: str,
+    *,
+    batch: str | None = None,
+    reason: str | None = None,
+    limit: int = 1000,
+) -> tuple[pd.DataFrame, int]:
+    """Up to ``limit`` quarantined rows of one batch and/or reason code, and how many match
+    in all; filtered in Arrow without Dask, so a dashboard never reads the table whole."""
+    arrow = open_table(ws.path("quarantine", name)).to_pyarrow_dataset()
+    where = None
+    if batch:
+        where = pc.field(BATCH_COLUMN) == batch
+    if reason:
+        # Reasons are joined with ';': match a whole code, not a prefix of another.
+        exact = pc.match_substring_regex(pc.field(REASONS), f"(^|;){re.escape(reason)}(;|$)")
+        where = exact if where is None else where & exact
+    total = arrow.count_rows(filter=where)
+    if not total:
+        return arrow.schema.empty_table().to_pandas(), 0
+    return arrow.head(min(limit, total), filter=where).to_pandas(), total
+
+
 def release_batch(catalog: Catalog, ws: Workspace, name: str, batch_id: str) -> Release:
     """Re-validate a batch's quarantined rows and promote the ones that pass now."""
-    dataset = catalog.datasets[name]
+    dataset = catalog.dataset(name)
     lake_path, q_path = ws.path("lake", name), ws.path("quarantine", name)
     if dataset.load == "replace":
         batches = read_table(lake_path, columns=[BATCH_COLUMN])[BATCH_COLUMN].unique().compute()

@@ -51,7 +51,7 @@ def gc_landing(
     now = pd.Timestamp(now or dt.datetime.now(dt.UTC))
     out = []
     for name in datasets or [n for n, d in catalog.datasets.items() if d.zone == "lake"]:
-        age = older_than or catalog.datasets[name].retention
+        age = older_than or catalog.dataset(name).retention
         if age is None:
             continue
         cutoff = now - parse_age(age)

@@ -7,7 +7,6 @@ from pathlib import Path
 import dask.dataframe as dd
 
 from workbench.catalog.models import Catalog
-from workbench.errors import DatasetNotFound
 from workbench.io.delta import read_table
 from workbench.io.workspace import Workspace
 from workbench.privacy import Viewer, masking_for
@@ -15,14 +14,7 @@ from workbench.privacy import Viewer, masking_for
 
 def table_path(catalog: Catalog, ws: Workspace, name: str) -> Path:
     """``lake/<name>`` or ``curated/<name>`` depending on the dataset's zone."""
-    try:
-        zone = catalog.datasets[name].zone
-    except KeyError:
-        known = ", ".join(catalog.datasets)
-        raise DatasetNotFound(
-            f"no dataset named {name!r} in the catalog (known: {known})"
-        ) from None
-    return ws.path(zone, name)
+    return ws.path(catalog.dataset(name).zone, name)
 
 
 def read_dataset(

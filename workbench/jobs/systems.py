@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 from dask.utils import parse_bytes
 
+from workbench.cluster.script_safety import check_directive, check_word
 from workbench.errors import ClusterError
-from workbench.hpc.script_safety import check_directive, check_word
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,10 @@ import dask.config
 from distributed import Client
 
 from workbench import config
+from workbench.cluster.lifetime import clock, duration, worker_lifetime
+from workbench.cluster.script_safety import SCRIPT_KEYS, check_setting
+from workbench.cluster.tls import is_loopback, on_loopback, profile_security
 from workbench.errors import ClusterError, ProfileError
-from workbench.hpc.lifetime import clock, duration, worker_lifetime
-from workbench.hpc.script_safety import SCRIPT_KEYS, check_setting
-from workbench.hpc.tls import is_loopback, on_loopback, profile_security
 
 try:  # at import: dask-jobqueue registers its `jobqueue` defaults in dask.config
     import dask_jobqueue

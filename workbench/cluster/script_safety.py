@@ -2,7 +2,7 @@
 
 Job scripts are shell scripts: a queue name with a newline in it ends its ``#SBATCH`` line and
 the next line runs as a command in the job. dask-jobqueue writes profile values into its scripts
-unquoted, and so do the directives of :mod:`workbench.hpc.systems`, so every value is checked
+unquoted, and so do the directives of :mod:`workbench.jobs.systems`, so every value is checked
 where it enters a script and refused with the key and the character at fault.
 
 Three kinds of values:

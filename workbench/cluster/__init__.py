@@ -4,7 +4,8 @@
 (with TLS if configured to listen elsewhere).
 HPC profiles (``slurm``, ``pbs``, ``sge``, ``lsf``, ``htcondor`` and any configured under
 ``workbench.cluster.profiles``) start a dask-jobqueue cluster whose workers are batch jobs
-(:mod:`workbench.hpc.profiles`). An address (``tcp://host:8786``) or a scheduler file
+(:mod:`workbench.cluster.profiles`, with ``lifetime``, ``tls`` and ``script_safety`` beside it).
+An address (``tcp://host:8786``) or a scheduler file
 (``*.json``) connects to a running scheduler.
 """
 
@@ -41,7 +42,7 @@ def _local(**overrides: object) -> Client:
     def setting(key: str):
         return config.get(f"cluster.local.{key}")
 
-    from workbench.hpc.tls import is_loopback
+    from workbench.cluster.tls import is_loopback
 
     n_workers = overrides.get("n_workers") or setting("n-workers") or os.cpu_count() or 1
     host = setting("host")
@@ -70,7 +71,7 @@ def get_client(profile: str | None = None, **overrides: object) -> Client:
     >>> client = get_client("tcp://127.0.0.1:8786")  # doctest: +SKIP
     >>> client = get_client("slurm", cores=8, memory="32GB", jobs=4)  # doctest: +SKIP
     """
-    from workbench.hpc.profiles import hpc_client, hpc_profile_names
+    from workbench.cluster.profiles import hpc_client, hpc_profile_names
 
     profile = config.get("cluster.profile", profile)
     overrides = {k: v for k, v in overrides.items() if v is not None}
@@ -116,9 +117,31 @@ def share(obj: object):
     return dask.delayed(obj, pure=True)
 
 
+# The profile names are imported on first use: dask-jobqueue is only needed for HPC profiles.
+_PROFILE_NAMES = ("HpcProfile", "hpc_client", "hpc_profile_names", "job_script", "resolve_profile")
+
+
+def __getattr__(name: str):
+    if name in _PROFILE_NAMES:
+        from workbench.cluster import profiles
+
+        return getattr(profiles, name)
+    raise AttributeError(f"module 'workbench.cluster' has no attribute {name!r}")
+
+
 def close_client(client: Client) -> None:
     """Close the client and, when this process started it, its cluster."""
     cluster = client.cluster
     client.close()
     if cluster is not None:
         cluster.close()
+
+
+__all__ = [
+    "Profile",
+    "close_client",
+    "get_client",
+    "register_profile",
+    "share",
+    *_PROFILE_NAMES,
+]

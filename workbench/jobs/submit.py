@@ -21,13 +21,13 @@ from typing import Any
 
 from dask.utils import parse_bytes
 
+from workbench.cluster.lifetime import parse_walltime
+from workbench.cluster.profiles import HpcProfile, resolve_profile
+from workbench.cluster.script_safety import check_directive
+from workbench.cluster.tls import job_credentials, write_temporary_credentials
 from workbench.errors import ClusterError, WorkspaceError
-from workbench.hpc.lifetime import parse_walltime
-from workbench.hpc.profiles import HpcProfile, resolve_profile
-from workbench.hpc.script_safety import check_directive
-from workbench.hpc.systems import Request, SchedulerState, batch_system
-from workbench.hpc.tls import job_credentials, write_temporary_credentials
 from workbench.io.workspace import Workspace, write_json_atomic
+from workbench.jobs.systems import Request, SchedulerState, batch_system
 from workbench.runs import RunStore
 
 _FINAL = ("succeeded", "failed", "cancelled", "timeout")
@@ -166,7 +166,7 @@ def _script(
         extra=(*(prof.setting("job-extra-directives") or ()), *directives),
     )
     python = prof.setting("python") or sys.executable
-    runner = [python, "-m", "workbench.hpc.runner", "--job-dir", str(folder)]
+    runner = [python, "-m", "workbench.jobs.runner", "--job-dir", str(folder)]
     runner += ["--catalog", str(catalog), "--workspace", str(ws.root), "--kind", prof.kind]
     lines = [
         prof.setting("shebang") or "#!/usr/bin/env bash",
