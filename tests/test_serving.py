@@ -111,6 +111,7 @@ def test_defaults_are_loopback_with_exact_origins():
         "cubes",
         "quality",
         "models",
+        "lineage",
     ]
 
 

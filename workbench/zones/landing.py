@@ -120,14 +120,17 @@ def read_batch(folder: Path) -> Batch:
 
 
 def list_batches(ws: Workspace, dataset: str) -> list[Batch]:
+    """The dataset's batches, oldest first (by landing time: batch ids of one second sort by
+    their content hash, not by time)."""
     root = ws.path("landing", dataset)
     if not root.exists():
         return []
-    return [
+    batches = [
         read_batch(p)
-        for p in sorted(root.iterdir())
+        for p in root.iterdir()
         if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST).exists()
     ]
+    return sorted(batches, key=lambda b: (b.landed_at, b.batch_id))
 
 
 def _find_batch(ws: Workspace, dataset: str, digests: list[str]) -> Batch | None:

@@ -8,8 +8,9 @@ module one by one. Typing the text is done in SQL by :mod:`workbench.zones.refer
 
 The meaning of a file is the one the catalog documents: line ends are ``\\n``, ``\\r\\n`` or a
 lone ``\\r``; the first non-empty line is the header (a UTF-8 BOM is not part of it); each other
-non-empty line is one row; an unquoted field equal to one of the source's ``na_values`` is
-missing, a quoted one is text.
+non-empty line is one row. Fields are read as written; which texts mean "missing" (a column's
+``na_values``, else the source's, quoted or not) is applied when the values are typed, as the
+lake does, while quarantined rows keep the text.
 """
 
 from __future__ import annotations

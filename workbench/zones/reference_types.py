@@ -6,7 +6,7 @@ alone admits more than the catalog does (it rounds ``11.5`` to the int 12, reads
 ``0x10``, ``inf``, and ``t``/``f`` as booleans). What each type admits here:
 
 - int: ``[+-]digits`` (spaces around allowed) within int64, or a float form whose value is
-  whole and below 2**63 in size (``12.0``, ``1e3``); BIGINT.
+  whole and below 2**53 in size (where float64 holds every integer) (``12.0``, ``1e3``); BIGINT.
 - float: ``[+-]`` digits with an optional ``.`` and exponent (``-.5``, ``5.``, ``1E5``), never
   ``inf`` or ``nan``; DOUBLE.
 - string: any text; VARCHAR.
@@ -46,7 +46,7 @@ def typed(column: str, kind: str) -> str:
         return (
             f"CASE WHEN regexp_full_match({c}, '{_INT}') THEN TRY_CAST(trim({c}) AS BIGINT) "
             f"WHEN regexp_full_match({c}, '{_FLOAT}') AND {as_float} = floor({as_float}) "
-            f"AND abs({as_float}) < 9223372036854775808.0 THEN CAST({as_float} AS BIGINT) END"
+            f"AND abs({as_float}) < 9007199254740992.0 THEN CAST({as_float} AS BIGINT) END"
         )
     if kind == "float":
         return (

@@ -328,13 +328,19 @@ def _block_tasks(
                 batch_id=batch_id, name=name, path=str(path), index=k,
                 start=start, stop=None if last else blocks[k + 1][0], first_line=first_line,
                 line_range=(lo, hi), header=tuple(header), schema=dict(dataset.schema_),
-                na_values=tuple(dataset.source.na_values), delimiter=dataset.source.delimiter,
+                markers=_markers(dataset), delimiter=dataset.source.delimiter,
                 promoted=promoted, samples=samples,
                 lake=tuple((g.path, g.index) for g in lake if g.may_hold(batch_id, name, lo, hi)),
                 held=tuple((g.path, g.index) for g in held if g.may_hold(batch_id, name, lo, hi)),
             )
         )  # fmt: skip
     return tasks
+
+
+def _markers(dataset) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Per column, the texts the catalog reads as missing (``na_values``, per column or from
+    the source), quoted or not: the lake holds null for them, the quarantine the text."""
+    return tuple((c, tuple(m)) for c, m in dataset.na_values().items() if m)
 
 
 def _per_file(

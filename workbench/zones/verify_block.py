@@ -40,7 +40,7 @@ class BlockTask:
     line_range: tuple[int | None, int | None]
     header: tuple[str, ...]
     schema: dict[str, str]
-    na_values: tuple[str, ...]
+    markers: tuple[tuple[str, tuple[str, ...]], ...]  # per column, texts read as missing
     delimiter: str
     promoted: bool
     samples: int
@@ -69,7 +69,8 @@ class BlockOutcome:
 def check_block(task: BlockTask) -> BlockOutcome:
     """Read, type and compare one block; memory follows the block's size."""
     lines = block_lines(Path(task.path), task.start, task.stop, task.first_line)
-    opts = ReadOptions(list(task.header), list(task.schema), task.na_values, task.delimiter)
+    # Every field as written: which texts mean "missing" is decided per column below.
+    opts = ReadOptions(list(task.header), list(task.schema), (), task.delimiter)
     source = source_table(lines, task.start == 0, opts)
     lake = stored_rows(task.lake, task, {c: ARROW_TYPES[k] for c, k in task.schema.items()})
     held = stored_rows(task.held, task, {c: pa.string() for c in task.schema} | {TEXT: pa.string()})
@@ -80,6 +81,7 @@ def check_block(task: BlockTask) -> BlockOutcome:
         con.register("s", source)
         con.register("l", lake)
         con.register("q", held)
+        con.execute(f"CREATE TEMP VIEW sm AS {_missing_select(task)}")
         _fingerprints(con, task.schema)
         counts, samples = _accounting(con, task)
         values, value_samples = _values(con, task, lines)
@@ -126,12 +128,30 @@ def _fingerprints(con: duckdb.DuckDBPyConnection, schema: dict[str, str]) -> Non
     vs = ", ".join(f"v{i}" for i in n)
     con.execute(f"""CREATE TEMP TABLE src AS
         SELECT _line, {UNSPLIT}, hash({vs}, CAST({_bad(schema)} AS INTEGER)) AS fp
-        FROM ({_typed_select(schema, "s")})""")
+        FROM ({_typed_select(schema, "sm")})""")
     lake = ", ".join(quoted(c) for c in schema)
     con.execute(f"""CREATE TEMP TABLE lk AS
         SELECT _line, hash({lake}, CAST(0 AS INTEGER)) AS fp FROM l""")
     texts = ", ".join(f"CAST({quoted(c)} AS VARCHAR)" for c in schema)
     con.execute(f"CREATE TEMP TABLE qt AS SELECT _line, _text, hash({texts}) AS tfp FROM q")
+
+
+_LINES_TO_CHECK = "(FROM sm SEMI JOIN dl USING (_line))"
+
+
+def _missing_select(task: BlockTask) -> str:
+    """The source with each column's missing-value texts made NULL (what typing sees)."""
+    markers = dict(task.markers)
+    columns = []
+    for c in task.schema:
+        texts = ", ".join("'" + m.replace("'", "''") + "'" for m in markers.get(c, ()))
+        masked = (
+            f"CASE WHEN {quoted(c)} IN ({texts}) THEN NULL ELSE {quoted(c)} END"
+            if texts
+            else quoted(c)
+        )
+        columns.append(f"{masked} AS {quoted(c)}")
+    return f"SELECT _line, {UNSPLIT}, {', '.join(columns)} FROM s"
 
 
 def _typed_select(schema: dict[str, str], table: str) -> str:
@@ -184,7 +204,7 @@ def _values(con, task: BlockTask, lines: BlockLines) -> tuple[dict[str, int], li
     con.execute(f"""CREATE TEMP TABLE d AS
         SELECT _line, {UNSPLIT} AS why, {differs}, {pairs}
         FROM (SELECT _line, {lake} FROM l SEMI JOIN dl USING (_line))
-        JOIN ({_typed_select(task.schema, "(FROM s SEMI JOIN dl USING (_line))")}) USING (_line)""")
+        JOIN ({_typed_select(task.schema, _LINES_TO_CHECK)}) USING (_line)""")
     per_column = ", ".join(f"count(*) FILTER (WHERE why IS NULL AND d{i})" for i in n)
     unsplit, *counts = con.execute(
         f"SELECT count(*) FILTER (WHERE why IS NOT NULL), {per_column} FROM d"
