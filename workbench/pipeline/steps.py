@@ -471,15 +471,16 @@ def _newest(ws: Workspace, name: str) -> int | None:
     return versions[-1]["version"] if versions else None
 
 
-@step_kind
 @dataclass(frozen=True)
-class Score(Step):
-    kind: ClassVar[str] = "score"
-    writes: ClassVar[str] = "predictions"
+class _AfterTraining(Step):
+    """Scoring and monitoring: they follow the model's catalog entry and read its production
+    version and its feature table."""
+
+    after: ClassVar[str]  # the step of the same model that comes just before
 
     @classmethod
     def for_catalog(cls, catalog: Catalog) -> list[Step]:
-        return [cls(n, (f"train:{n}",)) for n in catalog.models]
+        return [cls(n, (f"{cls.after}:{n}",)) for n in catalog.models]
 
     def spec(self, catalog: Catalog) -> Any:
         return _dump(catalog.models[self.target])
@@ -487,14 +488,22 @@ class Score(Step):
     def inputs(self, ctx: Context) -> dict[str, Any]:
         return _model_inputs(ctx, self.target, with_model=True)
 
+    def datasets(self, catalog: Catalog) -> tuple[list[str], list[str]]:
+        features = f"features/{catalog.models[self.target].feature_set}"
+        return [f"models/{self.target}", features], [f"{self.writes}/{self.target}"]
+
+
+@step_kind
+@dataclass(frozen=True)
+class Score(_AfterTraining):
+    kind: ClassVar[str] = "score"
+    writes: ClassVar[str] = "predictions"
+    after: ClassVar[str] = "train"
+
     def output(self, ctx: Context) -> Any:
         from workbench.ml.score import predictions_path
 
         return table_version(predictions_path(ctx.ws, self.target))
-
-    def datasets(self, catalog: Catalog) -> tuple[list[str], list[str]]:
-        features = f"features/{catalog.models[self.target].feature_set}"
-        return [f"models/{self.target}", features], [f"predictions/{self.target}"]
 
     def run(self, ctx: Context) -> StepResult:
         from workbench.ml.steps import score_step
@@ -504,28 +513,15 @@ class Score(Step):
 
 @step_kind
 @dataclass(frozen=True)
-class Monitor(Step):
+class Monitor(_AfterTraining):
     kind: ClassVar[str] = "monitor"
     writes: ClassVar[str] = "monitoring"
-
-    @classmethod
-    def for_catalog(cls, catalog: Catalog) -> list[Step]:
-        return [cls(n, (f"score:{n}",)) for n in catalog.models]
-
-    def spec(self, catalog: Catalog) -> Any:
-        return _dump(catalog.models[self.target])
-
-    def inputs(self, ctx: Context) -> dict[str, Any]:
-        return _model_inputs(ctx, self.target, with_model=True)
+    after: ClassVar[str] = "score"
 
     def output(self, ctx: Context) -> Any:
         from workbench.ml.drift import drift_reports
 
         return len(drift_reports(ctx.ws, self.target)) or None
-
-    def datasets(self, catalog: Catalog) -> tuple[list[str], list[str]]:
-        features = f"features/{catalog.models[self.target].feature_set}"
-        return [f"models/{self.target}", features], [f"monitoring/{self.target}"]
 
     def run(self, ctx: Context) -> StepResult:
         from workbench.ml.steps import monitor_step
