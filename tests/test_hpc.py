@@ -430,12 +430,15 @@ def test_job_submit_runs_the_demo_and_cancel_keeps_the_last_commit(slurm, demo, 
     assert wb.open_cube(catalog, ws, "flight_delays") is not None
 
     # A second run, cancelled while it trains the model (its longest step): the steps it had
-    # finished stay committed, the model it was training never appears.
+    # finished stay committed, the model it was training never appears. Its catalog changes
+    # the model's parameters, so training is stale (the rest is reused).
     _, first_meta = wb.load_model(ws, "departure_delay")
     models = _model_versions(ws)
-    second = submit_job(
-        DEMO_CATALOG, ws, profile="slurm", walltime="00:20:00", cores=2, memory="6GB"
+    changed = tmp_path / "data_catalog.yaml"
+    changed.write_text(
+        DEMO_CATALOG.read_text().replace("learning_rate: 0.05,", "learning_rate: 0.06,", 1)
     )
+    second = submit_job(changed, ws, profile="slurm", walltime="00:20:00", cores=2, memory="6GB")
     out_file = Path(second.folder) / "job.out"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:

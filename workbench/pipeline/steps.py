@@ -44,6 +44,7 @@ class Context:
     catalog: Catalog
     ws: Workspace
     batches: dict[str, Batch] = field(default_factory=dict)
+    reason: str = ""  # why the step about to run is run (set by the runner)
 
 
 STEP_KINDS: dict[str, type[Step]] = {}
@@ -447,6 +448,10 @@ class Train(Step):
         from workbench.ml.train import train_model
 
         reasons = retrain_reasons(ctx.catalog, ctx.ws, self.target)
+        if ctx.reason.startswith(("forced", "spec changed")):
+            # The retrain policy judges data and drift; a changed model entry (new params) or
+            # --force train:<model> is a reason of its own.
+            reasons = [*reasons, ctx.reason]
         if not reasons:
             return StepResult(self.name, "reused", 0.0, details={"reasons": []})
         t = train_model(ctx.catalog, ctx.ws, self.target, reason="; ".join(reasons))
