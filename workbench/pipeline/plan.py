@@ -8,12 +8,11 @@ spec changed, an input changed from version N to M, output missing, forced.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
 
-from workbench.pipeline.steps import Context, Step
+from workbench.pipeline.steps import Context, Step, digest
 from workbench.runs import RunStore
 
 UP_TO_DATE = "up to date"
@@ -36,20 +35,15 @@ class Decision:
     inputs: dict[str, Any]
 
 
-def spec_hash(spec: Any) -> str:
-    text = json.dumps(spec, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 def decide(
     step: Step, ctx: Context, store: RunStore, *, forced: bool = False, after: str | None = None
 ) -> Decision:
     """Run ``step`` or reuse its last output? ``after`` names an upstream step that runs first
     (for a plan shown before anything runs)."""
-    digest = spec_hash(step.spec(ctx.catalog))
+    spec_hash = digest(step.spec(ctx.catalog))
     inputs = _jsonable(step.inputs(ctx))
-    reason = _why(step, ctx, store.last_success(step.name), digest, inputs, forced, after)
-    return Decision(step.name, reason != UP_TO_DATE, reason, digest, inputs)
+    reason = _why(step, ctx, store.last_success(step.name), spec_hash, inputs, forced, after)
+    return Decision(step.name, reason != UP_TO_DATE, reason, spec_hash, inputs)
 
 
 def _why(

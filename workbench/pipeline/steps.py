@@ -9,6 +9,8 @@ run again (:mod:`workbench.pipeline.plan`). A new kind of step is one class here
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -108,6 +110,16 @@ def producer(catalog: Catalog, name: str) -> str:
 def dataset_id(catalog: Catalog, name: str) -> str:
     """The lineage name of table ``name``: its zone and name, as the run store's inputs say."""
     return f"{catalog.datasets[name].zone}/{name}"
+
+
+# Parts of a model's catalog entry that say when to retrain, monitor or tune it, not what it is.
+_POLICY = ("retrain", "monitor", "tune")
+
+
+def digest(spec: Any) -> str:
+    """A short content hash of catalog text (JSON with sorted keys)."""
+    text = json.dumps(spec, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _dump(entry: Any) -> Any:
@@ -430,10 +442,15 @@ class Train(Step):
         return [cls(n, (f"features:{m.feature_set}",)) for n, m in catalog.models.items()]
 
     def spec(self, catalog: Catalog) -> Any:
-        return _dump(catalog.models[self.target])
+        # The policy parts: a change makes the step ask its retrain policy again.
+        entry = _dump(catalog.models[self.target])
+        return {k: entry.get(k) for k in _POLICY}
 
     def inputs(self, ctx: Context) -> dict[str, Any]:
-        return _model_inputs(ctx, self.target, with_model=False)
+        # The model itself (estimator, params, features, label): a change is a reason to train.
+        entry = _dump(ctx.catalog.models[self.target])
+        model = {k: v for k, v in entry.items() if k not in _POLICY}
+        return _model_inputs(ctx, self.target, with_model=False) | {"model entry": digest(model)}
 
     def output(self, ctx: Context) -> Any:
         from workbench.ml.registry import aliases
@@ -448,8 +465,8 @@ class Train(Step):
         from workbench.ml.train import train_model
 
         reasons = retrain_reasons(ctx.catalog, ctx.ws, self.target)
-        if ctx.reason.startswith(("forced", "spec changed")):
-            # The retrain policy judges data and drift; a changed model entry (new params) or
+        if ctx.reason.startswith(("forced", "input model entry")):
+            # The retrain policy judges data and drift; a changed model (new params) or
             # --force train:<model> is a reason of its own.
             reasons = [*reasons, ctx.reason]
         if not reasons:
