@@ -13,7 +13,6 @@ import hashlib
 import json
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -146,8 +145,8 @@ class Land(Step):
     def inputs(self, ctx: Context) -> dict[str, Any]:
         # Size and modification time stand for the content here: hashing a 7 GB file on
         # every run would cost more than the step; landing itself compares sha256.
-        files = _sources(ctx)(self.target)
-        return {"files": {str(p): [s.st_size, s.st_mtime_ns] for p, s in files}}
+        stats = {p: p.stat() for p in _source_files(ctx, self.target)}
+        return {"files": {str(p): [s.st_size, s.st_mtime_ns] for p, s in stats.items()}}
 
     def output(self, ctx: Context) -> Any:
         from workbench.zones.landing import list_batches
@@ -186,16 +185,11 @@ class Land(Step):
         )
 
 
-def _sources(ctx: Context) -> Callable[[str], list[tuple[Path, Any]]]:
+def _source_files(ctx: Context, name: str) -> list[Path]:
     from workbench.io.sources import resolve_source
 
     base = ctx.catalog.path.parent if ctx.catalog.path else None
-
-    def stat(name: str) -> list[tuple[Path, Any]]:
-        files = resolve_source(ctx.catalog.datasets[name].source.path, base)
-        return [(p, p.stat()) for p in files]
-
-    return stat
+    return resolve_source(ctx.catalog.datasets[name].source.path, base)
 
 
 @step_kind
@@ -217,7 +211,7 @@ class Promote(Step):
         return _dump(catalog.datasets[self.target])
 
     def inputs(self, ctx: Context) -> dict[str, Any]:
-        batch = ctx.batches.get(self.target) or _latest_batch(ctx.ws, self.target, missing=None)
+        batch = ctx.batches.get(self.target) or _latest_batch(ctx.ws, self.target)
         refs = ctx.catalog.datasets[self.target].upstream()
         return {"batch": batch.batch_id if batch else None} | {
             f"lake/{r}": table_version(ctx.ws.path("lake", r)) for r in refs
@@ -242,6 +236,10 @@ class Promote(Step):
 
         name = self.target
         batch = ctx.batches.get(name) or _latest_batch(ctx.ws, name)
+        if batch is None:
+            raise WorkbenchError(
+                f"nothing landed for {name!r} yet; run `workbench run land:{name}`."
+            )
         # A promotion that died between its lake and quarantine commits is finished first.
         healed = finish_pending(ctx.catalog, ctx.ws, name, batch.batch_id)
         p = promote_batch(ctx.catalog, ctx.ws, name, batch)
@@ -268,18 +266,11 @@ class Promote(Step):
         )
 
 
-_NO_BATCH = object()
-
-
-def _latest_batch(ws: Workspace, name: str, missing: Any = _NO_BATCH) -> Batch | None:
+def _latest_batch(ws: Workspace, name: str) -> Batch | None:
     from workbench.zones.landing import list_batches
 
     landed = list_batches(ws, name)
-    if landed:
-        return landed[-1]
-    if missing is not _NO_BATCH:
-        return missing
-    raise WorkbenchError(f"nothing landed for {name!r} yet; run `workbench run land:{name}`.")
+    return landed[-1] if landed else None
 
 
 def _table_inputs(ctx: Context, names: list[str]) -> dict[str, Any]:
