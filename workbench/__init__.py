@@ -14,7 +14,7 @@ from __future__ import annotations
 from workbench.lazy import lazy_exports
 
 # Resolved on first use, so importing the package stays cheap (see workbench/lazy.py).
-__getattr__, __dir__ = lazy_exports(
+__getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
         # dask.config, imported by config, costs a third of a second: not on every command.
@@ -81,49 +81,3 @@ __getattr__, __dir__ = lazy_exports(
 )
 
 __version__ = "0.1.0"
-
-__all__ = [
-    "Catalog",
-    "CatalogError",
-    "ClusterError",
-    "CubeError",
-    "CubeNotFound",
-    "CubeReader",
-    "DatasetNotFound",
-    "ModelNotFound",
-    "ProfileError",
-    "RunResult",
-    "RunStore",
-    "StepFailed",
-    "ValidationFailed",
-    "WorkbenchError",
-    "Workspace",
-    "WorkspaceError",
-    "build_cube",
-    "build_curated",
-    "build_features",
-    "close_client",
-    "columns_of",
-    "config",
-    "get_client",
-    "land",
-    "list_batches",
-    "list_versions",
-    "load_catalog",
-    "load_model",
-    "load_predictor",
-    "monitor_model",
-    "open_cube",
-    "parse_catalog",
-    "plan_steps",
-    "predict_one",
-    "promote_batch",
-    "read_dataset",
-    "read_predictions",
-    "read_table",
-    "run_pipeline",
-    "score_batch",
-    "select_steps",
-    "train_model",
-    "verify_lake",
-]

@@ -15,14 +15,15 @@ from typing import Any
 
 def lazy_exports(
     package: str, exports: dict[str, tuple[str, ...]]
-) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """``__getattr__`` and ``__dir__`` for ``package``, whose ``exports`` map each submodule
-    (relative, e.g. ``".delta"``) to the public names it defines; under ``"."``, names of
-    submodules exported as they are.
+) -> tuple[Callable[[str], Any], Callable[[], list[str]], list[str]]:
+    """``__getattr__``, ``__dir__`` and ``__all__`` for ``package``, whose ``exports`` map each
+    submodule (relative, e.g. ``".delta"``) to the public names it defines; under ``"."``, names
+    of submodules exported as they are. ``__all__`` is those names, so they are listed once.
 
     Examples
     --------
-    >>> __getattr__, __dir__ = lazy_exports(__name__, {".delta": ("read_table",)})  # doctest: +SKIP
+    >>> exports = {".delta": ("read_table",)}
+    >>> __getattr__, __dir__, __all__ = lazy_exports(__name__, exports)  # doctest: +SKIP
     """
     where = {name: module for module, names in exports.items() for name in names}
 
@@ -39,7 +40,7 @@ def lazy_exports(
     def __dir__() -> list[str]:
         return sorted({*globals_of(package), *where})
 
-    return __getattr__, __dir__
+    return __getattr__, __dir__, sorted(where)
 
 
 def globals_of(package: str) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from workbench.lazy import lazy_exports
 
 # Resolved on first use, so importing the package stays cheap (see workbench/lazy.py).
-__getattr__, __dir__ = lazy_exports(
+__getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
         ".load": (
@@ -26,18 +26,3 @@ __getattr__, __dir__ = lazy_exports(
         ),
     },
 )
-
-__all__ = [
-    "Catalog",
-    "Cube",
-    "Dataset",
-    "Join",
-    "Measure",
-    "Model",
-    "Rule",
-    "TIME_LEVELS",
-    "columns_of",
-    "expression_names",
-    "load_catalog",
-    "parse_catalog",
-]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from workbench.lazy import lazy_exports
 
 # Resolved on first use, so importing the package stays cheap (see workbench/lazy.py).
-__getattr__, __dir__ = lazy_exports(
+__getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
         ".build": (
@@ -23,15 +23,3 @@ __getattr__, __dir__ = lazy_exports(
         "workbench.errors": ("CubeError",),  # re-exported: where cube users look for it
     },
 )
-
-__all__ = [
-    "CubeBuild",
-    "CubeError",
-    "CubeReader",
-    "Explanation",
-    "Query",
-    "build_cube",
-    "current_cube_path",
-    "current_version",
-    "open_cube",
-]

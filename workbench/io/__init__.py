@@ -5,7 +5,7 @@ from __future__ import annotations
 from workbench.lazy import lazy_exports
 
 # Resolved on first use, so importing the package stays cheap (see workbench/lazy.py).
-__getattr__, __dir__ = lazy_exports(
+__getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
         ".csvfile": ("TEXT",),
@@ -31,19 +31,3 @@ __getattr__, __dir__ = lazy_exports(
         ),
     },
 )
-
-__all__ = [
-    "TEXT",
-    "Workspace",
-    "csv_text",
-    "excel_bytes",
-    "neutralise_formulas",
-    "open_table",
-    "read_csv_as_text",
-    "read_json",
-    "read_table",
-    "resolve_source",
-    "table_rows",
-    "write_json_atomic",
-    "write_table",
-]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from workbench.lazy import lazy_exports
 
 # Resolved on first use, so importing the package stays cheap (see workbench/lazy.py).
-__getattr__, __dir__ = lazy_exports(
+__getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
         ".drift": ("drift_reports",),
@@ -64,41 +64,3 @@ __getattr__, __dir__ = lazy_exports(
         ),
     },
 )
-
-__all__ = [
-    "ACTUAL",
-    "ESTIMATORS",
-    "Predictor",
-    "Promotion",
-    "RegisteredModel",
-    "TrainedModel",
-    "alias_history",
-    "aliases",
-    "build_features",
-    "calibration_table",
-    "classification_metrics",
-    "drift_reports",
-    "encode_features",
-    "feature_info",
-    "get_estimator",
-    "list_versions",
-    "load_model",
-    "load_predictor",
-    "make_features",
-    "model_metadata",
-    "model_names",
-    "monitor_model",
-    "predict_one",
-    "prediction_columns",
-    "prediction_provenance",
-    "predictions_version",
-    "promote_model",
-    "read_features",
-    "read_predictions",
-    "register_model",
-    "regression_metrics",
-    "resolve_version",
-    "rollback",
-    "score_batch",
-    "train_model",
-]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from workbench.lazy import lazy_exports
 
 # Resolved on first use, so importing the package stays cheap (see workbench/lazy.py).
-__getattr__, __dir__ = lazy_exports(
+__getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
         ".check": (
@@ -25,15 +25,3 @@ __getattr__, __dir__ = lazy_exports(
         ),
     },
 )
-
-__all__ = [
-    "CheckPlan",
-    "RuleContext",
-    "cast_columns",
-    "check_partition",
-    "evaluate",
-    "prepare_context",
-    "previous_reports",
-    "register",
-    "rule_table",
-]

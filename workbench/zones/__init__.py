@@ -5,7 +5,7 @@ from __future__ import annotations
 from workbench.lazy import lazy_exports
 
 # Resolved on first use, so importing the package stays cheap (see workbench/lazy.py).
-__getattr__, __dir__ = lazy_exports(
+__getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
         ".curated": ("build_curated",),
@@ -36,22 +36,3 @@ __getattr__, __dir__ = lazy_exports(
         ),
     },
 )
-
-__all__ = [
-    "BATCH_COLUMN",
-    "Batch",
-    "Promotion",
-    "REASONS",
-    "Verification",
-    "batch_balance",
-    "build_curated",
-    "derive_columns",
-    "land",
-    "list_batches",
-    "promote_batch",
-    "quarantined",
-    "quarantined_rows",
-    "read_dataset",
-    "table_path",
-    "verify_lake",
-]
