@@ -21,6 +21,7 @@ import pandas as pd
 import xarray as xr
 
 from workbench import config
+from workbench.catalog.base import digest
 from workbench.catalog.models import Catalog, Cube
 from workbench.cubes.cells import (
     REDUCERS,
@@ -46,8 +47,10 @@ from workbench.cubes.store import (
     staged_version,
     write_cuboid,
 )
-from workbench.io.workspace import Workspace, write_json_atomic
-from workbench.zones.tables import read_dataset
+from workbench.errors import CubeError
+from workbench.io.delta import growth_since, open_table, read_files
+from workbench.io.workspace import Workspace, read_json, write_json_atomic
+from workbench.zones.tables import read_dataset, table_path
 
 __all__ = [
     "BASE",
@@ -60,6 +63,7 @@ __all__ = [
     "current_version",
     "reduce_dims",
     "refresh_cube",
+    "update_cube",
 ]
 
 
@@ -128,10 +132,12 @@ def _write_all(
     return sizes
 
 
-def _meta(cube_name: str, cube: Cube, base: xr.Dataset, mode: str) -> dict:
+def _meta(cube_name: str, cube: Cube, base: xr.Dataset, mode: str, inputs: dict) -> dict:
     return {
         "cube": cube_name,
         "source": cube.source,
+        "spec": digest(cube),
+        "inputs": inputs,
         "mode": mode,
         "rows": int(base[ROWS].sum()),
         "built_at": dt.datetime.now(dt.UTC).isoformat(),
@@ -143,6 +149,7 @@ def build_cube(catalog: Catalog, ws: Workspace, name: str) -> CubeBuild:
     """Aggregate the cube's source into a new version and make it current."""
     started = time.perf_counter()
     cube = catalog.cube(name)
+    inputs = cube_inputs(catalog, ws, cube)  # before reading: a later append is seen next time
     dense = compute_dense(catalog, ws, cube)
     if dense is not None:
         base, parents = dense
@@ -152,7 +159,8 @@ def build_cube(catalog: Catalog, ws: Workspace, name: str) -> CubeBuild:
         base = cells_to_dataset(cells, cube, parents)
     base = add_labels(catalog, ws, cube, base)
     with staged_version(ws, name, cube.keep_versions) as stage:
-        sizes = _write_all(stage.staging, base, cube, parents, _meta(name, cube, base, "full"))
+        meta = _meta(name, cube, base, "full", inputs)
+        sizes = _write_all(stage.staging, base, cube, parents, meta)
     return CubeBuild(
         name,
         stage.version,
@@ -179,6 +187,48 @@ def add_labels(catalog: Catalog, ws: Workspace, cube: Cube, base: xr.Dataset) ->
     return base
 
 
+def cube_inputs(catalog: Catalog, ws: Workspace, cube: Cube) -> dict[str, int]:
+    """The current version of each table the cube reads: its source and its label tables."""
+    names = [cube.source, *(d.labels.dataset for d in cube.dimensions.values() if d.labels)]
+    return {n: open_table(table_path(catalog, ws, n)).version() for n in dict.fromkeys(names)}
+
+
+def update_cube(catalog: Catalog, ws: Workspace, name: str) -> CubeBuild:
+    """Bring the cube up to date with its source: when the source only gained rows since the
+    current version was built (same spec, same label tables), refresh the time chunks from the
+    earliest period the new rows fall in; otherwise build it in full."""
+    since = appended_since(catalog, ws, name)
+    if since is None:
+        return build_cube(catalog, ws, name)
+    return refresh_cube(catalog, ws, name, since)
+
+
+def appended_since(catalog: Catalog, ws: Workspace, name: str) -> pd.Timestamp | None:
+    """The earliest time of the rows the cube's source gained since its current version was
+    built, or None when a refresh cannot be proven equal to a rebuild."""
+    cube = catalog.cube(name)
+    try:
+        built = read_json(current_version(ws, name)[1] / "cube.json")
+        time_key = _time_dim(cube)
+    except (OSError, KeyError, CubeError):  # no version yet, or no single time dimension
+        return None
+    before, now = built.get("inputs") or {}, cube_inputs(catalog, ws, cube)
+    if built.get("spec") != digest(cube) or set(before) != set(now):
+        return None
+    if any(before[n] != now[n] for n in now if n != cube.source):
+        return None
+    path = table_path(catalog, ws, cube.source)
+    growth = growth_since(path, before[cube.source])
+    if growth is None or not growth.files:
+        return None
+    column = cube.dimensions[time_key].column
+    first = read_files(growth.files, path, columns=[column])[column].min().compute()
+    if pd.isna(first):
+        return None
+    first = pd.Timestamp(first)
+    return first.tz_convert("UTC").tz_localize(None) if first.tzinfo else first
+
+
 def refresh_cube(
     catalog: Catalog, ws: Workspace, name: str, since: str | pd.Timestamp
 ) -> CubeBuild:
@@ -191,6 +241,7 @@ def refresh_cube(
     """
     started = time.perf_counter()
     cube = catalog.cube(name)
+    inputs = cube_inputs(catalog, ws, cube)
     time_key = _time_dim(cube)
     grain = cube.dimensions[time_key].grain(time_key)
     _, folder = current_version(ws, name)
@@ -226,7 +277,7 @@ def refresh_cube(
             merged,
             cube,
             known_parents,
-            _meta(name, cube, merged, "refresh"),
+            _meta(name, cube, merged, "refresh", inputs),
             skip_base=True,
         )
     return CubeBuild(

@@ -229,11 +229,44 @@ def read_table(
 ) -> dd.DataFrame:
     """A lazy Dask frame over one version of a table, reading only ``columns``."""
     files = open_table(path, version).file_uris()
-    if not files:
-        schema = open_table(path, version).schema().to_arrow()
-        empty = pa.schema(schema).empty_table().to_pandas()
-        return dd.from_pandas(empty[columns] if columns else empty, npartitions=1)
-    return dd.read_parquet(files, columns=columns)
+    return read_files(files, path, columns=columns, version=version)
+
+
+@dataclass(frozen=True)
+class Growth:
+    """What a table gained after an earlier version, when all it did was gain files."""
+
+    since: int
+    version: int
+    files: list[str]  # the data files added after ``since`` (URIs), in log order
+
+
+def growth_since(path: Path, since: int) -> Growth | None:
+    """The files the table gained after version ``since``, when every file of that version is
+    still in the current one, i.e. each commit since only appended (Parquet files never change
+    once written, so the old rows are unchanged). None when a file was removed (an overwrite, a
+    delete, a compaction) or version ``since`` can no longer be read: then only a full rebuild
+    is right."""
+    try:
+        before = set(open_table(path, since).file_uris())
+        table = open_table(path)
+    except Exception:  # the log of `since` was cleaned up, or the table is gone
+        return None
+    now = table.file_uris()
+    if table.version() < since or not before.issubset(now):
+        return None
+    return Growth(since, table.version(), [f for f in now if f not in before])
+
+
+def read_files(
+    files: list[str], path: Path, *, columns: list[str] | None = None, version: int | None = None
+) -> dd.DataFrame:
+    """A lazy frame over some data files of the table at ``path`` (empty, with the schema of
+    ``version``, when there are none)."""
+    if files:
+        return dd.read_parquet(files, columns=columns)
+    empty = pa.schema(open_table(path, version).schema().to_arrow()).empty_table().to_pandas()
+    return dd.from_pandas(empty[columns] if columns else empty, npartitions=1)
 
 
 def table_rows(path: Path, version: int | None = None) -> int:

@@ -24,7 +24,15 @@ from workbench.catalog.expressions import evaluate
 from workbench.catalog.load import columns_of
 from workbench.catalog.models import Catalog, FeatureSet, Lag
 from workbench.errors import WorkspaceError
-from workbench.io.delta import commit_table, history, open_table, read_table, stage_table
+from workbench.io.delta import (
+    commit_table,
+    growth_since,
+    history,
+    open_table,
+    read_files,
+    read_table,
+    stage_table,
+)
 from workbench.io.workspace import Workspace
 from workbench.zones.tables import read_dataset, table_path
 
@@ -43,6 +51,7 @@ class FeatureBuild:
     rows: dict[str, int]
     source_version: int
     reused: bool
+    appended: int | None = None  # rows added to the previous version; None for a full build
 
 
 def feature_path(ws: Workspace, name: str):
@@ -55,12 +64,14 @@ def spec_hash(spec: FeatureSet) -> str:
 
 
 def build_features(
-    catalog: Catalog, ws: Workspace, name: str, *, force: bool = False
+    catalog: Catalog, ws: Workspace, name: str, *, force: bool = False, incremental: bool = False
 ) -> FeatureBuild:
     """Materialise feature set ``name`` as a new version of ``features/<name>``.
 
     Skipped (``reused``) when the latest version came from the same spec and source version,
     or when the rows come out identical (same content fingerprint) to the latest version's.
+    With ``incremental``, rows the source only gained since are turned into features and
+    appended, when that provably equals a rebuild (:func:`append_features`).
 
     Examples
     --------
@@ -74,6 +85,10 @@ def build_features(
     last = None if force else _latest_info(path)
     if last and last["spec_hash"] == digest and last["source_version"] == source_version:
         return FeatureBuild(name, last["version"], last["rows"], source_version, True)
+    if incremental and last and last["spec_hash"] == digest and "content" in last:
+        appended = append_features(catalog, ws, spec, last)
+        if appended is not None:
+            return appended
     known = set(columns_of(catalog, spec.source))
     frame = read_dataset(
         catalog, ws, spec.source, columns=spec.source_columns(known), version=source_version
@@ -114,8 +129,97 @@ def build_features(
     return FeatureBuild(name, version, rows, source_version, False)
 
 
-def make_features(frame: dd.DataFrame, spec: FeatureSet) -> dd.DataFrame:
-    """The lazy feature table for a source frame: filter, derive, lag, split, select."""
+_NEW = "_new_row"  # marks the appended rows among the earlier rows their lags look back on
+
+
+def append_features(
+    catalog: Catalog, ws: Workspace, spec: FeatureSet, last: dict[str, Any]
+) -> FeatureBuild | None:
+    """Features of the rows the source gained since the latest version, appended to it.
+
+    Every feature but a lag is computed from its own row. A lag looks back on earlier rows of
+    its key: those are read from the source too, and the append is refused (None: rebuild)
+    when a new row would come before an earlier one of its key, or a time is missing, since
+    then rows already written would change.
+    """
+    source = table_path(catalog, ws, spec.source)
+    growth = growth_since(source, last["source_version"])
+    if growth is None:
+        return None
+    columns = spec.source_columns(set(columns_of(catalog, spec.source)))
+    new = read_files(growth.files, source, columns=columns).assign(**{_NEW: True})
+    if spec.lags:
+        earlier = _earlier_rows(catalog, ws, spec, new, last["source_version"], columns)
+        if earlier is None:
+            return None
+        new = dd.concat([earlier.assign(**{_NEW: False}), new])
+    table = make_features(new, spec, keep=_NEW)
+    table = table[table[_NEW]].drop(columns=[_NEW])
+    path = feature_path(ws, last["feature_set"])
+    staged = stage_table(table, path)
+    train = table[table[SPLIT] == "train"]
+    levels = [train[c].dropna().unique(split_out=1) for c in spec.categorical]
+    hashes = table.map_partitions(_content_hash, meta=pd.Series([], dtype="int64"))
+    actions, counts, partial, *found = dask.compute(
+        staged.actions, table[SPLIT].value_counts(), hashes, *levels
+    )
+    rows = {k: last["rows"].get(k, 0) + int(counts.get(k, 0)) for k in last["rows"]}
+    # The fingerprint is a sum of row hashes: the new rows' sum added gives the rebuild's.
+    content = f"{(int(last['content'], 16) + int(partial.sum())) % _PRIME:x}"
+    categories = {
+        c: sorted(set(last["categories"].get(c, [])) | set(map(str, v)))
+        for c, v in zip(spec.categorical, found, strict=True)
+    }
+    info = {k: v for k, v in last.items() if k != "version"}
+    info |= {"source_version": growth.version, "content": content, "rows": rows}
+    info |= {"categories": categories, "appended": int(counts.sum())}
+    version = commit_table(
+        staged,
+        actions,
+        mode="append",
+        operation=f"features {info['feature_set']} (append)",
+        info={_INFO_KEY: json.dumps(info)},
+    )
+    return FeatureBuild(
+        info["feature_set"], version, rows, growth.version, False, int(counts.sum())
+    )
+
+
+def _earlier_rows(
+    catalog: Catalog,
+    ws: Workspace,
+    spec: FeatureSet,
+    new: dd.DataFrame,
+    version: int,
+    columns: list[str],
+) -> dd.DataFrame | None:
+    """The source rows of ``version`` sharing a lag key with a new row, or None when a new
+    row does not come strictly after every earlier row of its key (or a time is missing)."""
+    old = read_dataset(catalog, ws, spec.source, columns=columns, version=version)
+    keys = sorted({k for lag in spec.lags.values() for k in lag.by})
+    wanted = new[keys].drop_duplicates().compute()
+    earlier = old.merge(wanted, on=keys, how="inner")
+    checks = []
+    for lag in spec.lags.values():
+        order = lag.order_by
+        checks += [earlier[order].isna().sum(), new[order].isna().sum()]
+        checks += [earlier.groupby(lag.by)[order].max(), new.groupby(lag.by)[order].min()]
+    found = dask.compute(*checks)
+    for i in range(0, len(found), 4):
+        missing_old, missing_new, latest, first = found[i : i + 4]
+        if missing_old or missing_new:
+            return None
+        both = latest.to_frame("latest").join(first.to_frame("first"), how="inner")
+        if (both["first"] <= both["latest"]).any():
+            return None
+    return earlier
+
+
+def make_features(
+    frame: dd.DataFrame, spec: FeatureSet, *, keep: str | None = None
+) -> dd.DataFrame:
+    """The lazy feature table for a source frame: filter, derive, lag, split, select (and
+    ``keep``, a marker column carried through)."""
     out = frame.map_partitions(_row_features, spec, meta=_row_features(frame._meta, spec))
     for lag_name, lag in spec.lags.items():
         # All rows of one key in one partition, then a sort and a grouped shift per partition.
@@ -126,7 +230,15 @@ def make_features(frame: dd.DataFrame, spec: FeatureSet) -> dd.DataFrame:
             _add_lag, lag_name, lag, meta=_add_lag(out._meta, lag_name, lag)
         )
     time_column = [spec.split.column] if spec.split.column else []
-    columns = list(dict.fromkeys([*spec.keys, *time_column, *spec.features, spec.label, SPLIT]))
+    columns = [
+        *spec.keys,
+        *time_column,
+        *spec.features,
+        spec.label,
+        SPLIT,
+        *([keep] if keep else []),
+    ]
+    columns = list(dict.fromkeys(columns))
     return out.map_partitions(_finish, spec, columns, meta=_finish(out._meta, spec, columns))
 
 

@@ -20,7 +20,15 @@ from workbench.catalog.load import columns_of
 from workbench.catalog.models import Catalog
 from workbench.cluster import share
 from workbench.errors import FeatureNotKnown, WorkbenchError, WorkspaceError
-from workbench.io.delta import commit_table, history, open_table, read_table, stage_table
+from workbench.io.delta import (
+    Growth,
+    commit_table,
+    history,
+    open_table,
+    read_files,
+    read_table,
+    stage_table,
+)
 from workbench.io.workspace import Workspace
 from workbench.ml import native
 from workbench.ml.estimators import Predictor
@@ -61,6 +69,7 @@ class CompileResult:
 
 ENGINES = ("auto", "lightgbm", "native")
 MODEL_VERSION = "workbench.model_version"  # commit metadata: the model version that scored
+FEATURE_VERSION = "workbench.feature_version"  # ... and the feature table version it read
 
 
 def predictions_path(ws: Workspace, name: str):
@@ -147,6 +156,7 @@ def score_batch(
     alias: str | None = "production",
     version: int | None = None,
     input_dataset: str | None = None,
+    appended: Growth | None = None,
 ) -> ScoreResult:
     """Score rows with a registered model into a new version of ``predictions/<name>``.
 
@@ -166,9 +176,12 @@ def score_batch(
     predictor = load_predictor(ws, name, version, alias=None if version else alias)
     predictor = with_engine(catalog, ws, predictor)
     info = {MODEL_VERSION: predictor.fit_info["version"]}
-    if input_dataset is None:
+    if appended is not None:  # only the rows the feature table gained, appended
+        info[FEATURE_VERSION] = appended.version
+        frame = read_files(appended.files, feature_path(ws, spec.feature_set))
+    elif input_dataset is None:
         version_read = open_table(feature_path(ws, spec.feature_set)).version()
-        info["workbench.feature_version"] = version_read
+        info[FEATURE_VERSION] = version_read
         frame = read_features(ws, spec.feature_set, version=version_read)
     else:
         known = set(columns_of(catalog, input_dataset))
@@ -181,7 +194,8 @@ def score_batch(
     out_version = commit_table(
         staged,
         actions,
-        operation=f"score {name}",
+        mode="overwrite" if appended is None else "append",
+        operation=f"score {name}" + ("" if appended is None else " (append)"),
         info=info,
     )
     rows = int(actions["rows"].sum())

@@ -13,13 +13,13 @@ import datetime as dt
 from typing import Any
 
 from workbench.catalog.models import Catalog
-from workbench.io.delta import commit_info, open_table
+from workbench.io.delta import commit_info, growth_since, open_table
 from workbench.io.workspace import Workspace
 from workbench.ml.drift import drift_reports
 from workbench.ml.features import feature_path, read_features
 from workbench.ml.monitor import monitor_model, period_windows
 from workbench.ml.registry import resolve_version
-from workbench.ml.score import MODEL_VERSION, predictions_path, score_batch
+from workbench.ml.score import FEATURE_VERSION, MODEL_VERSION, predictions_path, score_batch
 from workbench.ml.train import model_spec
 
 
@@ -29,23 +29,34 @@ def _current(catalog: Catalog, ws: Workspace, name: str) -> tuple[int, int]:
     return resolve_version(ws, name), open_table(feature_path(ws, feature_set)).version()
 
 
-def score_step(catalog: Catalog, ws: Workspace, name: str) -> dict[str, Any]:
-    """Score the feature table with the production model, unless that was the last thing done."""
+def score_step(
+    catalog: Catalog, ws: Workspace, name: str, *, incremental: bool = False
+) -> dict[str, Any]:
+    """Score the feature table with the production model, unless that was the last thing done.
+
+    With ``incremental``, when the predictions came from the same model version and the
+    feature table only gained rows since, only those rows are scored and appended (a row's
+    score depends on its own features alone)."""
     version, features = _current(catalog, ws, name)
     path = predictions_path(ws, name)
+    growth = None
     if (path / "_delta_log").exists():
         info = commit_info(path)
-        if str(info.get(MODEL_VERSION)) == str(version) and str(
-            info.get("workbench.feature_version")
-        ) == str(features):
+        scored = info.get(FEATURE_VERSION)
+        same_model = str(info.get(MODEL_VERSION)) == str(version)
+        if same_model and str(scored) == str(features):
             return {"reused": True, "model_version": version}
-    result = score_batch(catalog, ws, name, version=version)
+        if incremental and same_model and scored is not None:
+            feature_set = model_spec(catalog, name).feature_set
+            growth = growth_since(feature_path(ws, feature_set), int(scored))
+    result = score_batch(catalog, ws, name, version=version, appended=growth)
     return {
         "reused": False,
         "rows": result.rows,
         "model_version": result.model_version,
         "predictions_version": result.predictions_version,
         "engine": result.engine,
+        "mode": "full" if growth is None else f"appended {result.rows} rows",
     }
 
 

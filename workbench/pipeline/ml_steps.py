@@ -51,14 +51,18 @@ class Features(Step):
     def run(self, ctx: Context) -> StepResult:
         from workbench.ml.features import build_features
 
-        f = build_features(ctx.catalog, ctx.ws, self.target)
+        f = build_features(ctx.catalog, ctx.ws, self.target, incremental=ctx.incremental)
         return StepResult(
             self.name,
             "reused" if f.reused else "succeeded",
             0.0,
             rows_out=sum(f.rows.values()),
             outputs={"features": str(ctx.ws.path("features", self.target)), "version": f.version},
-            details={"rows": f.rows, "source_version": f.source_version},
+            details={
+                "rows": f.rows,
+                "source_version": f.source_version,
+                "mode": "full" if f.appended is None else f"appended {f.appended} rows",
+            },
         )
 
 
@@ -171,7 +175,8 @@ class Score(_AfterTraining):
     def run(self, ctx: Context) -> StepResult:
         from workbench.ml.steps import score_step
 
-        return _ml_result(self, score_step(ctx.catalog, ctx.ws, self.target))
+        out = score_step(ctx.catalog, ctx.ws, self.target, incremental=ctx.incremental)
+        return _ml_result(self, out)
 
 
 @step_kind

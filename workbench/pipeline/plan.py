@@ -16,6 +16,7 @@ from workbench.pipeline.steps import Context, Step, digest
 from workbench.runs import RunStore
 
 UP_TO_DATE = "up to date"
+_INPUT_CHANGED = "input "
 
 
 def workbench_version() -> str:
@@ -33,6 +34,9 @@ class Decision:
     reason: str
     spec_hash: str
     inputs: dict[str, Any]
+    # Only input versions changed since the last successful run (same spec, same workbench,
+    # not forced, output there): the step may bring its output up to date incrementally.
+    incremental: bool = False
 
 
 def decide(
@@ -43,7 +47,8 @@ def decide(
     spec_hash = digest(step.spec(ctx.catalog))
     inputs = _jsonable(step.inputs(ctx))
     reason = _why(step, ctx, store.last_success(step.name), spec_hash, inputs, forced, after)
-    return Decision(step.name, reason != UP_TO_DATE, reason, spec_hash, inputs)
+    incremental = reason.startswith(_INPUT_CHANGED) and step.output(ctx) is not None
+    return Decision(step.name, reason != UP_TO_DATE, reason, spec_hash, inputs, incremental)
 
 
 def _why(
@@ -66,7 +71,8 @@ def _why(
     before = json.loads(last["inputs"] or "{}")
     for key in sorted(set(before) | set(inputs)):
         if before.get(key) != inputs.get(key):
-            return f"input {key} changed from {_show(before.get(key))} to {_show(inputs.get(key))}"
+            was, now = _show(before.get(key)), _show(inputs.get(key))
+            return f"{_INPUT_CHANGED}{key} changed from {was} to {now}"
     if step.output(ctx) is None:
         return "output missing"
     if after is not None:

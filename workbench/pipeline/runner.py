@@ -159,7 +159,7 @@ def run_pipeline(
                 ws, step.writes, step.target, doing=step.name, run_id=run_id, wait=lock_wait
             ):
                 decision = decide(step, ctx, store, forced=step.name in forced)
-                ctx.reason = decision.reason
+                ctx.reason, ctx.incremental = decision.reason, decision.incremental
                 result = step.run(ctx) if decision.run else _reused(step, store)
         except Exception as original:
             exc = _explained(original, step, ws)

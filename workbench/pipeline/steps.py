@@ -9,8 +9,6 @@ run again (:mod:`workbench.pipeline.plan`). A new kind of step is one class here
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
@@ -19,6 +17,7 @@ from typing import Any, ClassVar
 
 from deltalake import DeltaTable
 
+from workbench.catalog.base import digest  # noqa: F401 (the steps' spec hash; ml_steps imports it here)
 from workbench.catalog.models import Catalog
 from workbench.errors import WorkbenchError
 from workbench.io.workspace import Workspace, read_json
@@ -46,6 +45,9 @@ class Context:
     ws: Workspace
     batches: dict[str, Batch] = field(default_factory=dict)
     reason: str = ""  # why the step about to run is run (set by the runner)
+    # True when only its inputs' versions changed: it may add to its output instead of
+    # rebuilding it, where it can prove the result equals a rebuild (set by the runner).
+    incremental: bool = False
 
 
 STEP_KINDS: dict[str, type[Step]] = {}
@@ -109,12 +111,6 @@ def producer(catalog: Catalog, name: str) -> str:
 def dataset_id(catalog: Catalog, name: str) -> str:
     """The lineage name of table ``name``: its zone and name, as the run store's inputs say."""
     return f"{catalog.datasets[name].zone}/{name}"
-
-
-def digest(spec: Any) -> str:
-    """A short content hash of catalog text (JSON with sorted keys)."""
-    text = json.dumps(spec, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def entry_json(entry: Any) -> Any:
@@ -308,14 +304,15 @@ class Curate(Step):
     def run(self, ctx: Context) -> StepResult:
         from workbench.zones.curated import build_curated
 
-        c = build_curated(ctx.catalog, ctx.ws, self.target)
+        c = build_curated(ctx.catalog, ctx.ws, self.target, incremental=ctx.incremental)
+        mode = "full" if c.appended is None else f"appended {c.appended} rows"
         return StepResult(
             self.name,
             "succeeded",
             0.0,
             rows_out=c.rows,
             outputs={"curated": str(ctx.ws.path("curated", self.target)), "version": c.version},
-            details={"broadcast": list(c.broadcast)},
+            details={"broadcast": list(c.broadcast), "mode": mode},
         )
 
 
@@ -356,9 +353,10 @@ class Cube(Step):
         return list(reads), [f"cubes/{self.target}"]
 
     def run(self, ctx: Context) -> StepResult:
-        from workbench.cubes.build import build_cube
+        from workbench.cubes.build import build_cube, update_cube
 
-        b = build_cube(ctx.catalog, ctx.ws, self.target)
+        build = update_cube if ctx.incremental else build_cube
+        b = build(ctx.catalog, ctx.ws, self.target)
         return StepResult(
             self.name,
             "succeeded",
@@ -366,7 +364,7 @@ class Cube(Step):
             rows_in=b.rows_in,
             rows_out=math.prod(b.shape.values()),
             outputs={"cube": str(b.path), "version": b.version},
-            details={"shape": b.shape, "cuboids": b.cuboids},
+            details={"shape": b.shape, "cuboids": b.cuboids, "mode": b.mode},
         )
 
 

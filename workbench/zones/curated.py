@@ -15,11 +15,21 @@ import pandas as pd
 from deltalake import DeltaTable
 
 from workbench import config
+from workbench.catalog.base import digest
 from workbench.catalog.load import columns_of, expression_names
 from workbench.catalog.models import Catalog, Join
 from workbench.cluster import share
 from workbench.errors import WorkbenchError
-from workbench.io.delta import commit_info, open_table, rows_of, table_rows, write_table
+from workbench.io.delta import (
+    Growth,
+    commit_info,
+    growth_since,
+    open_table,
+    read_files,
+    rows_of,
+    table_rows,
+    write_table,
+)
 from workbench.io.workspace import Workspace
 from workbench.zones.joins import (
     CuratedView,
@@ -40,15 +50,51 @@ class CuratedBuild:
     rows: int
     version: int
     broadcast: tuple[str, ...]
+    appended: int | None = None  # rows added to the previous version; None for a full build
 
 
-def build_curated(catalog: Catalog, ws: Workspace, name: str) -> CuratedBuild:
+SOURCES = "workbench.sources"
+SPEC = "workbench.spec"
+
+
+def build_curated(
+    catalog: Catalog, ws: Workspace, name: str, *, incremental: bool = False
+) -> CuratedBuild:
+    """Join and derive curated ``name`` into a new version of its table.
+
+    With ``incremental``, when the table was built by the same spec, its joined tables did not
+    change and its ``from`` table only gained files since, only the rows of those files are
+    joined and appended: every curated row depends on its own source row alone (joins on
+    unique keys, derived columns per row), so this equals a full build.
+    """
     ds = catalog.datasets[name]
     sources = source_versions(catalog, ws, name)
-    # Declared columns only: lineage columns (_batch_id, _file, _line) stay in the lake.
-    frame = read_dataset(
-        catalog, ws, ds.from_, columns=columns_of(catalog, ds.from_), version=sources[ds.from_]
+    columns = columns_of(catalog, ds.from_)
+    growth = _appended_source(catalog, ws, name, sources) if incremental else None
+    if growth is not None:
+        sources[ds.from_] = growth.version
+        frame = read_files(growth.files, table_path(catalog, ws, ds.from_), columns=columns)
+    else:  # Declared columns only: lineage columns (_batch_id, _file, _line) stay in the lake.
+        frame = read_dataset(catalog, ws, ds.from_, columns=columns, version=sources[ds.from_])
+    frame, broadcast = _joined(catalog, ws, ds, frame, sources)
+    path = ws.path("curated", name)
+    before = table_rows(path) if growth is not None else 0
+    version = write_table(
+        frame,
+        path,
+        mode="append" if growth is not None else "overwrite",
+        operation="curate" if growth is None else "curate (append)",
+        info={SOURCES: json.dumps(sources), SPEC: digest(ds)},
     )
+    rows = table_rows(path, version)
+    appended = rows - before if growth is not None else None
+    return CuratedBuild(name, rows, version, tuple(broadcast), appended)
+
+
+def _joined(
+    catalog: Catalog, ws: Workspace, ds, frame: dd.DataFrame, sources: dict[str, int]
+) -> tuple[dd.DataFrame, list[str]]:
+    """``frame`` with every declared join and derived column; the joins that were broadcast."""
     broadcast = []
     for join in ds.joins:
         version = sources[join.dataset]
@@ -64,12 +110,25 @@ def build_curated(catalog: Catalog, ws: Workspace, name: str) -> CuratedBuild:
     frame = frame.map_partitions(
         derive_columns, ds.derived, meta=derive_columns(frame._meta, ds.derived)
     )
+    return frame, broadcast
+
+
+def _appended_source(
+    catalog: Catalog, ws: Workspace, name: str, sources: dict[str, int]
+) -> Growth | None:
+    """What the ``from`` table gained since curated ``name`` was built, when that is all that
+    changed (same spec, same joined table versions, the ``from`` table only appended)."""
+    ds = catalog.datasets[name]
     path = ws.path("curated", name)
-    version = write_table(frame, path, operation="curate", info={SOURCES: json.dumps(sources)})
-    return CuratedBuild(name, table_rows(path, version), version, tuple(broadcast))
-
-
-SOURCES = "workbench.sources"
+    if not DeltaTable.is_deltatable(str(path)):
+        return None
+    info = commit_info(path)
+    built = json.loads(info.get(SOURCES) or "null")
+    if info.get(SPEC) != digest(ds) or not built or set(built) != set(sources):
+        return None
+    if any(built[j.dataset] != sources[j.dataset] for j in ds.joins):
+        return None
+    return growth_since(table_path(catalog, ws, ds.from_), built[ds.from_])
 
 
 def source_versions(catalog: Catalog, ws: Workspace, name: str) -> dict[str, int]:
