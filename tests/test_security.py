@@ -182,6 +182,19 @@ def test_the_quarantine_browser_masks_emails_without_the_pii_permission(guarded)
     assert all(e in plain for e in QUARANTINED) and _hash(QUARANTINED[0]) not in plain
 
 
+def test_validation_reports_never_hold_pii_in_plain_text(people):
+    """The reports under /reports/ go to everyone who may open the quality app, with or
+    without the pii permission: their sample rows are written masked."""
+    _, ws = people
+    folder = ws.path("reports", "validation", "people")
+    files = sorted(folder.glob("*.json")) + sorted(folder.glob("*.html"))
+    assert files
+    samples = [row for p in folder.glob("*.json") for row in json.loads(p.read_text())["samples"]]
+    assert len(samples) >= len(QUARANTINED)  # the quarantined rows are sampled ...
+    for path in files:  # ... with their emails masked, in the JSON and the page
+        assert "@example.org" not in path.read_text(), path
+
+
 def test_the_quarantine_download_masks_emails_without_the_pii_permission(people, monkeypatch):
     from workbench.views import QualityDashboard, QualityStore
 

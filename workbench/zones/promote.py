@@ -33,6 +33,7 @@ from workbench.io.delta import (
 )
 from workbench.io.sources import FILE_COLUMN, LINE_COLUMN, read_csv_as_text
 from workbench.io.workspace import Workspace, read_json, write_json_atomic
+from workbench.privacy import Viewer, mask_frame, masking_for
 from workbench.validation.check import (
     ERRORS,
     FAIL_PREFIX,
@@ -168,6 +169,8 @@ def _promote_checked(
     warned = sum(o.warned for o in outcomes)
     missing = _summed([o.missing for o in outcomes])
     sample = pd.concat([o.samples for o in outcomes], ignore_index=True)
+    # Reports go to every user of the quality app: pii columns masked, whatever their roles.
+    sample = mask_frame(sample, masking_for(catalog, name, Viewer(None), also=[TEXT]))
     newest = {
         c: max((o.newest[c] for o in outcomes if pd.notna(o.newest[c])), default=None)
         for c in fresh
