@@ -203,3 +203,30 @@ def test_one_estimator_registry_declares_each_task():
         )
         assert model.task == (task or "regression")
         assert get_estimator(name, model.sklearn_class, model.task).task == model.task
+
+
+@pytest.mark.parametrize(
+    ("class_path", "task", "says"),
+    [
+        ("sklearn.utils.Bunch", "regression", "is not a scikit-learn regression estimator"),
+        ("sklearn.datasets.fetch_openml", "classification", "is not a scikit-learn"),
+        ("sklearn.linear_model.Ridge", "classification", "is not a scikit-learn classification"),
+        ("sklearn.utils._testing.TempMemmap", "regression", "is private"),
+        ("sklearn.no_such_module.Thing", "regression", "cannot be imported"),
+    ],
+)
+def test_sklearn_class_must_be_a_public_estimator_of_the_task(class_path, task, says):
+    """The catalog names a class; anything else under sklearn.* (a function, a helper class,
+    a private module) is refused before it is called with the catalog's params."""
+    from workbench.ml.estimators import get_estimator
+
+    estimator = get_estimator("sklearn", class_path, task)
+    with pytest.raises(wb.CatalogError, match=says):
+        estimator.estimator_class()
+
+
+def test_sklearn_class_accepts_an_estimator_of_the_task():
+    from workbench.ml.estimators import get_estimator
+
+    estimator = get_estimator("sklearn", "sklearn.linear_model.Ridge", "regression")
+    assert estimator.estimator_class().__name__ == "Ridge"

@@ -369,18 +369,37 @@ class SklearnEstimator(Estimator):
         from sklearn.impute import SimpleImputer
         from sklearn.pipeline import Pipeline
 
-        module, _, name = self.class_path.rpartition(".")
-        try:
-            cls = getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError) as exc:
-            raise CatalogError(
-                f"sklearn_class {self.class_path!r} cannot be imported; give the full path of "
-                "a scikit-learn class, e.g. sklearn.ensemble.RandomForestClassifier."
-            ) from exc
+        cls = self.estimator_class()
         X, y = _arrays(data.train, data.features)
         X, y = X.compute(), y.compute()
         model = Pipeline([("impute", SimpleImputer()), ("model", ParallelPostFit(cls(**params)))])
         return self._predictor(data, model.fit(X, y))
+
+    def estimator_class(self) -> type:
+        """The named class, when it is a public scikit-learn estimator of the model's task.
+
+        The catalog is not code: a name that resolves to anything else (a function, a helper
+        class, a private module) is refused before it is called with the catalog's params."""
+        from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+
+        module, _, name = self.class_path.rpartition(".")
+        hint = "give the full path of a scikit-learn estimator, e.g. sklearn.ensemble."
+        hint += "RandomForestClassifier."
+        if any(part.startswith("_") for part in self.class_path.split(".")):
+            raise CatalogError(f"sklearn_class {self.class_path!r} is private; {hint}")
+        try:
+            cls = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise CatalogError(
+                f"sklearn_class {self.class_path!r} cannot be imported; {hint}"
+            ) from exc
+        kind = ClassifierMixin if self._task == "classification" else RegressorMixin
+        if not (isinstance(cls, type) and issubclass(cls, BaseEstimator) and issubclass(cls, kind)):
+            raise CatalogError(
+                f"sklearn_class {self.class_path!r} is not a scikit-learn {self._task} "
+                f"estimator (sklearn_task: {self._task}); {hint}"
+            )
+        return cls
 
 
 # The implementation of each name of the catalog's registry (ESTIMATOR_TASKS) but `sklearn`.
