@@ -309,3 +309,35 @@ def test_skops_file_with_a_type_outside_its_estimators_list_is_refused(tmp_path)
     register_model(ws, "odd", predictor, {"estimator": "logistic_regression"})
     with pytest.raises(wb.WorkbenchError, match=r"does not store: \['numpy.load'\]"):
         load_predictor(ws, "odd")
+
+
+def test_edited_aliases_are_refused_until_signed_on_purpose(ws):
+    """Whoever may write the workspace could point production at any version (an old, weak
+    one) by editing aliases.json: the aliases are signed, and an edit is refused."""
+    path = ws.path("models", NAME, "aliases.json")
+    production = wb.ml.registry.aliases(ws, NAME)["production"]
+    predictor = load_predictor(ws, NAME, production)
+    weak = register_model(ws, NAME, predictor, {"estimator": "lightgbm_classifier"}).version
+    _edit_json(path, lambda a: a["stacks"]["production"].append(weak))
+    with pytest.raises(SignatureError, match=r"aliases.json.*changed after signing"):
+        load_predictor(ws, NAME)
+    with pytest.raises(SignatureError, match="changed after signing"):
+        wb.run_pipeline(wb.load_catalog(DEMO_CATALOG), ws, [f"score:{NAME}"], upstream=False)
+
+    _edit_json(path, lambda a: a.pop("signature"))  # a file from before aliases were signed
+    with pytest.raises(SignatureError, match=r"is not signed.*resign .*--trust-unsigned"):
+        load_predictor(ws, NAME)
+    done = _cli(ws, "model", "resign", NAME, "--trust-unsigned")
+    assert done.exit_code == 0, done.output
+    assert "aliases signed" in done.output
+    assert load_predictor(ws, NAME).fit_info["version"] == weak  # trusted on purpose
+
+
+def test_aliases_of_one_model_do_not_pass_for_another(ws):
+    source = ws.path("models", NAME, "aliases.json")
+    other = ws.path("models", "other_model", "aliases.json")
+    other.parent.mkdir(parents=True)
+    shutil.copytree(ws.path("models", NAME, "1"), other.parent / "1")
+    shutil.copy(source, other)
+    with pytest.raises(SignatureError, match="changed after signing"):
+        wb.ml.registry.aliases(ws, "other_model")

@@ -130,17 +130,21 @@ def model_resign(
     name: str,
     version: Annotated[int | None, typer.Option(help="one version (default: all)")] = None,
     trust_unsigned: Annotated[
-        bool, typer.Option(help="also sign versions that have no signature (made before signing)")
+        bool,
+        typer.Option(help="also sign versions and aliases that have no signature (made before)"),
     ] = False,
     catalog: CatalogOpt = DEFAULT_CATALOG,
     workspace: WorkspaceOpt = None,
 ) -> None:
-    """Sign NAME's versions again with the current key once they verify under an accepted
-    (old) key: the step after `workbench keys rotate`."""
-    from workbench.ml.registry import resign_version, resolve_version, verify_model
+    """Sign NAME's versions and aliases again with the current key once they verify under an
+    accepted (old) key: the step after `workbench keys rotate`."""
+    from workbench.ml.registry import resign_aliases, resign_version, resolve_version, verify_model
 
     with _reported():
         _, ws = _open(catalog, workspace)
+        key_id = resign_aliases(ws, name, trust_unsigned=trust_unsigned)
+        if key_id is not None:
+            console.print(f"{name} aliases signed with key {key_id}")
         versions = [resolve_version(ws, name, version)] if version else None
         versions = versions or [r["version"] for r in verify_model(ws, name)]
         for v in versions:

@@ -138,8 +138,9 @@ def resolve_version(
     """The version asked for: explicit, by alias, else production, else the latest."""
     root = ws.path("models", name)
     versions = _versions(root) if root.exists() else []
-    held = aliases(ws, name) if versions else {}
-    if alias is not None and alias not in held:
+    # The aliases (signed) are read only when no version is given.
+    held = aliases(ws, name) if versions and not version else {}
+    if alias is not None and not version and alias not in held:
         raise ModelNotFound(
             f"model {name!r} has no {alias!r} version (aliases: {held or 'none'}); "
             f"promote one with `workbench model promote {name}`."
@@ -324,7 +325,7 @@ def set_alias(ws: Workspace, name: str, alias: str, version: int, reason: str) -
     if previous != version:
         stack.append(version)
     state["history"].append(_event(alias, version, previous, reason))
-    write_json_atomic(ws.path("models", name, ALIASES), state)
+    _write_aliases(ws, name, state)
 
 
 def rollback(ws: Workspace, name: str, alias: str = "production") -> int:
@@ -338,7 +339,7 @@ def rollback(ws: Workspace, name: str, alias: str = "production") -> int:
         )
     current = stack.pop()
     state["history"].append(_event(alias, stack[-1], current, "rollback"))
-    write_json_atomic(ws.path("models", name, ALIASES), state)
+    _write_aliases(ws, name, state)
     return stack[-1]
 
 
@@ -357,11 +358,43 @@ def _event(alias: str, version: int, previous: int | None, reason: str) -> dict[
     }
 
 
-def _alias_state(ws: Workspace, name: str) -> dict[str, Any]:
+def _alias_state(ws: Workspace, name: str, *, trust_unsigned: bool = False) -> dict[str, Any]:
+    """The aliases' stacks and history, their signature verified: whoever may write the
+    workspace could otherwise point ``production`` at any version."""
     path = ws.path("models", name, ALIASES)
     if not path.exists():
         return {"stacks": {}, "history": []}
-    return read_json(path)
+    stored = read_json(path)
+    state = {"stacks": stored.get("stacks", {}), "history": stored.get("history", [])}
+    if trust_unsigned and "signature" not in stored:
+        return state
+    signing.verify(
+        {"model": name, **state},
+        stored.get("signature"),
+        where=str(path),
+        fix=(
+            f"if you trust this file as it is, sign it with `workbench model resign {name} "
+            "--trust-unsigned` (docs/signing.md); otherwise restore it from a backup."
+        ),
+    )
+    return state
+
+
+def _write_aliases(ws: Workspace, name: str, state: dict[str, Any]) -> str:
+    """Write the aliases with their signature (the model's name is signed too, so the file of
+    one model does not pass for another's); returns the key id."""
+    signature = signing.sign({"model": name, **state}, signing.current_key(create=True))
+    write_json_atomic(ws.path("models", name, ALIASES), {**state, "signature": signature})
+    return signature["key_id"]
+
+
+def resign_aliases(ws: Workspace, name: str, *, trust_unsigned: bool = False) -> str | None:
+    """Sign the aliases again with the current key, once they verify under an accepted key
+    (or, with ``trust_unsigned``, when they have no signature); the key id, None without
+    aliases."""
+    if not ws.path("models", name, ALIASES).exists():
+        return None
+    return _write_aliases(ws, name, _alias_state(ws, name, trust_unsigned=trust_unsigned))
 
 
 def _versions_of(ws: Workspace, name: str) -> list[int]:
