@@ -16,13 +16,12 @@ import pytest
 import xarray as xr
 
 import workbench as wb
-from workbench.cubes.build import build_cube, current_version
+from workbench.cubes.build import current_version
 from workbench.io.delta import growth_since, read_table
 from workbench.io.sources import resolve_source
-from workbench.ml.features import build_features, feature_info, feature_path
-from workbench.ml.score import predictions_path, score_batch
+from workbench.ml.features import feature_info, feature_path
+from workbench.ml.score import predictions_path
 from workbench.testing import appending_demo_catalog, write_flights
-from workbench.zones.curated import build_curated
 
 from .conftest import DEMO_CATALOG
 
@@ -75,13 +74,21 @@ def _outputs(catalog, ws) -> dict:
     }
 
 
+REBUILT = (
+    "curate:flights_enriched",
+    "cube:flight_delays",
+    "features:flight_features",
+    f"score:{MODEL}",
+)
+
+
 def _rebuilt(catalog, ws) -> dict:
-    """Every incremental output built again in full from the same tables and model."""
-    build_curated(catalog, ws, "flights_enriched")
-    build_cube(catalog, ws, "flight_delays")
-    build_features(catalog, ws, "flight_features", force=True)
-    model = wb.run_pipeline(catalog, ws, [f"train:{MODEL}"], upstream=False).steps
-    score_batch(catalog, ws, MODEL, version=int(model[0].outputs.get("version") or 1))
+    """Every incremental output built again in full (``--force``) from the same tables and
+    model."""
+    result = wb.run_pipeline(catalog, ws, REBUILT, upstream=False, force=True)
+    assert {s.step: (s.status, s.details["mode"]) for s in result.steps} == {
+        step: ("succeeded", "full") for step in REBUILT
+    }
     return _outputs(catalog, ws)
 
 

@@ -30,7 +30,7 @@ def _current(catalog: Catalog, ws: Workspace, name: str) -> tuple[int, int]:
 
 
 def score_step(
-    catalog: Catalog, ws: Workspace, name: str, *, incremental: bool = False
+    catalog: Catalog, ws: Workspace, name: str, *, force: bool = False, incremental: bool = False
 ) -> dict[str, Any]:
     """Score the feature table with the production model, unless that was the last thing done.
 
@@ -40,7 +40,7 @@ def score_step(
     version, features = _current(catalog, ws, name)
     path = predictions_path(ws, name)
     growth = None
-    if (path / "_delta_log").exists():
+    if (path / "_delta_log").exists() and not force:
         info = commit_info(path)
         scored = info.get(FEATURE_VERSION)
         same_model = str(info.get(MODEL_VERSION)) == str(version)
@@ -73,13 +73,15 @@ def monitor_windows(catalog: Catalog, ws: Workspace, name: str) -> list[tuple[st
     return period_windows(start.isoformat(), end, spec.monitor.every)
 
 
-def monitor_step(catalog: Catalog, ws: Workspace, name: str) -> dict[str, Any]:
-    """Drift reports per window for the production model, unless they exist for this version."""
+def monitor_step(
+    catalog: Catalog, ws: Workspace, name: str, *, force: bool = False
+) -> dict[str, Any]:
+    """Drift reports per window for the production model, unless they exist for this version
+    (or ``force``)."""
     version, _ = _current(catalog, ws, name)
     windows = monitor_windows(catalog, ws, name)
-    done = {
-        (r.get("start"), r.get("end")) for r in drift_reports(ws, name) if r["version"] == version
-    }
+    earlier = [] if force else drift_reports(ws, name)
+    done = {(r.get("start"), r.get("end")) for r in earlier if r["version"] == version}
     wanted = set(windows) if windows is not None else {(None, None)}
     if wanted <= done:
         return {"reused": True, "model_version": version, "windows": len(wanted)}

@@ -51,7 +51,9 @@ class Features(Step):
     def run(self, ctx: Context) -> StepResult:
         from workbench.ml.features import build_features
 
-        f = build_features(ctx.catalog, ctx.ws, self.target, incremental=ctx.incremental)
+        f = build_features(
+            ctx.catalog, ctx.ws, self.target, force=ctx.forced, incremental=ctx.incremental
+        )
         return StepResult(
             self.name,
             "reused" if f.reused else "succeeded",
@@ -110,7 +112,7 @@ class Train(Step):
         from workbench.ml.train import train_model
 
         reasons = retrain_reasons(ctx.catalog, ctx.ws, self.target)
-        if ctx.reason.startswith(("forced", "input model entry")):
+        if ctx.forced or ctx.reason.startswith("input model entry"):
             # The retrain policy judges data and drift; a changed model (new params) or
             # --force train:<model> is a reason of its own.
             reasons = [*reasons, ctx.reason]
@@ -175,7 +177,9 @@ class Score(_AfterTraining):
     def run(self, ctx: Context) -> StepResult:
         from workbench.ml.steps import score_step
 
-        out = score_step(ctx.catalog, ctx.ws, self.target, incremental=ctx.incremental)
+        out = score_step(
+            ctx.catalog, ctx.ws, self.target, force=ctx.forced, incremental=ctx.incremental
+        )
         return _ml_result(self, out)
 
 
@@ -194,7 +198,7 @@ class Monitor(_AfterTraining):
     def run(self, ctx: Context) -> StepResult:
         from workbench.ml.steps import monitor_step
 
-        return _ml_result(self, monitor_step(ctx.catalog, ctx.ws, self.target))
+        return _ml_result(self, monitor_step(ctx.catalog, ctx.ws, self.target, force=ctx.forced))
 
 
 def _ml_result(step: Step, out: dict[str, Any]) -> StepResult:

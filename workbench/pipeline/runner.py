@@ -160,6 +160,7 @@ def run_pipeline(
             ):
                 decision = decide(step, ctx, store, forced=step.name in forced)
                 ctx.reason, ctx.incremental = decision.reason, decision.incremental
+                ctx.forced = step.name in forced
                 result = step.run(ctx) if decision.run else _reused(step, store)
         except Exception as original:
             exc = _explained(original, step, ws)

@@ -48,6 +48,7 @@ class Context:
     # True when only its inputs' versions changed: it may add to its output instead of
     # rebuilding it, where it can prove the result equals a rebuild (set by the runner).
     incremental: bool = False
+    forced: bool = False  # --force named it: redo it whole, even what the step would reuse
 
 
 STEP_KINDS: dict[str, type[Step]] = {}
