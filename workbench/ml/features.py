@@ -93,16 +93,9 @@ def build_features(
     frame = read_dataset(
         catalog, ws, spec.source, columns=spec.source_columns(known), version=source_version
     )
-    table = make_features(frame, spec)
-    staged = stage_table(table, path)
-    train = table[table[SPLIT] == "train"]
-    levels = [train[c].dropna().unique(split_out=1) for c in spec.categorical]
-    hashes = table.map_partitions(_content_hash, meta=pd.Series([], dtype="int64"))
-    actions, counts, partial, *found = dask.compute(
-        staged.actions, table[SPLIT].value_counts(), hashes, *levels
-    )
+    staged, actions, counts, partial, found = _stage(make_features(frame, spec), spec, path)
     rows = {k: int(counts.get(k, 0)) for k in ("train", "validation", "test")}
-    content = f"{int(partial.sum()) % _PRIME:x}"
+    content = f"{partial % _PRIME:x}"
     if last and last.get("content") == content:
         # The source got a new version with the same rows: keep the current features version.
         for file in actions["path"]:
@@ -127,6 +120,19 @@ def build_features(
         staged, actions, operation=f"features {name}", info={_INFO_KEY: json.dumps(info)}
     )
     return FeatureBuild(name, version, rows, source_version, False)
+
+
+def _stage(table: dd.DataFrame, spec: FeatureSet, path) -> tuple:
+    """Write ``table``'s files (uncommitted) and, in the same pass, count its rows per split,
+    fingerprint its content and find the categorical levels of its training rows."""
+    staged = stage_table(table, path)
+    train = table[table[SPLIT] == "train"]
+    levels = [train[c].dropna().unique(split_out=1) for c in spec.categorical]
+    hashes = table.map_partitions(_content_hash, meta=pd.Series([], dtype="int64"))
+    actions, counts, partial, *found = dask.compute(
+        staged.actions, table[SPLIT].value_counts(), hashes, *levels
+    )
+    return staged, actions, counts, int(partial.sum()), found
 
 
 _NEW = "_new_row"  # marks the appended rows among the earlier rows their lags look back on
@@ -156,16 +162,10 @@ def append_features(
     table = make_features(new, spec, keep=_NEW)
     table = table[table[_NEW]].drop(columns=[_NEW])
     path = feature_path(ws, last["feature_set"])
-    staged = stage_table(table, path)
-    train = table[table[SPLIT] == "train"]
-    levels = [train[c].dropna().unique(split_out=1) for c in spec.categorical]
-    hashes = table.map_partitions(_content_hash, meta=pd.Series([], dtype="int64"))
-    actions, counts, partial, *found = dask.compute(
-        staged.actions, table[SPLIT].value_counts(), hashes, *levels
-    )
+    staged, actions, counts, partial, found = _stage(table, spec, path)
     rows = {k: last["rows"].get(k, 0) + int(counts.get(k, 0)) for k in last["rows"]}
     # The fingerprint is a sum of row hashes: the new rows' sum added gives the rebuild's.
-    content = f"{(int(last['content'], 16) + int(partial.sum())) % _PRIME:x}"
+    content = f"{(int(last['content'], 16) + partial) % _PRIME:x}"
     categories = {
         c: sorted(set(last["categories"].get(c, [])) | set(map(str, v)))
         for c, v in zip(spec.categorical, found, strict=True)
