@@ -40,6 +40,7 @@ from workbench.validation.check import (
     CheckPlan,
     check_partition,
     missing_counts,
+    missing_marks,
     prepare_context,
     references_needed,
 )
@@ -318,7 +319,8 @@ def process_partition(
 ) -> PartitionOutcome:
     """Check one partition and write its lake and quarantine files (committed later)."""
     raw = raw.reset_index(drop=True)  # rules and casts see positions 0..n-1, whatever the source
-    checked = check_partition(raw, plan)
+    marks = missing_marks(raw, plan.dataset)
+    checked = check_partition(raw, plan, marks)
     good = lake_rows(checked, plan.dataset, batch_id)
     bad = quarantine_rows(raw, checked, batch_id)
     codes = list(plan.codes)
@@ -336,7 +338,7 @@ def process_partition(
         warned=int(((checked[WARNINGS] != "") & (checked[ERRORS] == "")).sum()),
         samples=sample_rows(raw, checked, codes),
         newest={c: good[c].max() for c in fresh},
-        missing=missing_counts(raw, kept, plan.dataset),
+        missing=missing_counts(raw, kept, marks),
     )
 
 
