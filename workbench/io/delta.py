@@ -83,9 +83,14 @@ def _write_part(df: pd.DataFrame, root: str, schema: pa.Schema, prefix: str) -> 
     return pd.DataFrame([write_part(df, root, schema, prefix)])
 
 
-def write_part(df: pd.DataFrame, root: str, schema: pa.Schema, prefix: str) -> dict:
-    """Write one pandas frame as a Parquet file of the table; returns its future add action."""
-    table = pa.Table.from_pandas(df, schema=schema, preserve_index=False, safe=False)
+def write_part(rows: pd.DataFrame | pa.Table, root: str, schema: pa.Schema, prefix: str) -> dict:
+    """Write one frame (pandas, or Arrow already in ``schema``) as a Parquet file of the table;
+    returns its future add action."""
+    table = (
+        rows
+        if isinstance(rows, pa.Table)
+        else pa.Table.from_pandas(rows, schema=schema, preserve_index=False, safe=False)
+    )
     name = f"{prefix}-{uuid.uuid4().hex}.parquet"
     pq.write_table(table, f"{root}/{name}", compression="zstd")
     return {

@@ -15,7 +15,13 @@ import pyarrow.compute as pc
 from workbench.catalog.models import Dataset, References, Unique
 from workbench.io.csvfile import PARSE_ERROR
 from workbench.io.sources import FILE_COLUMN, LINE_COLUMN
-from workbench.validation.rules import KeySet, RuleContext, cast_columns, evaluate
+from workbench.validation.rules import (
+    KeySet,
+    RuleContext,
+    cast_columns,
+    evaluate,
+    is_arrow_text,
+)
 
 ERRORS, WARNINGS = "_errors", "_warnings"
 FAIL_PREFIX = "_fail:"
@@ -62,16 +68,12 @@ def missing_marks(raw: pd.DataFrame, dataset: Dataset) -> dict[str, np.ndarray]:
 
 
 def _is_marker(values: pd.Series, markers: tuple[str, ...]) -> np.ndarray:
-    if _arrow_text(values):
+    if is_arrow_text(values):
         text = pa.array(values)
         return pc.is_in(text, value_set=pa.array(markers, type=text.type)).to_numpy(
             zero_copy_only=False
         )
     return values.isin(markers).to_numpy(dtype=bool)  # text held as Python objects
-
-
-def _arrow_text(values: pd.Series) -> bool:
-    return isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow"
 
 
 def read_missing(raw: pd.DataFrame, marks: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -88,7 +90,7 @@ def read_missing(raw: pd.DataFrame, marks: dict[str, np.ndarray]) -> pd.DataFram
 
 
 def _made_missing(values: pd.Series, hit: np.ndarray) -> pd.Series:
-    if not _arrow_text(values):
+    if not is_arrow_text(values):
         return values.mask(hit)
     # Arrow's if_else builds the column in one pass; pandas' mask on Arrow text goes through
     # replace_with_mask, about ten times slower.
@@ -190,13 +192,14 @@ def check_partition(
 
 def _join_reasons(masks: dict[str, np.ndarray], codes: list[str], index: pd.Index) -> pd.Series:
     """ "code1;code2" per row. Rows fall into few distinct failure patterns: each pattern's text
-    is built once and spread with numpy indexing, not per row."""
-    out = np.full(len(index), "", dtype=object)
+    is built once and spread by Arrow's take of pattern numbers, not per row."""
+    pattern = np.zeros(len(index), dtype=np.int32)  # 0: no failure, else 1 + the pattern
+    texts = [""]
     if codes and len(index):
-        flags = np.column_stack([np.asarray(masks[c], dtype=bool) for c in codes])
-        hit = flags.any(axis=1)
+        # Reduced mask by mask, so the row-wise table below holds only the failing rows.
+        hit = np.logical_or.reduce([np.asarray(masks[c], dtype=bool) for c in codes])
         if hit.any():
-            rows = flags[hit]
+            rows = np.column_stack([np.asarray(masks[c], dtype=bool)[hit] for c in codes])
             # Each row's pattern packed into bytes and read as one key: a hash, not a sort.
             packed = np.packbits(rows, axis=1)
             if packed.shape[1] <= 8:
@@ -206,6 +209,7 @@ def _join_reasons(masks: dict[str, np.ndarray], codes: list[str], index: pd.Inde
             which, first = pd.factorize(key)
             patterns = rows[[int(np.argmax(which == i)) for i in range(len(first))]]
             names = np.asarray(codes, dtype=object)
-            texts = np.array([";".join(names[p]) for p in patterns], dtype=object)
-            out[hit] = texts[which]
-    return pd.Series(out, index=index, dtype="str")
+            texts += [";".join(names[p]) for p in patterns]
+            pattern[hit] = which + 1
+    joined = pc.take(pa.array(texts, type=pa.large_string()), pa.array(pattern))
+    return pd.Series(pd.array(joined, dtype="str"), index=index)
