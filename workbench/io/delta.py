@@ -241,6 +241,17 @@ def read_table(
     return dd.read_parquet(files, columns=columns)
 
 
+def read_column(path: Path, column: str, version: int | None = None) -> pd.Series:
+    """One column of a table version, read in this process by Arrow's threads: for the key
+    columns rules look up, a Dask graph and its round trip to the workers cost more than the
+    read (the keys end up here anyway)."""
+    table = open_table(path, version)
+    files = table.file_uris()
+    if not files:
+        return pa.schema(table.schema().to_arrow()).empty_table().to_pandas()[column]
+    return pq.read_table(files, columns=[column]).column(column).to_pandas()
+
+
 def table_rows(path: Path, version: int | None = None) -> int:
     """Row count of a version from the Delta log's file statistics, without reading data."""
     return rows_of(open_table(path, version))

@@ -121,10 +121,11 @@ def _empty_typed(dataset: Dataset) -> pd.DataFrame:
 def prepare_context(
     dataset: Dataset,
     raw: dd.DataFrame,
-    reference_keys: dict[tuple[str, str], dd.Series],
+    reference_keys: dict[tuple[str, str], pd.Series],
     lake_keys: dict[tuple[str, ...], dd.DataFrame] | None = None,
 ) -> RuleContext:
-    """Compute, in one Dask call, the key sets whole-dataset rules compare against.
+    """The key sets whole-dataset rules compare against: duplicates in one Dask call, and the
+    keys of referenced tables (``reference_keys``, read already) as sets to look up.
 
     ``lake_keys`` holds, for ``unique`` rules checked ``across: lake``, the keys the lake
     already has from other batches: a batch key found there counts as a duplicate.
@@ -141,11 +142,9 @@ def prepare_context(
             typed = dd.concat([typed, held[rule.columns].drop_duplicates()])
         counts = typed.groupby(rule.columns).size()
         dup_graphs.append(counts[counts > 1])
-    # Key sets of referenced tables are small: one partition, no shuffle.
-    ref_graphs = [s.dropna().unique(split_out=1) for s in reference_keys.values()]
-    dups, refs = dask.compute(dup_graphs, ref_graphs)
+    (dups,) = dask.compute(dup_graphs)
     return RuleContext(
-        reference_keys={k: KeySet.of(v) for k, v in zip(reference_keys, refs, strict=True)},
+        reference_keys={k: KeySet.of(s.dropna().unique()) for k, s in reference_keys.items()},
         duplicate_keys={tuple(r.columns): d.index for r, d in zip(uniques, dups, strict=True)},
     )
 

@@ -29,6 +29,7 @@ from workbench.io.delta import (
     actions_frame,
     arrow_schema,
     commit_table,
+    read_column,
     read_table,
     write_part,
 )
@@ -110,8 +111,7 @@ def promote_batch(catalog: Catalog, ws: Workspace, name: str, batch: Batch) -> P
     # (`read_missing`), so quarantined rows keep them and the report can count them.
     raw = read_csv_as_text(files, list(dataset.schema_), (), source.delimiter)
     refs = {
-        (ds, key): read_table(ws.path("lake", ds), columns=[key])[key]
-        for ds, key in references_needed(dataset)
+        (ds, key): read_column(ws.path("lake", ds), key) for ds, key in references_needed(dataset)
     }
     plan = CheckPlan(
         dataset, prepare_context(dataset, raw, refs, lake_keys(dataset, ws, name, batch))
