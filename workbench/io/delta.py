@@ -142,7 +142,10 @@ def commit_table(
         table.create_write_transaction(
             adds, mode=mode, schema=staged.schema, commit_properties=props
         )
-        return DeltaTable(uri).version()
+        # Reads only the log entries written since it was opened: opening the table again would
+        # replay the whole log (tens of ms once a table has a few dozen versions).
+        table.update_incremental()
+        return table.version()
     create_table_with_add_actions(
         uri, DeltaSchema.from_arrow(staged.schema), adds, mode="error", commit_properties=props
     )
