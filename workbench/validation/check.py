@@ -173,20 +173,29 @@ def check_partition(
                 unreadable |= np.asarray(masks[f"dtype:{column}"], dtype=bool)
         for code, mask in evaluate(rule, typed, plan.context).items():
             masks[code] = np.asarray(mask, dtype=bool) & ~unreadable
-    # A row that could not be parsed fails for that reason alone, not for every rule after it.
-    parse = raw[PARSE_ERROR].fillna("")
-    parsed = (parse == "").to_numpy()
-    masks = {code: np.asarray(m, dtype=bool) & parsed for code, m in masks.items()}
-    for code in PARSE_CODES:
-        masks[code] = parse.str.startswith(code).to_numpy()
+    masks = _parse_failures(raw[PARSE_ERROR], masks)
     codes = plan.codes
-    typed[LINE_COLUMN] = raw[LINE_COLUMN]
-    typed[FILE_COLUMN] = raw[FILE_COLUMN]
-    typed[ERRORS] = _join_reasons(masks, [c for c, s in codes.items() if s == "error"], raw.index)
-    typed[WARNINGS] = _join_reasons(masks, [c for c, s in codes.items() if s == "warn"], raw.index)
-    for code in codes:
-        typed[FAIL_PREFIX + code] = np.asarray(masks[code], dtype=bool)
-    return typed
+    # Added in one step: a column at a time, pandas rebuilds its column index each time.
+    extra = {
+        LINE_COLUMN: raw[LINE_COLUMN],
+        FILE_COLUMN: raw[FILE_COLUMN],
+        ERRORS: _join_reasons(masks, [c for c, s in codes.items() if s == "error"], raw.index),
+        WARNINGS: _join_reasons(masks, [c for c, s in codes.items() if s == "warn"], raw.index),
+    }
+    flags = {FAIL_PREFIX + code: np.asarray(masks[code], dtype=bool) for code in codes}
+    return pd.concat([typed, pd.DataFrame(extra | flags, index=raw.index)], axis=1)
+
+
+def _parse_failures(errors: pd.Series, masks: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The masks without the rows that could not be parsed, plus one mask per parse code: such
+    a row fails for that reason alone, not for every rule after it."""
+    masks = {code: np.asarray(m, dtype=bool) for code, m in masks.items()}
+    if not errors.notna().any():  # the usual partition: no parse error text to look at
+        return masks | {code: np.zeros(len(errors), dtype=bool) for code in PARSE_CODES}
+    text = errors.fillna("")
+    parsed = (text == "").to_numpy()
+    masks = {code: m & parsed for code, m in masks.items()}
+    return masks | {code: text.str.startswith(code).to_numpy() for code in PARSE_CODES}
 
 
 def _join_reasons(masks: dict[str, np.ndarray], codes: list[str], index: pd.Index) -> pd.Series:
