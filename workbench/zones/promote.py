@@ -10,6 +10,7 @@ in one Delta commit and never duplicates them.
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -324,23 +325,32 @@ def process_partition(
     checked = check_partition(raw, plan, marks)
     kept = (checked[ERRORS] == "").to_numpy()
     good = lake_table(checked, kept, plan.dataset, batch_id, lake.schema)
-    bad = quarantine_rows(raw, checked, batch_id)
-    codes = list(plan.codes)
-    warn = [c for c, s in plan.codes.items() if s == "warn"]
-    flags = {c: checked[FAIL_PREFIX + c].to_numpy() for c in codes}
-    return PartitionOutcome(
-        lake=write_part(good, str(lake.path), lake.schema, prefix) if good.num_rows else None,
-        quarantine=(
-            write_part(bad, str(quarantine.path), quarantine.schema, prefix) if len(bad) else None
-        ),
-        fails={c: int((flags[c] & kept).sum() if c in warn else flags[c].sum()) for c in codes},
-        also_quarantined={c: int((flags[c] & ~kept).sum()) for c in warn},
-        # Flagged rows are kept rows: a quarantined row that also failed a warn rule is not one.
-        warned=int(((checked[WARNINGS] != "").to_numpy() & kept).sum()),
-        samples=sample_rows(raw, checked, codes),
-        newest={c: checked[c][kept].max() for c in fresh},
-        missing=missing_counts(raw, kept, marks),
-    )
+    with ThreadPoolExecutor(1) as writer:
+        # Arrow writes the lake file (the longest step) without holding the GIL: the quarantine,
+        # the samples and the counts are made meanwhile.
+        lake_file = writer.submit(_write_rows, good, lake, prefix)
+        bad = quarantine_rows(raw, checked, batch_id)
+        codes = list(plan.codes)
+        warn = [c for c, s in plan.codes.items() if s == "warn"]
+        flags = {c: checked[FAIL_PREFIX + c].to_numpy() for c in codes}
+        return PartitionOutcome(
+            quarantine=_write_rows(bad, quarantine, prefix),
+            fails={c: int((flags[c] & kept).sum() if c in warn else flags[c].sum()) for c in codes},
+            also_quarantined={c: int((flags[c] & ~kept).sum()) for c in warn},
+            # Flagged rows are kept rows: a quarantined row that also failed a warn rule is not.
+            warned=int(((checked[WARNINGS] != "").to_numpy() & kept).sum()),
+            samples=sample_rows(raw, checked, codes),
+            newest={c: checked[c][kept].max() for c in fresh},
+            missing=missing_counts(raw, kept, marks),
+            lake=lake_file.result(),
+        )
+
+
+def _write_rows(rows: pd.DataFrame | pa.Table, table: StagedTable, prefix: str) -> dict | None:
+    """The add action of a new file of ``table`` holding ``rows``; None when there are none."""
+    if not len(rows):
+        return None
+    return write_part(rows, str(table.path), table.schema, prefix)
 
 
 def _summed(counts: list[dict[str, dict[str, int]]]) -> dict[str, dict[str, int]]:
