@@ -342,7 +342,7 @@ def process_partition(
             samples=sample_rows(raw, checked, codes),
             newest={c: checked[c][kept].max() for c in fresh},
             missing=missing_counts(raw, kept, marks),
-            lake=lake_file.result(),
+            lake=lake_file.result(),  # last: arguments run in order, this one waits
         )
 
 
