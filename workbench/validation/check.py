@@ -205,8 +205,9 @@ def _join_reasons(masks: dict[str, np.ndarray], codes: list[str], index: pd.Inde
     texts = [""]
     if codes and len(index):
         # Reduced mask by mask, so the row-wise table below holds only the failing rows.
-        hit = np.logical_or.reduce([np.asarray(masks[c], dtype=bool) for c in codes])
-        if hit.any():
+        hit = np.flatnonzero(np.logical_or.reduce([np.asarray(masks[c]) for c in codes]))
+        if len(hit):
+            # Taken by position: a boolean index would scan every row once per code.
             rows = np.column_stack([np.asarray(masks[c], dtype=bool)[hit] for c in codes])
             # Each row's pattern packed into bytes and read as one key: a hash, not a sort.
             packed = np.packbits(rows, axis=1)
@@ -215,7 +216,7 @@ def _join_reasons(masks: dict[str, np.ndarray], codes: list[str], index: pd.Inde
             else:
                 key = np.ascontiguousarray(packed).view(f"V{packed.shape[1]}").ravel()
             which, first = pd.factorize(key)
-            patterns = rows[[int(np.argmax(which == i)) for i in range(len(first))]]
+            patterns = rows[np.unique(which, return_index=True)[1]]  # each one's first row
             names = np.asarray(codes, dtype=object)
             texts += [";".join(names[p]) for p in patterns]
             pattern[hit] = which + 1
