@@ -8,7 +8,7 @@ reads the same files, counts the failing rows per rule and writes the valid rows
 Prints rows/s, the time ratio and the peak memory of the workbench's processes (client +
 workers); the landing of lineitem is timed on its own.
 
-    python benchmarks/validate.py [--sf 1] [--parts 8] [--repeat 3] [--skip-flights]
+    python benchmarks/validate.py [--sf 1] [--parts 8] [--repeat 3] [--skip-flights] [--skip-tpch]
 """
 
 from __future__ import annotations
@@ -95,16 +95,36 @@ def duckdb_lineitem(tpch: Path, out: Path) -> None:
     con.close()
 
 
+def lineitem_row(args: argparse.Namespace) -> tuple:
+    """Land TPC-H lineitem (timed on its own), then promote it and let DuckDB do the same."""
+    tpch = make_tpch(args.data, args.sf, args.parts)
+    tpch_ws = args.data / f"ws-tpch-sf{args.sf:g}-{args.parts}"
+    shutil.rmtree(tpch_ws, ignore_errors=True)
+    os.environ.update(TPCH_DIR=str(tpch), TPCH_WORKSPACE=str(tpch_ws))
+    cat = wb.load_catalog(HERE / "tpch_catalog.yaml")
+    ws = wb.Workspace.for_catalog(cat)
+    wb.run_pipeline(cat, ws, ["orders"])
+    land_secs, land_peak = timed(lambda: wb.run_pipeline(cat, ws, ["land:lineitem"]), 1)
+    Console().print(
+        f"landing lineitem (copy, sha256, block scan): {land_secs:.1f} s, "
+        f"peak {land_peak / 2**20:,.0f} MiB"
+    )
+    batch = wb.list_batches(ws, "lineitem")[-1]
+    secs, peak = timed(lambda: wb.promote_batch(cat, ws, "lineitem", batch), args.repeat)
+    duck, _ = timed(lambda: duckdb_lineitem(tpch, args.data / "duck_lineitem.parquet"), args.repeat)
+    return (f"lineitem SF{args.sf:g}", batch.rows, secs, duck, peak)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sf", type=float, default=1)
     parser.add_argument("--parts", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-flights", action="store_true")
+    parser.add_argument("--skip-tpch", action="store_true")
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "wb-bench")
     args = parser.parse_args()
     args.data.mkdir(parents=True, exist_ok=True)
-    tpch = make_tpch(args.data, args.sf, args.parts)
     client = wb.get_client("local")
     rows = []
 
@@ -131,21 +151,8 @@ def main() -> None:
         )
         rows.append(("flights", batch.rows, secs, duck, peak))
 
-    tpch_ws = args.data / f"ws-tpch-sf{args.sf:g}-{args.parts}"
-    shutil.rmtree(tpch_ws, ignore_errors=True)
-    os.environ.update(TPCH_DIR=str(tpch), TPCH_WORKSPACE=str(tpch_ws))
-    cat = wb.load_catalog(HERE / "tpch_catalog.yaml")
-    ws = wb.Workspace.for_catalog(cat)
-    wb.run_pipeline(cat, ws, ["orders"])
-    land_secs, land_peak = timed(lambda: wb.run_pipeline(cat, ws, ["land:lineitem"]), 1)
-    Console().print(
-        f"landing lineitem (copy, sha256, block scan): {land_secs:.1f} s, "
-        f"peak {land_peak / 2**20:,.0f} MiB"
-    )
-    batch = wb.list_batches(ws, "lineitem")[-1]
-    secs, peak = timed(lambda: wb.promote_batch(cat, ws, "lineitem", batch), args.repeat)
-    duck, _ = timed(lambda: duckdb_lineitem(tpch, args.data / "duck_lineitem.parquet"), args.repeat)
-    rows.append((f"lineitem SF{args.sf:g}", batch.rows, secs, duck, peak))
+    if not args.skip_tpch:
+        rows.append(lineitem_row(args))
     wb.close_client(client)
 
     table = Table(

@@ -50,7 +50,9 @@ def read_block(
     ``_file`` column says (the file's path inside its landed batch).
     """
     start, stop, first_line = span
-    data = _lone_cr.sub(b"\n", read_range(path, start, stop))
+    data = read_range(path, start, stop)
+    if b"\r" in data:  # most files have none: no need to copy 32 MiB through the regex
+        data = _lone_cr.sub(b"\n", data)
     if start == 0:
         data = data.removeprefix(BOM)
         shift = first_line - 1
@@ -104,10 +106,8 @@ def _parse_lines(data: bytes, lines: np.ndarray, na_values: tuple[str, ...], del
     # pyarrow counts non-empty rows with the header as row 1: map them to file lines.
     bad_rows = np.array([n - 1 for n, _ in rejected], dtype=np.int64)
     good = np.delete(lines, np.concatenate([[0], bad_rows]))
-    frame = table.to_pandas(
-        types_mapper=lambda t: pd.StringDtype("pyarrow") if t == pa.string() else None
-    )
-    frame = frame.astype("str")
+    # Straight to pandas' Arrow-backed "str" (one conversion, not two).
+    frame = table.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow", np.nan)}.get)
     frame[LINE] = good[: len(frame)]
     problems = [(int(lines[n - 1]), text, "parse:field_count") for n, text in rejected]
     return table.column_names, frame, problems

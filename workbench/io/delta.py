@@ -83,9 +83,14 @@ def _write_part(df: pd.DataFrame, root: str, schema: pa.Schema, prefix: str) -> 
     return pd.DataFrame([write_part(df, root, schema, prefix)])
 
 
-def write_part(df: pd.DataFrame, root: str, schema: pa.Schema, prefix: str) -> dict:
-    """Write one pandas frame as a Parquet file of the table; returns its future add action."""
-    table = pa.Table.from_pandas(df, schema=schema, preserve_index=False, safe=False)
+def write_part(rows: pd.DataFrame | pa.Table, root: str, schema: pa.Schema, prefix: str) -> dict:
+    """Write one frame (pandas, or Arrow already in ``schema``) as a Parquet file of the table;
+    returns its future add action."""
+    table = (
+        rows
+        if isinstance(rows, pa.Table)
+        else pa.Table.from_pandas(rows, schema=schema, preserve_index=False, safe=False)
+    )
     name = f"{prefix}-{uuid.uuid4().hex}.parquet"
     pq.write_table(table, f"{root}/{name}", compression="zstd")
     return {
@@ -137,7 +142,10 @@ def commit_table(
         table.create_write_transaction(
             adds, mode=mode, schema=staged.schema, commit_properties=props
         )
-        return DeltaTable(uri).version()
+        # Reads only the log entries written since it was opened: opening the table again would
+        # replay the whole log (tens of ms once a table has a few dozen versions).
+        table.update_incremental()
+        return table.version()
     create_table_with_add_actions(
         uri, DeltaSchema.from_arrow(staged.schema), adds, mode="error", commit_properties=props
     )
@@ -267,6 +275,17 @@ def read_files(
         return dd.read_parquet(files, columns=columns)
     empty = pa.schema(open_table(path, version).schema().to_arrow()).empty_table().to_pandas()
     return dd.from_pandas(empty[columns] if columns else empty, npartitions=1)
+
+
+def read_column(path: Path, column: str, version: int | None = None) -> pd.Series:
+    """One column of a table version, read in this process by Arrow's threads: for the key
+    columns rules look up, a Dask graph and its round trip to the workers cost more than the
+    read (the keys end up here anyway)."""
+    table = open_table(path, version)
+    files = table.file_uris()
+    if not files:
+        return pa.schema(table.schema().to_arrow()).empty_table().to_pandas()[column]
+    return pq.read_table(files, columns=[column]).column(column).to_pandas()
 
 
 def table_rows(path: Path, version: int | None = None) -> int:

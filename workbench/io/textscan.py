@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 
 CHUNK = 8 << 20
+# The header is read in small pieces: one CHUNK of a .zip costs 40 ms of inflating.
+HEADER_CHUNK = 64 << 10
 BOM = b"\xef\xbb\xbf"
 NL, CR, QUOTE = 10, 13, 34
 # A file whose quotes never balance again still gets block boundaries, past this many blocks'
@@ -45,7 +47,9 @@ def is_compressed(path: Path) -> bool:
     return path.suffix in (".zip", ".gz")
 
 
-def iter_text(path: Path, start: int = 0, stop: int | None = None) -> Iterator[bytes]:
+def iter_text(
+    path: Path, start: int = 0, stop: int | None = None, chunk: int = CHUNK
+) -> Iterator[bytes]:
     """The decompressed bytes of ``path`` from ``start`` to ``stop``, in chunks.
 
     A .zip yields its members one after the other. Compressed text cannot be entered in the
@@ -54,21 +58,21 @@ def iter_text(path: Path, start: int = 0, stop: int | None = None) -> Iterator[b
     if not is_compressed(path):
         with path.open("rb") as f:
             f.seek(start)
-            yield from _bounded(iter(lambda: f.read(CHUNK), b""), 0, stop - start if stop else None)
+            yield from _bounded(iter(lambda: f.read(chunk), b""), 0, stop - start if stop else None)
         return
-    yield from _bounded(_decompressed(path), start, stop)
+    yield from _bounded(_decompressed(path, chunk), start, stop)
 
 
-def _decompressed(path: Path) -> Iterator[bytes]:
+def _decompressed(path: Path, chunk: int) -> Iterator[bytes]:
     if path.suffix == ".gz":
         with gzip.open(path, "rb") as f:
-            yield from iter(lambda: f.read(CHUNK), b"")
+            yield from iter(lambda: f.read(chunk), b"")
         return
     with zipfile.ZipFile(path) as z:
         for name in z.namelist():
             if not name.endswith("/"):
                 with z.open(name) as f:
-                    yield from iter(lambda f=f: f.read(CHUNK), b"")
+                    yield from iter(lambda f=f: f.read(chunk), b"")
 
 
 def _bounded(chunks: Iterator[bytes], start: int, stop: int | None) -> Iterator[bytes]:
@@ -106,7 +110,7 @@ def scan_text(path: Path, block_bytes: int) -> TextScan:
 def header_line(path: Path) -> bytes:
     """The first non-empty line of the text (the header), without its BOM or line end."""
     text = body = b""
-    for chunk in iter_text(path):
+    for chunk in iter_text(path, chunk=HEADER_CHUNK):
         text += chunk
         body = (text[len(BOM) :] if text.startswith(BOM) else text).lstrip(b"\r\n")
         ends = [i for i in (body.find(b"\n"), body.find(b"\r")) if i >= 0]

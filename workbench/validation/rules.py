@@ -146,11 +146,14 @@ def _references(df: pd.DataFrame, rule: References, ctx: RuleContext) -> Masks:
 class KeySet:
     """The keys a ``references`` rule checks against, in the form fastest to look up: a bitmap
     over the range of dense integer keys (surrogate keys: one byte per key, built once per batch
-    on the client), else the keys themselves (pandas hashes them per partition)."""
+    on the client), text keys as an Arrow array (Arrow hashes them in C++ per partition, where
+    pandas boxes every key of an Arrow-backed column first), else the keys themselves (pandas
+    hashes them per partition)."""
 
     keys: np.ndarray | None = None
     low: int = 0
     bitmap: np.ndarray | None = None
+    text: pa.Array | None = None
 
     @classmethod
     def of(cls, keys: np.ndarray) -> KeySet:
@@ -161,9 +164,12 @@ class KeySet:
                 bitmap = np.zeros(high - low + 1, dtype=bool)
                 bitmap[keys.astype("int64") - low] = True
                 return cls(None, low, bitmap)
-        return cls(keys)
+        return cls(keys, text=_text_keys(keys))
 
     def contains(self, values: pd.Series) -> np.ndarray:
+        if self.text is not None and is_arrow_text(values):
+            found = pc.is_in(pa.array(values), value_set=self.text)
+            return found.to_numpy(zero_copy_only=False)
         if self.bitmap is None or values.dtype.kind not in "iu":
             keys = self.keys if self.bitmap is None else np.flatnonzero(self.bitmap) + self.low
             return values.isin(keys).to_numpy(dtype=bool)
@@ -172,6 +178,22 @@ class KeySet:
         found = np.zeros(len(ints), dtype=bool)
         found[inside] = self.bitmap[ints[inside] - self.low]
         return found
+
+
+def _text_keys(keys: np.ndarray) -> pa.Array | None:
+    """The keys as one Arrow text array when every key is a text, else None."""
+    if keys.dtype.kind not in "OU":
+        return None
+    try:
+        text = pa.array(keys)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # texts mixed with other objects
+        return None
+    return text if pa.types.is_string(text.type) or pa.types.is_large_string(text.type) else None
+
+
+def is_arrow_text(values: pd.Series) -> bool:
+    """Whether ``values`` is text held by Arrow (pandas' ``str``), not Python objects."""
+    return isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow"
 
 
 @register(Unique)
@@ -281,7 +303,15 @@ def _to_bool(text: pd.Series) -> pd.Series:
 
 
 def _to_datetime(text: pd.Series) -> pd.Series:
-    return pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601").dt.as_unit("us")
+    # Texts with a zone (2013-01-01T10:00:00Z) go through Arrow's ISO 8601 cast when it takes
+    # the whole column, ten times faster than pandas; any other form (no zone, more than six
+    # decimals, an impossible time) goes through pandas as before. Where both read a text,
+    # they read the same instant.
+    try:
+        values = pc.cast(_arrow_text(text), pa.timestamp("us", "UTC"))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601").dt.as_unit("us")
+    return _placed(values.to_pandas(), text, "datetime64[us, UTC]")
 
 
 def _to_date(text: pd.Series) -> pd.Series:

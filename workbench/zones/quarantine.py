@@ -23,7 +23,14 @@ import pyarrow.compute as pc
 from workbench.catalog.models import Catalog
 from workbench.errors import WorkbenchError
 from workbench.io.csvfile import PARSE_ERROR, TEXT, text_meta
-from workbench.io.delta import commit_table, open_table, read_table, rows_by_prefix, stage_table
+from workbench.io.delta import (
+    commit_table,
+    open_table,
+    read_column,
+    read_table,
+    rows_by_prefix,
+    stage_table,
+)
 from workbench.io.sources import FILE_COLUMN, LINE_COLUMN
 from workbench.io.workspace import Workspace
 from workbench.validation.check import (
@@ -105,8 +112,7 @@ def release_batch(catalog: Catalog, ws: Workspace, name: str, batch_id: str) -> 
         )
     raw = dd.from_pandas(held[list(text_meta(list(dataset.schema_)).columns)], npartitions=1)
     refs = {
-        (ds, key): read_table(ws.path("lake", ds), columns=[key])[key]
-        for ds, key in references_needed(dataset)
+        (ds, key): read_column(ws.path("lake", ds), key) for ds, key in references_needed(dataset)
     }
     keys_source = _with_lake_keys(dataset, raw, lake_path)
     plan = CheckPlan(dataset, prepare_context(dataset, keys_source, refs))
