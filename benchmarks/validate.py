@@ -138,16 +138,26 @@ def main() -> None:
             n: resolve_source(demo.datasets[n].source.path)[0]
             for n in ("flights", "airlines", "airports")
         }
-        with zipfile.ZipFile(src["flights"]) as z:
-            z.extractall(args.data)
-        duck, _ = timed(
-            lambda: duckdb_flights(
+
+        def duck_flights(unzip: bool) -> None:
+            # DuckDB cannot read a zip: timed on the CSV extracted beforehand (the ratio of the
+            # table), and with the extraction counted, as the workbench reads the zip itself.
+            if unzip:
+                with zipfile.ZipFile(src["flights"]) as z:
+                    z.extractall(args.data)
+            duckdb_flights(
                 args.data / "flights.csv",
                 src["airlines"],
                 src["airports"],
                 args.data / "duck_flights.parquet",
-            ),
-            args.repeat,
+            )
+
+        duck_flights(unzip=True)
+        duck, _ = timed(lambda: duck_flights(unzip=False), args.repeat)
+        with_unzip, _ = timed(lambda: duck_flights(unzip=True), args.repeat)
+        print(
+            f"flights: DuckDB with the unzip counted {with_unzip:.2f} s: workbench / DuckDB "
+            f"{secs / with_unzip:.2f}x"
         )
         rows.append(("flights", batch.rows, secs, duck, peak))
 

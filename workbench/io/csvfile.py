@@ -135,7 +135,17 @@ def non_empty_lines(data: bytes) -> np.ndarray:
 
 
 def _fast_parse(data: bytes, na_values: tuple[str, ...], delimiter: str):
-    rejected: list[tuple[int, str]] = []
+    # Arrow's threads parse a block's chunks on the cores its task leaves idle (a one-block
+    # file is one task), but then cannot number the rows it rejects: a block with a bad row
+    # is parsed again on one thread, for the line numbers.
+    table, rejected = _arrow_parse(data, na_values, delimiter, threads=True)
+    if any(number is None for number, _ in rejected):
+        table, rejected = _arrow_parse(data, na_values, delimiter, threads=False)
+    return table, rejected
+
+
+def _arrow_parse(data: bytes, na_values: tuple[str, ...], delimiter: str, *, threads: bool):
+    rejected: list[tuple[int | None, str]] = []
 
     def keep_bad(row: pv.InvalidRow) -> str:
         rejected.append((row.number, row.text))
@@ -143,7 +153,7 @@ def _fast_parse(data: bytes, na_values: tuple[str, ...], delimiter: str):
 
     table = pv.read_csv(
         io.BytesIO(data),
-        read_options=pv.ReadOptions(use_threads=False),
+        read_options=pv.ReadOptions(use_threads=threads),
         parse_options=pv.ParseOptions(delimiter=delimiter, invalid_row_handler=keep_bad),
         convert_options=pv.ConvertOptions(
             column_types=_all_text(data, delimiter),
