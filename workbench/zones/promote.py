@@ -327,11 +327,10 @@ def process_partition(
     marks = missing_marks(raw, plan.dataset)
     checked = check_partition(raw, plan, marks)
     kept = (checked[ERRORS] == "").to_numpy()
-    good = lake_table(checked, kept, plan.dataset, batch_id, lake.schema)
     with ThreadPoolExecutor(1) as writer:
-        # Arrow writes the lake file (the longest step) without holding the GIL: the quarantine,
-        # the samples and the counts are made meanwhile.
-        lake_file = writer.submit(_write_rows, good, lake, prefix)
+        # Arrow converts and writes the lake file (the longest step) mostly without holding
+        # the GIL: the quarantine, the samples and the counts are made meanwhile.
+        lake_file = writer.submit(_write_lake, checked, kept, plan.dataset, batch_id, lake, prefix)
         bad = quarantine_rows(raw, checked, batch_id)
         codes = list(plan.codes)
         warn = [c for c, s in plan.codes.items() if s == "warn"]
@@ -347,6 +346,17 @@ def process_partition(
             missing=missing_counts(raw, kept, marks),
             lake=lake_file.result(),  # last: arguments run in order, this one waits
         )
+
+
+def _write_lake(
+    checked: pd.DataFrame,
+    kept: np.ndarray,
+    dataset: Dataset,
+    batch_id: str,
+    lake: StagedTable,
+    prefix: str,
+) -> dict | None:
+    return _write_rows(lake_table(checked, kept, dataset, batch_id, lake.schema), lake, prefix)
 
 
 def _write_rows(rows: pd.DataFrame | pa.Table, table: StagedTable, prefix: str) -> dict | None:
