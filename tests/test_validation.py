@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -166,3 +167,23 @@ def test_each_column_reads_its_own_missing_value_texts():
     assert typed["k"].isna().tolist() == [True, False]
     assert typed["x"].isna().all()  # "-" is missing; "N/A" does not parse as a number
     assert typed["_errors"].tolist() == ["", "dtype:x"]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_integer_key_bitmap_finds_exactly_the_keys(seed):
+    """The references bitmap holds one bit per key: every key, both ends of the range, values
+    outside it and missing values answer as a plain set lookup does."""
+    rng = np.random.default_rng(seed)
+    low = int(rng.integers(-50, 1_000))
+    keys = np.unique(rng.integers(low, low + 5_000, size=3_000))
+    key_set = KeySet.of(keys)
+    assert key_set.bitmap is not None and key_set.bitmap.dtype == np.uint8
+    probes = np.concatenate([keys, [keys.min() - 1, keys.max() + 1, keys.max() + 10**6]])
+    probes = np.concatenate([probes, rng.integers(low - 100, low + 5_100, size=5_000)])
+    values = pd.Series(pd.array(probes, dtype="Int64"))
+    values[::97] = pd.NA
+    expected = values.isin(keys).to_numpy(dtype=bool) & values.notna().to_numpy()
+    np.testing.assert_array_equal(key_set.contains(values), expected)
+    # The same keys asked for as floats take the set path: the bitmap unpacks to them.
+    floats = values.astype("Float64")
+    np.testing.assert_array_equal(key_set.contains(floats), expected)
