@@ -29,11 +29,18 @@ MODEL = "departure_delay"
 
 
 @pytest.fixture
-def appending(tmp_path, client):
+def appending(tmp_path, client, request):
     """The demo with flights landing in monthly files (January-November first), a small model
-    retrained on a schedule only, so new rows are scored by the same model."""
+    retrained on a schedule only, so new rows are scored by the same model. Parametrised with
+    a lag spec, it replaces the plane's previous delay (a one-row lag)."""
     path, data = appending_demo_catalog(tmp_path, DEMO_CATALOG)
-    path.write_text(path.read_text().replace("n_estimators: 300", "n_estimators: 20"))
+    text = path.read_text().replace("n_estimators: 300", "n_estimators: 20")
+    lag = getattr(request, "param", None)
+    if lag is not None:
+        old = "plane_prev_delay: {column: dep_delay, by: tailnum, order_by: time_hour}"
+        assert old in text
+        text = text.replace(old, f"plane_prev_delay: {lag}")
+    path.write_text(text)
     catalog = wb.load_catalog(path)
     return catalog, wb.Workspace.for_catalog(catalog, tmp_path / "ws"), data
 
@@ -101,6 +108,16 @@ def _assert_same(got: dict, want: dict) -> None:
         xr.testing.assert_equal(got["cube"][cuboid], data)
 
 
+@pytest.mark.parametrize(
+    "appending",
+    [
+        None,  # the previous delay: only each plane's latest earlier flight is read back
+        # the mean of the three before: every earlier flight of the new rows' planes is read
+        "{column: dep_delay, by: tailnum, order_by: time_hour, window: 3, agg: mean}",
+    ],
+    indirect=True,
+    ids=["previous-row", "window-of-3"],
+)
 def test_an_append_batch_refreshes_only_what_it_touches_and_equals_a_rebuild(appending):
     catalog, ws, data = appending
     first = wb.run_pipeline(catalog, ws)

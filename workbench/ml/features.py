@@ -158,7 +158,12 @@ def append_features(
         earlier = _earlier_rows(catalog, ws, spec, new, last["source_version"], columns)
         if earlier is None:
             return None
+        parts = new.npartitions
         new = dd.concat([earlier.assign(**{_NEW: False}), new])
+        if _one_row_lags(spec):
+            # The earlier rows are few (a key's latest ones): with the new rows of one
+            # partition they make one, and the lag needs no shuffle.
+            new = new.repartition(npartitions=parts)
     table = make_features(new, spec, keep=_NEW)
     table = table[table[_NEW]].drop(columns=[_NEW])
     path = feature_path(ws, last["feature_set"])
@@ -193,26 +198,53 @@ def _earlier_rows(
     version: int,
     columns: list[str],
 ) -> dd.DataFrame | None:
-    """The source rows of ``version`` sharing a lag key with a new row, or None when a new
-    row does not come strictly after every earlier row of its key (or a time is missing)."""
+    """The source rows of ``version`` a lag of a new row may look back on, or None when a new
+    row does not come strictly after every earlier row of its key (or a time is missing).
+
+    Those are the rows the ``where`` filter keeps that share a lag key with a new row; when
+    every lag looks back one row, only each key's latest such row."""
     old = read_dataset(catalog, ws, spec.source, columns=columns, version=version)
     keys = sorted({k for lag in spec.lags.values() for k in lag.by})
     wanted = new[keys].drop_duplicates().compute()
     earlier = old.merge(wanted, on=keys, how="inner")
+    if spec.where:  # a lag runs over the rows the filter keeps: the others never count
+        earlier = earlier.map_partitions(_where_rows, spec, meta=earlier._meta)
+    earlier = earlier.persist()  # read once for the checks and the rows kept below
+    lags = list(spec.lags.values())
     checks = []
-    for lag in spec.lags.values():
+    for lag in lags:
         order = lag.order_by
         checks += [earlier[order].isna().sum(), new[order].isna().sum()]
         checks += [earlier.groupby(lag.by)[order].max(), new.groupby(lag.by)[order].min()]
     found = dask.compute(*checks)
-    for i in range(0, len(found), 4):
-        missing_old, missing_new, latest, first = found[i : i + 4]
+    latest = found[2::4]
+    for missing_old, missing_new, last, first in zip(*[iter(found)] * 4, strict=True):
         if missing_old or missing_new:
             return None
-        both = latest.to_frame("latest").join(first.to_frame("first"), how="inner")
+        both = last.to_frame("latest").join(first.to_frame("first"), how="inner")
         if (both["first"] <= both["latest"]).any():
             return None
+    if _one_row_lags(spec):
+        earlier = _latest_rows(earlier, lags, latest)
     return earlier
+
+
+def _one_row_lags(spec: FeatureSet) -> bool:
+    """Whether every lag looks back one row (the previous value of its key)."""
+    return all(lag.window is None and lag.periods == 1 for lag in spec.lags.values())
+
+
+def _latest_rows(earlier: dd.DataFrame, lags: list[Lag], latest: list[pd.Series]) -> dd.DataFrame:
+    """The rows holding a key's latest order time for some lag (ties kept): all a one-row
+    lag of a later row reads."""
+    names = [f"_latest_{i}" for i in range(len(lags))]
+    for name, lag, last in zip(names, lags, latest, strict=True):
+        earlier = earlier.merge(last.rename(name).reset_index(), on=lag.by, how="left")
+    hit = None
+    for name, lag in zip(names, lags, strict=True):
+        at_latest = earlier[lag.order_by] == earlier[name]
+        hit = at_latest if hit is None else hit | at_latest
+    return earlier[hit.fillna(False)].drop(columns=names)
 
 
 def make_features(
@@ -248,10 +280,13 @@ def _content_hash(df: pd.DataFrame) -> pd.Series:
     return pd.Series([int(hashed.sum(dtype="object") % _PRIME)], dtype="int64")
 
 
+def _where_rows(df: pd.DataFrame, spec: FeatureSet) -> pd.DataFrame:
+    """The rows the feature set's ``where`` keeps (all without one)."""
+    return df[evaluate(spec.where, df).fillna(False).astype(bool)] if spec.where else df
+
+
 def _row_features(df: pd.DataFrame, spec: FeatureSet) -> pd.DataFrame:
-    if spec.where:
-        df = df[evaluate(spec.where, df).fillna(False).astype(bool)]
-    df = df.reset_index(drop=True)
+    df = _where_rows(df, spec).reset_index(drop=True)
     for col, expr in spec.derived.items():
         df[col] = evaluate(expr, df)
     for col, parts in spec.date_parts.items():
