@@ -344,12 +344,26 @@ def cancel_job(ws: Workspace, job: str, *, wait: float = 0) -> JobInfo:
         return info
     batch_system(info.kind).cancel(info.scheduler_id)
     deadline = time.monotonic() + wait
+    ended_at = None
     while wait and time.monotonic() < deadline:
         info = job_status(ws, job)
         if info.finished:
-            break
+            # The batch system can report the end before the runner, stopped by SIGTERM, has
+            # written why (the step it was in): give it a few seconds to.
+            ended_at = ended_at or time.monotonic()
+            if _runner_done(Path(info.folder)) or time.monotonic() - ended_at > RESULT_GRACE:
+                break
         time.sleep(0.5)
     return info
+
+
+# Seconds a cancelled job's runner gets, after the batch system reports the end, to record it.
+RESULT_GRACE = 15.0
+
+
+def _runner_done(folder: Path) -> bool:
+    """Whether the runner wrote its result, or never started (so it never will)."""
+    return (folder / "result.json").exists() or not (folder / "state.json").exists()
 
 
 def list_jobs(ws: Workspace, limit: int = 20) -> list[JobInfo]:
