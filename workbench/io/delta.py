@@ -273,8 +273,13 @@ def read_files(
     ``version``, when there are none)."""
     if files:
         return dd.read_parquet(files, columns=columns)
-    empty = pa.schema(open_table(path, version).schema().to_arrow()).empty_table().to_pandas()
+    empty = _empty_frame(open_table(path, version))
     return dd.from_pandas(empty[columns] if columns else empty, npartitions=1)
+
+
+def _empty_frame(table: DeltaTable) -> pd.DataFrame:
+    """No rows, with the columns and types of the table version's schema."""
+    return pa.schema(table.schema().to_arrow()).empty_table().to_pandas()
 
 
 def read_column(path: Path, column: str, version: int | None = None) -> pd.Series:
@@ -284,7 +289,7 @@ def read_column(path: Path, column: str, version: int | None = None) -> pd.Serie
     table = open_table(path, version)
     files = table.file_uris()
     if not files:
-        return pa.schema(table.schema().to_arrow()).empty_table().to_pandas()[column]
+        return _empty_frame(table)[column]
     return pq.read_table(files, columns=[column]).column(column).to_pandas()
 
 

@@ -8,7 +8,6 @@ seen in training rows, so a model always knows exactly which data trained it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from workbench.catalog.base import digest as catalog_digest
 from workbench.catalog.expressions import evaluate
 from workbench.catalog.load import columns_of
 from workbench.catalog.models import Catalog, FeatureSet, Lag
@@ -59,8 +59,7 @@ def feature_path(ws: Workspace, name: str):
 
 
 def spec_hash(spec: FeatureSet) -> str:
-    text = json.dumps(spec.model_dump(mode="json"), sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return catalog_digest(spec)
 
 
 def build_features(
@@ -155,6 +154,7 @@ def append_features(
     columns = spec.source_columns(set(columns_of(catalog, spec.source)))
     new = read_files(growth.files, source, columns=columns).assign(**{_NEW: True})
     if spec.lags:
+        new = new.persist()  # read by the key lookup, the order checks and the features
         earlier = _earlier_rows(catalog, ws, spec, new, last["source_version"], columns)
         if earlier is None:
             return None

@@ -46,19 +46,20 @@ def decide(
     (for a plan shown before anything runs)."""
     spec_hash = digest(step.spec(ctx.catalog))
     inputs = _jsonable(step.inputs(ctx))
-    reason = _why(step, ctx, store.last_success(step.name), spec_hash, inputs, forced, after)
-    incremental = reason.startswith(_INPUT_CHANGED) and step.output(ctx) is not None
+    has_output = step.output(ctx) is not None
+    reason = _why(step, store.last_success(step.name), spec_hash, inputs, forced, after, has_output)
+    incremental = reason.startswith(_INPUT_CHANGED) and has_output
     return Decision(step.name, reason != UP_TO_DATE, reason, spec_hash, inputs, incremental)
 
 
 def _why(
     step: Step,
-    ctx: Context,
     last: dict | None,
     digest: str,
     inputs: dict[str, Any],
     forced: bool,
     after: str | None,
+    has_output: bool,
 ) -> str:
     if forced:
         return "forced (--force)"
@@ -73,7 +74,7 @@ def _why(
         if before.get(key) != inputs.get(key):
             was, now = _show(before.get(key)), _show(inputs.get(key))
             return f"{_INPUT_CHANGED}{key} changed from {was} to {now}"
-    if step.output(ctx) is None:
+    if not has_output:
         return "output missing"
     if after is not None:
         return f"after {after}"

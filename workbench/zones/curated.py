@@ -119,12 +119,10 @@ def _appended_source(
     """What the ``from`` table gained since curated ``name`` was built, when that is all that
     changed (same spec, same joined table versions, the ``from`` table only appended)."""
     ds = catalog.datasets[name]
-    path = ws.path("curated", name)
-    if not DeltaTable.is_deltatable(str(path)):
+    built = built_from(ws, name)
+    if not built or set(built) != set(sources):
         return None
-    info = commit_info(path)
-    built = json.loads(info.get(SOURCES) or "null")
-    if info.get(SPEC) != digest(ds) or not built or set(built) != set(sources):
+    if commit_info(ws.path("curated", name)).get(SPEC) != digest(ds):
         return None
     if any(built[j.dataset] != sources[j.dataset] for j in ds.joins):
         return None

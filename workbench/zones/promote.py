@@ -112,13 +112,18 @@ def promote_batch(catalog: Catalog, ws: Workspace, name: str, batch: Batch) -> P
     # Every field as written: the check reads each column's missing-value texts itself
     # (`read_missing`), so quarantined rows keep them and the report can count them.
     raw = read_csv_as_text(files, list(dataset.schema_), (), source.delimiter)
-    refs = {
-        (ds, key): read_column(ws.path("lake", ds), key) for ds, key in references_needed(dataset)
-    }
+    refs = reference_columns(ws, dataset)
     plan = CheckPlan(
         dataset, prepare_context(dataset, raw, refs, lake_keys(dataset, ws, name, batch))
     )
     return _promote_checked(catalog, ws, name, batch, raw, plan)
+
+
+def reference_columns(ws: Workspace, dataset: Dataset) -> dict[tuple[str, str], pd.Series]:
+    """The key column of each lake table the dataset's ``references`` rules name."""
+    return {
+        (ds, key): read_column(ws.path("lake", ds), key) for ds, key in references_needed(dataset)
+    }
 
 
 def lake_keys(

@@ -26,7 +26,6 @@ from workbench.io.csvfile import PARSE_ERROR, TEXT, text_meta
 from workbench.io.delta import (
     commit_table,
     open_table,
-    read_column,
     read_table,
     rows_by_prefix,
     stage_table,
@@ -39,10 +38,16 @@ from workbench.validation.check import (
     CheckPlan,
     check_partition,
     prepare_context,
-    references_needed,
 )
 from workbench.zones.freshness import Behind, references_behind
-from workbench.zones.promote import BATCH_COLUMN, REASONS, batch_prefix, lake_rows, quarantine_rows
+from workbench.zones.promote import (
+    BATCH_COLUMN,
+    REASONS,
+    batch_prefix,
+    lake_rows,
+    quarantine_rows,
+    reference_columns,
+)
 
 _IDENTITY = [FILE_COLUMN, LINE_COLUMN]
 
@@ -111,9 +116,7 @@ def release_batch(catalog: Catalog, ws: Workspace, name: str, batch_id: str) -> 
             f"see `workbench quarantine show {name}`."
         )
     raw = dd.from_pandas(held[list(text_meta(list(dataset.schema_)).columns)], npartitions=1)
-    refs = {
-        (ds, key): read_column(ws.path("lake", ds), key) for ds, key in references_needed(dataset)
-    }
+    refs = reference_columns(ws, dataset)
     keys_source = _with_lake_keys(dataset, raw, lake_path)
     plan = CheckPlan(dataset, prepare_context(dataset, keys_source, refs))
     checked = raw.map_partitions(check_partition, plan, meta=check_partition(raw._meta, plan))
