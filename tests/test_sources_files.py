@@ -15,9 +15,14 @@ from pathlib import Path
 import dask
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
+from deltalake import DeltaTable
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import workbench as wb
+from workbench.io.textscan import TextScan
 
 CATALOG = """\
 version: 1
@@ -206,3 +211,47 @@ def test_compressed_file_in_blocks(client, tmp_path):
     assert lake.key.tolist() == want.key.tolist()
     assert lake._line.tolist() == list(range(2, 2002))
     assert lake.day.dt.strftime("%Y-%m-%d").tolist() == want.day.tolist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    starts=st.lists(st.integers(1, 10_000), max_size=30, unique=True),
+    extra=st.integers(1, 5_000),
+    block=st.integers(1, 20_000),
+    at_least=st.integers(1, 8),
+)
+def test_grouped_blocks_are_recorded_starts_covering_the_text(starts, extra, block, at_least):
+    """Grouping keeps the first start, uses only recorded starts (each a line start with its
+    number), makes max(ceil(size / block), at_least) blocks when there are enough starts, and
+    its spans cover the text end to end."""
+    starts = sorted(starts)
+    size = (starts[-1] if starts else 0) + extra
+    scan = TextScan(0, ((0, 1), *((s, s + 1) for s in starts)), size)
+    plan = scan.grouped(block, at_least)
+    assert plan.blocks[0] == (0, 1) and set(plan.blocks) <= set(scan.blocks)
+    assert list(plan.blocks) == sorted(plan.blocks)
+    want = max(-(-size // block), at_least)
+    assert len(plan.blocks) == min(want, len(scan.blocks))
+    spans = plan.spans()
+    assert spans[0][0] == 0 and spans[-1][1] == size
+    assert all(a[1] == b[0] for a, b in zip(spans[:-1], spans[1:], strict=True))
+
+
+def test_a_file_under_two_blocks_is_read_by_every_worker(client, tmp_path):
+    """A file between one and two blocks long was one task, leaving the second core idle: on
+    two workers it is now read in two blocks, with the same lake as when read in one."""
+    rows = _rows(4000, seed=11)
+    data = "\n".join(["key,qty,day,note", *rows]).encode() + b"\n"
+    block = len(data) * 2 // 3  # 1.5 blocks: one task by size alone
+    ws_split, _ = _promote_with_blocks(tmp_path, data, block, "split")
+    ws_whole, _ = _promote_with_blocks(tmp_path, data, 1 << 30, "whole")
+    files = DeltaTable(str(ws_split.path("lake", "items"))).file_uris()
+    assert len(files) == 2
+    sizes = sorted(pq.ParquetFile(f).metadata.num_rows for f in files)
+    assert sizes[0] > 1000  # an even cut, not a sliver
+    columns = ["key", "qty", "day", "note", "_line"]
+    pd.testing.assert_frame_equal(
+        _lake(ws_split)[columns].reset_index(drop=True),
+        _lake(ws_whole)[columns].reset_index(drop=True),
+    )
+    assert _lake(ws_split)._line.tolist() == list(range(2, 4002))

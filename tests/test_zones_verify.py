@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 import workbench as wb
 from workbench.cli import app
 from workbench.io.delta import write_table
+from workbench.io.textscan import GRAIN
 from workbench.testing import (
     BROKEN_FILES,
     data_rows,
@@ -192,7 +193,8 @@ def test_demo_lake_verifies_with_zero_differences(client, tmp_path, raw_tables):
 
 @pytest.fixture
 def blocks(tmp_path, client):
-    """2,000 orders in one file landed as many 8 KiB blocks, promoted."""
+    """2,000 orders in one file landed as many 8 KiB blocks, promoted; the test then reads
+    every line start the landing recorded as a block of its own."""
     data = tmp_path / "data"
     write_customers(data)
     random_orders(1, 2000).to_csv(data / "orders.csv", index=False)
@@ -200,7 +202,8 @@ def blocks(tmp_path, client):
     ws = wb.Workspace.for_catalog(catalog)
     with dask.config.set({"workbench.block-bytes": 8192}):
         wb.run_pipeline(catalog, ws, ["orders"])
-    return catalog, ws
+    with dask.config.set({"workbench.block-bytes": 8192 // GRAIN}):
+        yield catalog, ws
 
 
 def test_each_block_checks_its_own_lines(blocks):

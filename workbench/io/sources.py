@@ -9,6 +9,7 @@ from pathlib import Path
 import dask.dataframe as dd
 import pandas as pd
 
+from workbench import config
 from workbench.errors import CatalogError
 from workbench.io.csvfile import FILE as FILE_COLUMN
 from workbench.io.csvfile import LINE as LINE_COLUMN
@@ -64,17 +65,22 @@ def read_csv_as_text(
     columns: list[str],
     na_values: tuple[str, ...] = DEFAULT_NA,
     delimiter: str = ",",
+    tasks: int = 1,
 ) -> dd.DataFrame:
     """One partition per block of each (path, name, scan): every row as text with its file,
-    line and any parse error.
+    line and any parse error. Blocks hold up to ``workbench.block-bytes`` of text; small files
+    are cut finer, where their scan allows, to make at least ``tasks`` partitions in all (the
+    cluster's threads: one 30 MB file would otherwise keep one core busy and the others idle).
 
     Keeping text means a value that does not parse is still there to quarantine verbatim; the
     line numbers let a person find the row in the original file.
     """
+    each = -(-tasks // max(len(files), 1))
+    block = config.get("block-bytes")
     parts = [
         (str(path), name, span, tuple(columns), tuple(na_values), delimiter)
         for path, name, scan in files
-        for span in scan.spans()
+        for span in scan.grouped(block, each).spans()
     ]
     return dd.from_map(_load_block, parts, meta=text_meta(columns), enforce_metadata=False)
 

@@ -27,6 +27,10 @@ NL, CR, QUOTE = 10, 13, 34
 # A file whose quotes never balance again still gets block boundaries, past this many blocks'
 # worth of bytes, so one stray quote cannot make a 7 GB file a single task.
 MAX_BLOCK_STRETCH = 4
+# Landing records a line start every block / GRAIN bytes; a read groups them into blocks of
+# about the block size, or into smaller ones so that a file under two blocks (the 30 MB
+# flights file) is still read by every core, not by one.
+GRAIN = 4
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,20 @@ class TextScan:
     rows: int
     blocks: tuple[tuple[int, int], ...]  # (byte offset in the text, number of the line there)
     size: int
+
+    def grouped(self, block_bytes: int, at_least: int = 1) -> TextScan:
+        """The same text in ``max(ceil(size / block_bytes), at_least)`` blocks, as far as the
+        recorded line starts allow: at each even cut, the recorded start nearest to it that
+        is after the previous cut and leaves one for each cut still to make."""
+        want = max(-(-self.size // max(int(block_bytes), 1)), at_least)
+        if want >= len(self.blocks):
+            return self
+        starts = np.array([offset for offset, _ in self.blocks])
+        picked = [0]
+        for k in range(1, want):
+            nearest = int(np.abs(starts - k * self.size / want).argmin())
+            picked.append(min(max(nearest, picked[-1] + 1), len(starts) - (want - k)))
+        return TextScan(self.rows, tuple(self.blocks[i] for i in picked), self.size)
 
     def spans(self) -> list[tuple[int, int, int]]:
         """(start, stop, first line) of each block."""
@@ -95,8 +113,9 @@ def read_range(path: Path, start: int, stop: int) -> bytes:
 
 
 def scan_text(path: Path, block_bytes: int) -> TextScan:
-    """Count the data rows of ``path`` and choose its block starts, in one pass."""
-    scanner = _Scanner(block_bytes)
+    """Count the data rows of ``path`` and record line starts ``block_bytes / GRAIN`` apart,
+    in one pass (:meth:`TextScan.grouped` makes them blocks)."""
+    scanner = _Scanner(max(int(block_bytes) // GRAIN, 1))
     carry = b""
     for chunk in iter_text(path):
         data = carry + chunk

@@ -22,7 +22,7 @@ import pyarrow as pa
 from deltalake import DeltaTable
 
 from workbench.catalog.models import Catalog, Dataset, Freshness, Unique
-from workbench.cluster import share
+from workbench.cluster import share, worker_threads
 from workbench.errors import ValidationFailed, WorkspaceError
 from workbench.io.csvfile import PARSE_ERROR, TEXT, read_header
 from workbench.io.delta import (
@@ -111,7 +111,9 @@ def promote_batch(catalog: Catalog, ws: Workspace, name: str, batch: Batch) -> P
     ]
     # Every field as written: the check reads each column's missing-value texts itself
     # (`read_missing`), so quarantined rows keep them and the report can count them.
-    raw = read_csv_as_text(files, list(dataset.schema_), (), source.delimiter)
+    raw = read_csv_as_text(
+        files, list(dataset.schema_), (), source.delimiter, tasks=worker_threads()
+    )
     refs = reference_columns(ws, dataset)
     plan = CheckPlan(
         dataset, prepare_context(dataset, raw, refs, lake_keys(dataset, ws, name, batch))

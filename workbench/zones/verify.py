@@ -32,7 +32,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
+from workbench import config
 from workbench.catalog.models import Catalog, Dataset
+from workbench.cluster import worker_threads
 from workbench.errors import CatalogError, DatasetNotFound
 from workbench.io.delta import open_table
 from workbench.io.workspace import Workspace
@@ -172,6 +174,7 @@ def verify_lake(
     if dataset.load != "replace":
         promoted |= promoted_batches(ws, name)
     tasks, digests, files, landed = [], {}, {}, {}
+    threads = worker_threads()
     for batch in list_batches(ws, name):
         landed[batch.batch_id] = {f.name for f in batch.files}
         if batch.batch_id not in promoted and not any(b == batch.batch_id for b, _ in stored):
@@ -182,7 +185,7 @@ def verify_lake(
             digests[key] = dask.delayed(file_sha256, pure=False)(path)
             tasks += _block_tasks(
                 dataset, batch.batch_id in promoted, key, path, landed_file,
-                lake_groups, held_groups, samples,
+                lake_groups, held_groups, samples, -(-threads // len(batch.files)),
             )  # fmt: skip
     outcomes, sums = dask.compute(
         [dask.delayed(check_block, pure=False)(t) for t in tasks], digests
@@ -310,13 +313,17 @@ def _unchecked(stored: dict, landed: dict[str, set[str]]) -> tuple[Unchecked, ..
 
 def _block_tasks(
     dataset: Dataset, promoted: bool, key: tuple[str, str], path: Path, landed_file,
-    lake: list[RowGroup], held: list[RowGroup], samples: int,
+    lake: list[RowGroup], held: list[RowGroup], samples: int, at_least: int,
 ) -> list[BlockTask]:  # fmt: skip
-    """One task per block of the manifest's plan (one block for manifests without a plan).
-    The first block takes every line before the second, the last every line after its start,
-    so that each stored row of the file falls in exactly one block."""
+    """One task per block of the manifest's plan, grouped as promotion groups them (one
+    block for manifests without a plan). The first block takes every line before the second,
+    the last every line after its start, so that each stored row of the file falls in exactly
+    one block."""
     batch_id, name = key
-    blocks = list(landed_file.blocks) or [(0, 1)]
+    blocks = [(0, 1)]
+    if landed_file.blocks:
+        plan = landed_file.scan(path).grouped(config.get("block-bytes"), at_least)
+        blocks = list(plan.blocks)
     header = parse_header(header_text(path), dataset.source.delimiter)
     tasks = []
     for k, (start, first_line) in enumerate(blocks):
