@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import workbench as wb
-from workbench.io.textscan import TextScan
+from workbench.io.textscan import GRAIN, TextScan, scan_text
 
 CATALOG = """\
 version: 1
@@ -255,3 +255,26 @@ def test_a_file_under_two_blocks_is_read_by_every_worker(client, tmp_path):
         _lake(ws_whole)[columns].reset_index(drop=True),
     )
     assert _lake(ws_split)._line.tolist() == list(range(2, 4002))
+
+
+def test_no_block_starts_inside_a_long_quoted_field(tmp_path):
+    """A quoted field holding 5,000 line breaks right past a cut: the scan tests the first
+    few thousand line ends first, and must go on to the end of the field, not start a block
+    inside it."""
+    grain = 64 << 10  # far more than the field: the stretch rule does not come into it
+    rows = _rows(4000, seed=7)
+    before = next(n for n in range(len(rows)) if len("\n".join(rows[:n])) > grain - 200)
+    field = '"' + "\n".join(f"part {i}" for i in range(5000)) + '"'
+    lines = ["key,qty,day,note", *rows[:before], f"k-long,1,2024-01-01,{field}", *rows[before:]]
+    text = "\n".join(lines) + "\n"
+    path = tmp_path / "long.csv"
+    path.write_text(text)
+    scan = scan_text(path, grain * GRAIN)
+    inside = (text.index(field), text.index(field) + len(field))
+    assert inside[0] < grain < inside[1]  # the first cut falls inside the field
+    starts = [offset for offset, _ in scan.blocks]
+    assert any(s > inside[1] for s in starts) and any(s < inside[0] for s in starts)
+    assert not [s for s in starts if inside[0] < s <= inside[1]]
+    for offset, line in scan.blocks:
+        assert offset == 0 or text[offset - 1] == "\n"
+        assert text[:offset].count("\n") + 1 == line

@@ -31,6 +31,8 @@ MAX_BLOCK_STRETCH = 4
 # about the block size, or into smaller ones so that a file under two blocks (the 30 MB
 # flights file) is still read by every core, not by one.
 GRAIN = 4
+# Line ends tested first for a block start (see _Scanner._cut_blocks).
+CANDIDATES = 4096
 
 
 @dataclass(frozen=True)
@@ -172,27 +174,41 @@ class _Scanner:
         if len(ends):
             starts = np.concatenate([[self.line_start - self.pos], ends[:-1] + 1])
             self.non_empty += int(np.count_nonzero(ends - starts - crlf > 0))
+        # Quote positions matter only where a block may start; elsewhere bytes.count is enough.
         if len(ends) and self.pos + len(data) > self.cut:
-            self._cut_blocks(ends, np.flatnonzero(raw == QUOTE))
-        # Quote parity matters only where a block may start; elsewhere bytes.count is enough.
-        self.quotes = (self.quotes + data.count(b'"')) % 2
+            quotes = np.flatnonzero(raw == QUOTE)
+            self._cut_blocks(ends, quotes)
+            self.quotes = (self.quotes + len(quotes)) % 2
+        else:
+            self.quotes = (self.quotes + data.count(b'"')) % 2
         self.lines_ended += len(ends)
         if len(ends):
             self.line_start = self.pos + int(ends[-1]) + 1
         self.pos += len(data)
 
     def _cut_blocks(self, ends: np.ndarray, quotes: np.ndarray) -> None:
-        balanced = (self.quotes + np.searchsorted(quotes, ends)) % 2 == 0
         while True:
-            after = self.pos + ends + 1 >= self.cut
-            stretched = self.pos + ends + 1 >= self.cut + MAX_BLOCK_STRETCH * self.block_bytes
-            hits = np.flatnonzero(after & (balanced | stretched))
-            if not len(hits):
+            # Candidates are the line ends past the cut, and a good one is usually among the
+            # first few: those are tested before the rest of the chunk.
+            first = int(np.searchsorted(ends, self.cut - self.pos - 1))
+            k = self._first_cut(ends[first : first + CANDIDATES], quotes)
+            if k is None and len(ends) > first + CANDIDATES:
+                k = self._first_cut(ends[first + CANDIDATES :], quotes)
+                k = None if k is None else k + CANDIDATES
+            if k is None:
                 return
-            k = int(hits[0])
+            k += first
             start = self.pos + int(ends[k]) + 1
             self.blocks.append((start, self.lines_ended + k + 2))
             self.cut = start + self.block_bytes
+
+    def _first_cut(self, ends: np.ndarray, quotes: np.ndarray) -> int | None:
+        """The first of ``ends`` where the quotes seen are balanced or the block has grown
+        too long."""
+        balanced = (self.quotes + np.searchsorted(quotes, ends)) % 2 == 0
+        stretched = self.pos + ends + 1 >= self.cut + MAX_BLOCK_STRETCH * self.block_bytes
+        hits = np.flatnonzero(balanced | stretched)
+        return int(hits[0]) if len(hits) else None
 
     def finish(self) -> TextScan:
         if self.pos > self.line_start:  # a last line without a line end
