@@ -9,6 +9,9 @@ Prints rows/s, the time ratio and the peak memory of the workbench's processes (
 workers); the landing of lineitem is timed on its own.
 
     python benchmarks/validate.py [--sf 1] [--parts 8] [--repeat 3] [--skip-flights] [--skip-tpch]
+                                  [--gzip]
+
+``--gzip`` reads the TPC-H files gzipped (``gzip -1``), as sources often arrive.
 """
 
 from __future__ import annotations
@@ -51,6 +54,19 @@ def make_tpch(folder: Path, sf: float, parts: int) -> Path:
     return out
 
 
+def gzipped(tpch: Path) -> Path:
+    """The same tables with every file gzipped (``gzip -1``), made once beside them."""
+    out = tpch.with_name(tpch.name + "-gz")
+    if (out / "lineitem").exists():
+        return out
+    for csv in sorted(tpch.glob("*/*.csv")):
+        target = out / csv.parent.name / (csv.name + ".gz")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("wb") as f:
+            subprocess.run(["gzip", "-1", "-c", str(csv)], stdout=f, check=True)
+    return out
+
+
 def duckdb_flights(csv: Path, airlines: Path, airports: Path, out: Path) -> None:
     con = duckdb.connect()
     con.execute(f"CREATE TEMP TABLE f AS SELECT * FROM read_csv('{csv}', nullstr='NA')")
@@ -75,13 +91,13 @@ def duckdb_flights(csv: Path, airlines: Path, airports: Path, out: Path) -> None
 
 def duckdb_lineitem(tpch: Path, out: Path) -> None:
     con = duckdb.connect()
-    con.execute(f"CREATE TEMP TABLE l AS SELECT * FROM read_csv('{tpch}/lineitem/*.csv')")
+    con.execute(f"CREATE TEMP TABLE l AS SELECT * FROM read_csv('{tpch}/lineitem/*.csv*')")
     con.execute(f"""CREATE TEMP TABLE r AS SELECT *,
         (l_orderkey IS NULL OR l_partkey IS NULL OR l_suppkey IS NULL OR l_linenumber IS NULL
           OR l_shipdate IS NULL) AS e_null,
         l_quantity NOT BETWEEN 1 AND 50 AS e_qty, l_discount NOT BETWEEN 0 AND 0.1 AS e_disc,
         l_returnflag NOT IN ('A', 'N', 'R') AS e_flag, l_linestatus NOT IN ('F', 'O') AS e_status,
-        l_orderkey NOT IN (SELECT o_orderkey FROM read_csv('{tpch}/orders/*.csv')) AS e_ref,
+        l_orderkey NOT IN (SELECT o_orderkey FROM read_csv('{tpch}/orders/*.csv*')) AS e_ref,
         NOT (l_receiptdate >= l_shipdate) AS e_recv, NOT (l_commitdate >= l_shipdate) AS w_commit
         FROM l""")
     con.execute(
@@ -98,7 +114,8 @@ def duckdb_lineitem(tpch: Path, out: Path) -> None:
 def lineitem_row(args: argparse.Namespace) -> tuple:
     """Land TPC-H lineitem (timed on its own), then promote it and let DuckDB do the same."""
     tpch = make_tpch(args.data, args.sf, args.parts)
-    tpch_ws = args.data / f"ws-tpch-sf{args.sf:g}-{args.parts}"
+    tpch = gzipped(tpch) if args.gzip else tpch
+    tpch_ws = args.data / f"ws-{tpch.name}"
     shutil.rmtree(tpch_ws, ignore_errors=True)
     os.environ.update(TPCH_DIR=str(tpch), TPCH_WORKSPACE=str(tpch_ws))
     cat = wb.load_catalog(HERE / "tpch_catalog.yaml")
@@ -112,7 +129,7 @@ def lineitem_row(args: argparse.Namespace) -> tuple:
     batch = wb.list_batches(ws, "lineitem")[-1]
     secs, peak = timed(lambda: wb.promote_batch(cat, ws, "lineitem", batch), args.repeat)
     duck, _ = timed(lambda: duckdb_lineitem(tpch, args.data / "duck_lineitem.parquet"), args.repeat)
-    return (f"lineitem SF{args.sf:g}", batch.rows, secs, duck, peak)
+    return (f"lineitem SF{args.sf:g}{' .gz' if args.gzip else ''}", batch.rows, secs, duck, peak)
 
 
 def main() -> None:
@@ -122,6 +139,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-flights", action="store_true")
     parser.add_argument("--skip-tpch", action="store_true")
+    parser.add_argument("--gzip", action="store_true", help="TPC-H files gzipped")
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "wb-bench")
     args = parser.parse_args()
     args.data.mkdir(parents=True, exist_ok=True)

@@ -278,3 +278,35 @@ def test_no_block_starts_inside_a_long_quoted_field(tmp_path):
     for offset, line in scan.blocks:
         assert offset == 0 or text[offset - 1] == "\n"
         assert text[:offset].count("\n") + 1 == line
+
+
+def test_a_gz_is_read_in_blocks_from_its_seek_points(client, tmp_path):
+    """Landing keeps seek points beside a .gz (two gzip members here, as `cat a.gz b.gz`
+    makes); every block read through them equals the text sliced by hand, and the lake equals
+    the file, line by line."""
+    import gzip
+
+    from workbench.io.gzseek import seek_points_path
+    from workbench.io.textscan import read_range
+
+    rows = _rows(300_000, seed=13)  # 10 MB of text: zran records no points in a small file
+    text = "\n".join(["key,qty,day,note", *rows]).encode() + b"\n"
+    half = text.index(b"\n", len(text) // 2) + 1
+    (tmp_path / "items.csv.gz").write_bytes(gzip.compress(text[:half]) + gzip.compress(text[half:]))
+    catalog, ws = _catalog(tmp_path, f"{tmp_path}/items.csv.gz")
+    with dask.config.set({"workbench.block-bytes": 4 << 20}):
+        wb.run_pipeline(catalog, ws, ["items"])
+    batch = wb.list_batches(ws, "items")[-1]
+    (landed,) = batch.paths(ws)
+    assert seek_points_path(landed).stat().st_size > 32 << 10  # at least one point past the start
+    spans = batch.files[0].scan(landed).spans()
+    assert len(spans) > 2
+    for start, stop, line in spans:
+        assert read_range(landed, start, stop) == text[start:stop]
+        assert text[:start].count(b"\n") + 1 == line
+    lake = _lake(ws)
+    want = pd.read_csv(io.BytesIO(text), dtype=str, keep_default_na=False)
+    assert lake._line.tolist() == list(range(2, len(rows) + 2))
+    assert lake.key.tolist() == want.key.tolist()
+    assert lake.qty.astype(str).tolist() == want.qty.tolist()
+    assert lake.day.dt.strftime("%Y-%m-%d").tolist() == want.day.tolist()

@@ -6,7 +6,8 @@ memory follows the block size, not the file size. Line ends are ``\\n``, ``\\r\\
 ``\\r`` (old Mac files). A block boundary is put only where the quotes seen so far are balanced,
 so a quoted field that holds a line break is not cut in two by a block. Compressed files (.zip,
 .gz) are scanned and read through a decompressing stream; their blocks are offsets into the
-decompressed text.
+decompressed text, and a .gz keeps seek points so that a block is read without inflating the
+text before it (:mod:`workbench.io.gzseek`).
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
+
+from workbench.io.gzseek import open_gzip, save_seek_points
 
 CHUNK = 8 << 20
 # The header is read in small pieces: one CHUNK of a .zip costs 40 ms of inflating.
@@ -72,22 +76,29 @@ def iter_text(
 ) -> Iterator[bytes]:
     """The decompressed bytes of ``path`` from ``start`` to ``stop``, in chunks.
 
-    A .zip yields its members one after the other. Compressed text cannot be entered in the
-    middle, so a block of it is reached by reading and dropping what comes before.
+    A .gz is entered at the last seek point before ``start`` that landing kept
+    (:mod:`workbench.io.gzseek`). A .zip yields its members one after the other; its text
+    cannot be entered in the middle, so a block of it is reached by reading and dropping what
+    comes before.
     """
-    if not is_compressed(path):
-        with path.open("rb") as f:
-            f.seek(start)
-            yield from _bounded(iter(lambda: f.read(chunk), b""), 0, stop - start if stop else None)
+    if path.suffix == ".zip":
+        yield from _bounded(_zip_text(path, chunk), start, stop)
         return
-    yield from _bounded(_decompressed(path, chunk), start, stop)
+    with _open_text(path, seek=start > 0) as f:
+        f.seek(start)
+        chunks = iter(lambda: f.read(chunk), b"")
+        yield from _bounded(chunks, 0, None if stop is None else stop - start)
 
 
-def _decompressed(path: Path, chunk: int) -> Iterator[bytes]:
-    if path.suffix == ".gz":
-        with gzip.open(path, "rb") as f:
-            yield from iter(lambda: f.read(chunk), b"")
-        return
+def _open_text(path: Path, *, seek: bool) -> BinaryIO:
+    if path.suffix != ".gz":
+        return path.open("rb")
+    if not seek:  # reading from the start needs no seek points: not even to load them
+        return gzip.open(path, "rb")
+    return open_gzip(path, CHUNK)
+
+
+def _zip_text(path: Path, chunk: int) -> Iterator[bytes]:
     with zipfile.ZipFile(path) as z:
         for name in z.namelist():
             if not name.endswith("/"):
@@ -114,18 +125,29 @@ def read_range(path: Path, start: int, stop: int) -> bytes:
     return b"".join(iter_text(path, start, stop))
 
 
-def scan_text(path: Path, block_bytes: int) -> TextScan:
+def scan_text(path: Path, block_bytes: int, *, keep_seek_points: bool = False) -> TextScan:
     """Count the data rows of ``path`` and record line starts ``block_bytes / GRAIN`` apart,
-    in one pass (:meth:`TextScan.grouped` makes them blocks)."""
-    scanner = _Scanner(max(int(block_bytes) // GRAIN, 1))
+    in one pass (:meth:`TextScan.grouped` makes them blocks). With ``keep_seek_points``, a
+    .gz's seek points are kept beside it, recorded in the same pass (landing)."""
+    grain = max(int(block_bytes) // GRAIN, 1)
+    scanner = _Scanner(grain)
+    if not (keep_seek_points and path.suffix == ".gz"):
+        _feed(scanner, iter_text(path))
+        return scanner.finish()
+    with open_gzip(path, spacing=grain) as text:
+        _feed(scanner, iter(lambda: text.read(CHUNK), b""))
+        save_seek_points(text, path)
+    return scanner.finish()
+
+
+def _feed(scanner: _Scanner, chunks: Iterator[bytes]) -> None:
     carry = b""
-    for chunk in iter_text(path):
+    for chunk in chunks:
         data = carry + chunk
         # A \r at the end of a chunk may be the first half of \r\n: decide with the next chunk.
         data, carry = (data[:-1], b"\r") if data.endswith(b"\r") else (data, b"")
         scanner.feed(data)
     scanner.feed(carry)
-    return scanner.finish()
 
 
 def header_line(path: Path) -> bytes:

@@ -107,7 +107,7 @@ def _land_file(staging: Path, name: str, src: Path, digest: str) -> LandedFile:
     target = staging / name
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(src, target)
-    scan = scan_text(target, config.get("block-bytes"))
+    scan = scan_text(target, config.get("block-bytes"), keep_seek_points=True)
     return LandedFile(name, str(src), digest, src.stat().st_size, scan.rows, scan.blocks, scan.size)
 
 
