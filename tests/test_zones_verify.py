@@ -28,6 +28,7 @@ from workbench.testing import (
     write_broken_orders,
     write_customers,
 )
+from workbench.zones.reference import record_points
 from workbench.zones.reference_types import typed
 from workbench.zones.verify import verify_lake
 
@@ -340,3 +341,35 @@ def test_tpch_sf1_lineitem_single_file_verifies(tpch_sf1, tmp_path, client):
     assert result.rows_checked == 6_001_215
     (check,) = result.files
     assert check.in_lake == 6_001_215 and check.blocks > 20 and check.problems == 0
+
+
+def test_a_gz_in_blocks_is_verified_from_points_of_its_own(tmp_path, client):
+    """A .gz of several blocks: verify records seek points of its own from the landed file
+    (not the ones landing kept, which it must not trust), reads each block from them, finds
+    every line, catches a value damaged in a late block, and leaves no points behind."""
+    import gzip
+
+    data = tmp_path / "data"
+    write_customers(data)
+    text = random_orders(4, 150_000).to_csv(index=False).encode()
+    (data / "orders.csv.gz").write_bytes(gzip.compress(text))
+    path = orders_catalog(tmp_path, data)
+    path.write_text(path.read_text().replace("orders*.csv", "orders*.csv.gz"))
+    catalog = wb.load_catalog(path)
+    ws = wb.Workspace.for_catalog(catalog)
+    with dask.config.set({"workbench.block-bytes": 1 << 20}):
+        wb.run_pipeline(catalog, ws, ["orders"])
+        clean = verify_lake(catalog, ws, "orders")
+        assert clean.ok and clean.rows_checked == 150_000 and clean.files[0].blocks > 2
+        assert list(ws.path(".verify").iterdir()) == []
+        (landed,) = wb.list_batches(ws, "orders")[-1].paths(ws)
+        # At that spacing the file has points to read from (a point keeps 32 KiB of text).
+        points = record_points(landed, tmp_path / "points", (1 << 20) // 4)
+        assert Path(points).stat().st_size > 3 * (32 << 10)
+        lake = wb.read_table(ws.path("lake", "orders")).compute().reset_index(drop=True)
+        lake.loc[lake._line == 140_000, "customer"] = "C9"
+        _rewrite(ws, "lake", "orders", lake)
+        damaged = verify_lake(catalog, ws, "orders")
+    assert {(d.kind, d.line, d.column) for d in damaged.differences} == {
+        ("values", 140_000, "customer")
+    }

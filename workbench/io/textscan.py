@@ -21,7 +21,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from workbench.io.gzseek import open_gzip, save_seek_points
+from workbench.io.gzseek import open_gzip
 
 CHUNK = 8 << 20
 # The header is read in small pieces: one CHUNK of a .zip costs 40 ms of inflating.
@@ -95,7 +95,7 @@ def _open_text(path: Path, *, seek: bool) -> BinaryIO:
         return path.open("rb")
     if not seek:  # reading from the start needs no seek points: not even to load them
         return gzip.open(path, "rb")
-    return open_gzip(path, CHUNK)
+    return open_gzip(path)
 
 
 def _zip_text(path: Path, chunk: int) -> Iterator[bytes]:
@@ -125,18 +125,11 @@ def read_range(path: Path, start: int, stop: int) -> bytes:
     return b"".join(iter_text(path, start, stop))
 
 
-def scan_text(path: Path, block_bytes: int, *, keep_seek_points: bool = False) -> TextScan:
+def scan_text(path: Path, block_bytes: int) -> TextScan:
     """Count the data rows of ``path`` and record line starts ``block_bytes / GRAIN`` apart,
-    in one pass (:meth:`TextScan.grouped` makes them blocks). With ``keep_seek_points``, a
-    .gz's seek points are kept beside it, recorded in the same pass (landing)."""
-    grain = max(int(block_bytes) // GRAIN, 1)
-    scanner = _Scanner(grain)
-    if not (keep_seek_points and path.suffix == ".gz"):
-        _feed(scanner, iter_text(path))
-        return scanner.finish()
-    with open_gzip(path, spacing=grain) as text:
-        _feed(scanner, iter(lambda: text.read(CHUNK), b""))
-        save_seek_points(text, path)
+    in one pass (:meth:`TextScan.grouped` makes them blocks)."""
+    scanner = _Scanner(max(int(block_bytes) // GRAIN, 1))
+    _feed(scanner, iter_text(path))
     return scanner.finish()
 
 

@@ -17,7 +17,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from workbench import config
-from workbench.io.textscan import TextScan, scan_text
+from workbench.io.gzseek import keep_seek_points
+from workbench.io.textscan import GRAIN, TextScan, scan_text
 from workbench.io.workspace import Workspace, read_json, write_json_atomic
 
 MANIFEST = "_manifest.json"
@@ -107,7 +108,9 @@ def _land_file(staging: Path, name: str, src: Path, digest: str) -> LandedFile:
     target = staging / name
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(src, target)
-    scan = scan_text(target, config.get("block-bytes"), keep_seek_points=True)
+    scan = scan_text(target, config.get("block-bytes"))
+    if target.suffix == ".gz" and len(scan.blocks) > 1:
+        keep_seek_points(target, config.get("block-bytes") // GRAIN)
     return LandedFile(name, str(src), digest, src.stat().st_size, scan.rows, scan.blocks, scan.size)
 
 

@@ -23,7 +23,9 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
+import indexed_gzip
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -54,10 +56,11 @@ def _chunks(path: Path) -> Iterator[bytes]:
             yield from iter(lambda: f.read(CHUNK), b"")
 
 
-def text_range(path: Path, start: int, stop: int | None) -> bytes:
-    """Bytes ``start`` to ``stop`` (``None``: the end) of the file's text."""
-    if not path.name.endswith((".gz", ".zip")):
-        with path.open("rb") as f:
+def text_range(path: Path, start: int, stop: int | None, points: str | None = None) -> bytes:
+    """Bytes ``start`` to ``stop`` (``None``: the end) of the file's text; a .gz is entered at
+    the seek ``points`` given (see :func:`record_points`), else inflated from its start."""
+    if not path.name.endswith((".gz", ".zip")) or points is not None:
+        with _seekable(path, points) as f:
             f.seek(start)
             return f.read() if stop is None else f.read(stop - start)
     out, pos = [], 0
@@ -69,6 +72,21 @@ def text_range(path: Path, start: int, stop: int | None) -> bytes:
         if stop is not None and pos >= stop:
             break
     return b"".join(out)
+
+
+def _seekable(path: Path, points: str | None) -> BinaryIO:
+    if points is None:
+        return path.open("rb")
+    return indexed_gzip.IndexedGzipFile(str(path), index_file=points)
+
+
+def record_points(path: Path, out: Path, spacing: int) -> str:
+    """Inflate a .gz once, recording seek points every ``spacing`` bytes of text into ``out``:
+    verify makes its own from the landed file rather than trust the ones landing kept."""
+    with indexed_gzip.IndexedGzipFile(str(path), spacing=max(spacing, 1 << 20)) as f:
+        f.build_full_index()  # points recorded while reading were found missing
+        f.export_index(str(out))
+    return str(out)
 
 
 def file_sha256(path: Path) -> str:
@@ -109,10 +127,12 @@ class BlockLines:
         return self.data[self.starts[i] : self.ends[i]].decode("utf-8", errors="replace")
 
 
-def block_lines(path: Path, start: int, stop: int | None, first_line: int) -> BlockLines:
+def block_lines(
+    path: Path, start: int, stop: int | None, first_line: int, points: str | None = None
+) -> BlockLines:
     """Read one block (one byte either side, to see its edges) and find its lines."""
     lead = 1 if start > 0 else 0
-    raw = text_range(path, start - lead, None if stop is None else stop + 1)
+    raw = text_range(path, start - lead, None if stop is None else stop + 1, points)
     before = raw[:lead]
     body_end = len(raw) if stop is None else min(len(raw), lead + stop - start)
     after = raw[body_end : body_end + 1]

@@ -46,6 +46,7 @@ class BlockTask:
     samples: int
     lake: tuple[tuple[str, int], ...]
     held: tuple[tuple[str, int], ...]
+    points: str | None = None  # seek points of a .gz, recorded by this verify
 
 
 @dataclass(frozen=True)
@@ -66,9 +67,10 @@ class BlockOutcome:
     samples: list[tuple]
 
 
-def check_block(task: BlockTask) -> BlockOutcome:
-    """Read, type and compare one block; memory follows the block's size."""
-    lines = block_lines(Path(task.path), task.start, task.stop, task.first_line)
+def check_block(task: BlockTask, *after: object) -> BlockOutcome:
+    """Read, type and compare one block; memory follows the block's size. ``after``: tasks
+    that must run first (the recording of the seek points the block is read from)."""
+    lines = block_lines(Path(task.path), task.start, task.stop, task.first_line, task.points)
     # Every field as written: which texts mean "missing" is decided per column below.
     opts = ReadOptions(list(task.header), list(task.schema), (), task.delimiter)
     source = source_table(lines, task.start == 0, opts)
