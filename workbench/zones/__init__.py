@@ -16,10 +16,12 @@ __getattr__, __dir__, __all__ = lazy_exports(
             "list_batches",
         ),
         ".promote": (
-            "BATCH_COLUMN",
-            "REASONS",
             "Promotion",
             "promote_batch",
+        ),
+        ".promote_rows": (
+            "BATCH_COLUMN",
+            "REASONS",
         ),
         ".quarantine": (
             "batch_balance",

@@ -40,13 +40,13 @@ from workbench.validation.check import (
     prepare_context,
 )
 from workbench.zones.freshness import Behind, references_behind
-from workbench.zones.promote import (
+from workbench.zones.promote import reference_columns
+from workbench.zones.promote_rows import (
     BATCH_COLUMN,
     REASONS,
     batch_prefix,
     lake_rows,
     quarantine_rows,
-    reference_columns,
 )
 
 _IDENTITY = [FILE_COLUMN, LINE_COLUMN]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import dask
 import pyarrow.parquet as pq
 
-from workbench.zones.promote import BATCH_COLUMN
+from workbench.zones.promote_rows import BATCH_COLUMN
 
 # The lineage columns, named here rather than imported from the reading code verify checks.
 FILE_COLUMN, LINE_COLUMN = "_file", "_line"
