@@ -36,7 +36,8 @@ from sklearn.metrics import roc_auc_score
 import workbench as wb
 from workbench.ml import native
 from workbench.ml.estimators import get_estimator
-from workbench.ml.features import SPLIT, build_features, encode_features, feature_info
+from workbench.ml.feature_build import build_features
+from workbench.ml.features import SPLIT, encode_features, feature_info
 from workbench.ml.score import score_frame
 from workbench.ml.train import fit_data, score_rows, split_rows
 

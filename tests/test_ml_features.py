@@ -10,7 +10,8 @@ import pytest
 import workbench as wb
 from workbench.catalog.models import FeatureSet
 from workbench.io.delta import open_table
-from workbench.ml.features import SPLIT, build_features, feature_info, make_features, read_features
+from workbench.ml.feature_build import build_features
+from workbench.ml.features import SPLIT, feature_info, make_features, read_features
 
 
 @pytest.fixture(scope="module")

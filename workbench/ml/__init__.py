@@ -19,8 +19,8 @@ __getattr__, __dir__, __all__ = lazy_exports(
             "Predictor",
             "get_estimator",
         ),
+        ".feature_build": ("build_features",),
         ".features": (
-            "build_features",
             "encode_features",
             "feature_info",
             "make_features",

@@ -24,9 +24,9 @@ from workbench.ml import signing
 from workbench.ml.checkpoints import Checkpoint
 from workbench.ml.drift import reference_profile
 from workbench.ml.estimators import LABEL, FitData, Predictor, get_estimator
+from workbench.ml.feature_build import build_features
 from workbench.ml.features import (
     SPLIT,
-    build_features,
     encode_features,
     feature_info,
     read_features,

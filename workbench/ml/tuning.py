@@ -21,7 +21,8 @@ from workbench.catalog.models import Catalog, SearchRange, Tuning
 from workbench.errors import CatalogError
 from workbench.io.workspace import Workspace, write_json_atomic
 from workbench.ml.estimators import _arrays, _scaling, get_estimator
-from workbench.ml.features import build_features, feature_info
+from workbench.ml.feature_build import build_features
+from workbench.ml.features import feature_info
 from workbench.ml.metrics import LOWER_IS_BETTER
 from workbench.ml.train import evaluate, fit_data, model_spec, score_rows, split_rows, train_model
 

@@ -49,7 +49,7 @@ class Features(Step):
         ]
 
     def run(self, ctx: Context) -> StepResult:
-        from workbench.ml.features import build_features
+        from workbench.ml.feature_build import build_features
 
         f = build_features(
             ctx.catalog, ctx.ws, self.target, force=ctx.forced, incremental=ctx.incremental
