@@ -258,9 +258,8 @@ def test_a_file_under_two_blocks_is_read_by_every_worker(client, tmp_path):
 
 
 def test_no_block_starts_inside_a_long_quoted_field(tmp_path):
-    """A quoted field holding 5,000 line breaks right past a cut: the scan tests the first
-    few thousand line ends first, and must go on to the end of the field, not start a block
-    inside it."""
+    """A quoted field holding 5,000 line breaks right past a cut: the scan must go on to the
+    end of the field, not start a block inside it."""
     grain = 64 << 10  # far more than the field: the stretch rule does not come into it
     rows = _rows(4000, seed=7)
     before = next(n for n in range(len(rows)) if len("\n".join(rows[:n])) > grain - 200)

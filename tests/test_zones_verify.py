@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 import workbench as wb
 from workbench.cli import app
 from workbench.io.delta import write_table
+from workbench.io.gzseek import record_seek_points
 from workbench.io.textscan import GRAIN
 from workbench.testing import (
     BROKEN_FILES,
@@ -28,7 +29,6 @@ from workbench.testing import (
     write_broken_orders,
     write_customers,
 )
-from workbench.zones.reference import record_points
 from workbench.zones.reference_types import typed
 from workbench.zones.verify import verify_lake
 
@@ -364,7 +364,7 @@ def test_a_gz_in_blocks_is_verified_from_points_of_its_own(tmp_path, client):
         assert list(ws.path(".verify").iterdir()) == []
         (landed,) = wb.list_batches(ws, "orders")[-1].paths(ws)
         # At that spacing the file has points to read from (a point keeps 32 KiB of text).
-        points = record_points(landed, tmp_path / "points", (1 << 20) // 4)
+        points = record_seek_points(landed, (1 << 20) // 4, tmp_path / "points")
         assert Path(points).stat().st_size > 3 * (32 << 10)
         lake = wb.read_table(ws.path("lake", "orders")).compute().reset_index(drop=True)
         lake.loc[lake._line == 140_000, "customer"] = "C9"

@@ -28,24 +28,24 @@ def seek_points_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.seekpoints")
 
 
-def open_gzip(path: Path) -> BinaryIO:
-    """The text of ``path``, seekable from the seek points kept beside it (none kept: every
-    seek inflates from the start)."""
-    points = seek_points_path(path)
+def open_gzip(path: Path, points: Path | None = None) -> BinaryIO:
+    """The text of ``path``, seekable from ``points`` (default: those kept beside it; none
+    there: every seek inflates from the start)."""
+    points = seek_points_path(path) if points is None else points
     return indexed_gzip.IndexedGzipFile(
         str(path), index_file=str(points) if points.exists() else None
     )
 
 
-def keep_seek_points(path: Path, spacing: int) -> Path:
+def record_seek_points(path: Path, spacing: int, out: Path | None = None) -> Path:
     """Record seek points every ``spacing`` bytes of text (at least ``MIN_SPACING``) in one
-    pass over ``path`` and keep them beside it.
+    pass over ``path`` into ``out`` (default: beside it, where :func:`open_gzip` looks).
 
     The index is built whole, in a pass of its own: points recorded while reading the file
     for another purpose were found missing (indexed_gzip 1.10.3 recorded none in a 14.6 MB
     file at a 4 MiB spacing, and all of them when building the index whole).
     """
-    out = seek_points_path(path)
+    out = seek_points_path(path) if out is None else out
     with indexed_gzip.IndexedGzipFile(str(path), spacing=max(int(spacing), MIN_SPACING)) as f:
         f.build_full_index()
         f.export_index(str(out))

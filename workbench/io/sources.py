@@ -9,12 +9,11 @@ from pathlib import Path
 import dask.dataframe as dd
 import pandas as pd
 
-from workbench import config
 from workbench.errors import CatalogError
 from workbench.io.csvfile import FILE as FILE_COLUMN
 from workbench.io.csvfile import LINE as LINE_COLUMN
 from workbench.io.csvfile import read_block, text_meta
-from workbench.io.textscan import TextScan
+from workbench.io.textscan import TextScan, read_plan
 
 __all__ = ["FILE_COLUMN", "LINE_COLUMN", "read_csv_as_text", "resolve_source"]
 
@@ -68,19 +67,16 @@ def read_csv_as_text(
     tasks: int = 1,
 ) -> dd.DataFrame:
     """One partition per block of each (path, name, scan): every row as text with its file,
-    line and any parse error. Blocks hold up to ``workbench.block-bytes`` of text; small files
-    are cut finer, where their scan allows, to make at least ``tasks`` partitions in all (the
-    cluster's threads: one 30 MB file would otherwise keep one core busy and the others idle).
+    line and any parse error, in the blocks :func:`read_plan` makes (at least ``tasks`` in
+    all, where the files' scans allow).
 
     Keeping text means a value that does not parse is still there to quarantine verbatim; the
     line numbers let a person find the row in the original file.
     """
-    each = -(-tasks // max(len(files), 1))
-    block = config.get("block-bytes")
     parts = [
         (str(path), name, span, tuple(columns), tuple(na_values), delimiter)
         for path, name, scan in files
-        for span in scan.grouped(block, each).spans()
+        for span in read_plan(scan, len(files), tasks).spans()
     ]
     return dd.from_map(_load_block, parts, meta=text_meta(columns), enforce_metadata=False)
 

@@ -21,6 +21,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from workbench import config
 from workbench.io.gzseek import open_gzip
 
 CHUNK = 8 << 20
@@ -28,15 +29,13 @@ CHUNK = 8 << 20
 HEADER_CHUNK = 64 << 10
 BOM = b"\xef\xbb\xbf"
 NL, CR, QUOTE = 10, 13, 34
-# A file whose quotes never balance again still gets block boundaries, past this many blocks'
-# worth of bytes, so one stray quote cannot make a 7 GB file a single task.
+# A file whose quotes never balance again still gets line starts recorded, past this many times
+# their spacing, so one stray quote cannot make a 7 GB file a single task.
 MAX_BLOCK_STRETCH = 4
 # Landing records a line start every block / GRAIN bytes; a read groups them into blocks of
 # about the block size, or into smaller ones so that a file under two blocks (the 30 MB
 # flights file) is still read by every core, not by one.
 GRAIN = 4
-# Line ends tested first for a block start (see _Scanner._cut_blocks).
-CANDIDATES = 4096
 
 
 @dataclass(frozen=True)
@@ -127,20 +126,23 @@ def read_range(path: Path, start: int, stop: int) -> bytes:
 
 def scan_text(path: Path, block_bytes: int) -> TextScan:
     """Count the data rows of ``path`` and record line starts ``block_bytes / GRAIN`` apart,
-    in one pass (:meth:`TextScan.grouped` makes them blocks)."""
+    in one pass (:func:`read_plan` groups them into blocks)."""
     scanner = _Scanner(max(int(block_bytes) // GRAIN, 1))
-    _feed(scanner, iter_text(path))
-    return scanner.finish()
-
-
-def _feed(scanner: _Scanner, chunks: Iterator[bytes]) -> None:
     carry = b""
-    for chunk in chunks:
+    for chunk in iter_text(path):
         data = carry + chunk
         # A \r at the end of a chunk may be the first half of \r\n: decide with the next chunk.
         data, carry = (data[:-1], b"\r") if data.endswith(b"\r") else (data, b"")
         scanner.feed(data)
     scanner.feed(carry)
+    return scanner.finish()
+
+
+def read_plan(scan: TextScan, files: int, tasks: int) -> TextScan:
+    """The blocks one of a batch's ``files`` is read in: about ``workbench.block-bytes`` each,
+    cut finer so that the batch makes at least ``tasks`` blocks in all (the cluster's threads:
+    one 30 MB file would otherwise keep one core busy and leave the others idle)."""
+    return scan.grouped(config.get("block-bytes"), -(-tasks // max(files, 1)))
 
 
 def header_line(path: Path) -> bytes:
@@ -202,28 +204,17 @@ class _Scanner:
         self.pos += len(data)
 
     def _cut_blocks(self, ends: np.ndarray, quotes: np.ndarray) -> None:
+        balanced = (self.quotes + np.searchsorted(quotes, ends)) % 2 == 0
         while True:
-            # Candidates are the line ends past the cut, and a good one is usually among the
-            # first few: those are tested before the rest of the chunk.
-            first = int(np.searchsorted(ends, self.cut - self.pos - 1))
-            k = self._first_cut(ends[first : first + CANDIDATES], quotes)
-            if k is None and len(ends) > first + CANDIDATES:
-                k = self._first_cut(ends[first + CANDIDATES :], quotes)
-                k = None if k is None else k + CANDIDATES
-            if k is None:
+            after = self.pos + ends + 1 >= self.cut
+            stretched = self.pos + ends + 1 >= self.cut + MAX_BLOCK_STRETCH * self.block_bytes
+            hits = np.flatnonzero(after & (balanced | stretched))
+            if not len(hits):
                 return
-            k += first
+            k = int(hits[0])
             start = self.pos + int(ends[k]) + 1
             self.blocks.append((start, self.lines_ended + k + 2))
             self.cut = start + self.block_bytes
-
-    def _first_cut(self, ends: np.ndarray, quotes: np.ndarray) -> int | None:
-        """The first of ``ends`` where the quotes seen are balanced or the block has grown
-        too long."""
-        balanced = (self.quotes + np.searchsorted(quotes, ends)) % 2 == 0
-        stretched = self.pos + ends + 1 >= self.cut + MAX_BLOCK_STRETCH * self.block_bytes
-        hits = np.flatnonzero(balanced | stretched)
-        return int(hits[0]) if len(hits) else None
 
     def finish(self) -> TextScan:
         if self.pos > self.line_start:  # a last line without a line end

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from workbench.catalog.base import digest
 from workbench.catalog.models import Catalog
 from workbench.io.workspace import Workspace
 from workbench.pipeline.steps import (
@@ -12,7 +13,6 @@ from workbench.pipeline.steps import (
     Step,
     StepResult,
     dataset_id,
-    digest,
     entry_json,
     producer,
     step_kind,

@@ -12,7 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from workbench.pipeline.steps import Context, Step, digest
+from workbench.catalog.base import digest
+from workbench.pipeline.steps import Context, Step
 from workbench.runs import RunStore
 
 UP_TO_DATE = "up to date"

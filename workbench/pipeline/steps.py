@@ -17,7 +17,6 @@ from typing import Any, ClassVar
 
 from deltalake import DeltaTable
 
-from workbench.catalog.base import digest  # noqa: F401 (the steps' spec hash; ml_steps imports it here)
 from workbench.catalog.models import Catalog
 from workbench.errors import WorkbenchError
 from workbench.io.workspace import Workspace, read_json

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from workbench import config
-from workbench.io.gzseek import keep_seek_points
+from workbench.io.gzseek import record_seek_points
 from workbench.io.textscan import GRAIN, TextScan, scan_text
 from workbench.io.workspace import Workspace, read_json, write_json_atomic
 
@@ -110,7 +110,7 @@ def _land_file(staging: Path, name: str, src: Path, digest: str) -> LandedFile:
     shutil.copy2(src, target)
     scan = scan_text(target, config.get("block-bytes"))
     if target.suffix == ".gz" and len(scan.blocks) > 1:
-        keep_seek_points(target, config.get("block-bytes") // GRAIN)
+        record_seek_points(target, config.get("block-bytes") // GRAIN)
     return LandedFile(name, str(src), digest, src.stat().st_size, scan.rows, scan.blocks, scan.size)
 
 

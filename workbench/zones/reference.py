@@ -1,10 +1,12 @@
 """The reference reader `lake verify` compares the lake against: one block of a landed file.
 
 It calls nothing of the promotion path (``io/textscan.py``, ``io/csvfile.py``,
-``validation/rules.py``): bytes are read and decompressed here, line ends are found and counted
-with numpy here, fields are split by pyarrow's CSV reader called directly (every column as
-text), and the few lines that reader cannot take go through the standard library's ``csv``
-module one by one. Typing the text is done in SQL by :mod:`workbench.zones.reference_types`.
+``validation/rules.py``): bytes are read and decompressed here (a .gz of many blocks entered
+through indexed_gzip, ``io/gzseek.py``, at seek points this verify recorded from the landed
+file), line ends are found and counted with numpy here, fields are split by pyarrow's CSV reader
+called directly (every column as text), and the few lines that reader cannot take go through the
+standard library's ``csv`` module one by one. Typing the text is done in SQL by
+:mod:`workbench.zones.reference_types`.
 
 The meaning of a file is the one the catalog documents: line ends are ``\\n``, ``\\r\\n`` or a
 lone ``\\r``; the first non-empty line is the header (a UTF-8 BOM is not part of it); each other
@@ -25,11 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-import indexed_gzip
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pv
+
+from workbench.io.gzseek import open_gzip
 
 NL, CR, QUOTE = 10, 13, 34
 BOM = b"\xef\xbb\xbf"
@@ -58,7 +61,8 @@ def _chunks(path: Path) -> Iterator[bytes]:
 
 def text_range(path: Path, start: int, stop: int | None, points: str | None = None) -> bytes:
     """Bytes ``start`` to ``stop`` (``None``: the end) of the file's text; a .gz is entered at
-    the seek ``points`` given (see :func:`record_points`), else inflated from its start."""
+    the seek ``points`` given (recorded by this verify from the landed file, never those landing
+    kept), else inflated from its start."""
     if not path.name.endswith((".gz", ".zip")) or points is not None:
         with _seekable(path, points) as f:
             f.seek(start)
@@ -75,18 +79,7 @@ def text_range(path: Path, start: int, stop: int | None, points: str | None = No
 
 
 def _seekable(path: Path, points: str | None) -> BinaryIO:
-    if points is None:
-        return path.open("rb")
-    return indexed_gzip.IndexedGzipFile(str(path), index_file=points)
-
-
-def record_points(path: Path, out: Path, spacing: int) -> str:
-    """Inflate a .gz once, recording seek points every ``spacing`` bytes of text into ``out``:
-    verify makes its own from the landed file rather than trust the ones landing kept."""
-    with indexed_gzip.IndexedGzipFile(str(path), spacing=max(spacing, 1 << 20)) as f:
-        f.build_full_index()  # points recorded while reading were found missing
-        f.export_index(str(out))
-    return str(out)
+    return path.open("rb") if points is None else open_gzip(path, Path(points))
 
 
 def file_sha256(path: Path) -> str:

@@ -38,9 +38,11 @@ from workbench.catalog.models import Catalog, Dataset
 from workbench.cluster import worker_threads
 from workbench.errors import CatalogError, DatasetNotFound
 from workbench.io.delta import open_table
+from workbench.io.gzseek import record_seek_points
+from workbench.io.textscan import GRAIN, read_plan
 from workbench.io.workspace import Workspace
 from workbench.zones.landing import list_batches
-from workbench.zones.reference import file_sha256, header_text, parse_header, record_points
+from workbench.zones.reference import file_sha256, header_text, parse_header
 from workbench.zones.reference_types import LAKE_TYPES
 from workbench.zones.retention import promoted_batches
 from workbench.zones.verify_block import BlockOutcome, BlockTask, check_block
@@ -156,7 +158,7 @@ def verify_lake(
             digests[key] = dask.delayed(file_sha256, pure=False)(path)
             tasks = _block_tasks(
                 dataset, batch.batch_id in promoted, key, path, landed_file,
-                lake_groups, held_groups, samples, -(-threads // len(batch.files)),
+                lake_groups, held_groups, samples, len(batch.files), threads,
             )  # fmt: skip
             work += _block_work(tasks, path, scratch / f"{len(digests)}.points")
     try:
@@ -232,7 +234,7 @@ def _unchecked(stored: dict, landed: dict[str, set[str]]) -> tuple[Unchecked, ..
 
 def _block_tasks(
     dataset: Dataset, promoted: bool, key: tuple[str, str], path: Path, landed_file,
-    lake: list[RowGroup], held: list[RowGroup], samples: int, at_least: int,
+    lake: list[RowGroup], held: list[RowGroup], samples: int, files: int, threads: int,
 ) -> list[BlockTask]:  # fmt: skip
     """One task per block of the manifest's plan, grouped as promotion groups them (one
     block for manifests without a plan). The first block takes every line before the second,
@@ -241,8 +243,7 @@ def _block_tasks(
     batch_id, name = key
     blocks = [(0, 1)]
     if landed_file.blocks:
-        plan = landed_file.scan(path).grouped(config.get("block-bytes"), at_least)
-        blocks = list(plan.blocks)
+        blocks = list(read_plan(landed_file.scan(path), files, threads).blocks)
     header = parse_header(header_text(path), dataset.source.delimiter)
     tasks = []
     for k, (start, first_line) in enumerate(blocks):
@@ -269,9 +270,9 @@ def _block_work(tasks: list[BlockTask], path: Path, points: Path) -> list:
     inflates the k blocks before it."""
     if path.suffix != ".gz" or len(tasks) <= 2:
         return [dask.delayed(check_block, pure=False)(t) for t in tasks]
-    # A point every quarter block, as landing records line starts.
-    spacing = config.get("block-bytes") // 4
-    recorded = dask.delayed(record_points, pure=False)(path, points, spacing)
+    # A point as often as landing records line starts.
+    spacing = config.get("block-bytes") // GRAIN
+    recorded = dask.delayed(record_seek_points, pure=False)(path, spacing, points)
     return [
         dask.delayed(check_block, pure=False)(replace(t, points=str(points)), recorded)
         for t in tasks
